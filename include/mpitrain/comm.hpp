@@ -1,0 +1,67 @@
+// MPI for mpitrain: an RAII environment, and a private duplicated
+// communicator (Horovod style) with MPI_ERRORS_RETURN so every call is
+// checked and a failure names the call and the rank (KaMPIng style).
+#pragma once
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+
+namespace mpitrain {
+
+// Initialises MPI (thread level FUNNELED) if it is not yet initialised, and
+// finalises it on destruction only if it initialised it. Never throws from
+// the destructor.
+class MpiEnvironment {
+ public:
+  MpiEnvironment(int* argc, char*** argv);
+  ~MpiEnvironment();
+  MpiEnvironment(const MpiEnvironment&) = delete;
+  MpiEnvironment& operator=(const MpiEnvironment&) = delete;
+
+ private:
+  bool initialized_here_ = false;
+};
+
+class Comm {
+ public:
+  // Duplicates `parent` (MPI_COMM_WORLD by default).
+  explicit Comm(MPI_Comm parent = MPI_COMM_WORLD);
+  ~Comm();
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  MPI_Comm get() const { return comm_; }
+
+  // In-place sums over all ranks.
+  void allreduce_sum(float* data, long long count) const;
+  void allreduce_sum(double* data, long long count) const;
+  void allreduce_max(double* data, long long count) const;
+  void allreduce_min(double* data, long long count) const;
+  void broadcast(void* data, long long bytes, int root) const;
+  void broadcast(std::string& s, int root) const;
+  void barrier() const;
+
+  // Ends every rank of the job after printing `message` (with this rank's
+  // number) to stderr: for faults after start-up, where other ranks may be
+  // blocked in a collective and an exception would leave them hanging.
+  [[noreturn]] void abort_all(const std::string& message, int code) const;
+
+  // Runs `fn` on every rank; if it throws UserError on any rank, rank 0 prints
+  // one message (the lowest failing rank's) as "mpitrain: error: ..." and
+  // every rank throws ReportedError. This is how bad input found before
+  // training is reported once and ends all ranks without a hang.
+  void collective_check(const std::function<void()>& fn) const;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Throws SystemError naming `call` and the MPI error string when rc != MPI_SUCCESS.
+void check_mpi(int rc, const char* call);
+
+}  // namespace mpitrain

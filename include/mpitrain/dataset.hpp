@@ -1,0 +1,71 @@
+// Reading a dataset file (layout in DESIGN.md / datasets/README.md). Each
+// rank opens the file itself and reads only the rows of its own shard, every
+// step, converting stored uint8 to float with the stored scale (and the
+// optional mean/std). Reading sits behind SplitReader so a prefetching reader
+// can replace it without touching the trainer.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mpitrain/h5.hpp"
+#include "mpitrain/tensor.hpp"
+
+namespace mpitrain {
+
+struct SplitInfo {
+  std::string name;          // "train", "test", "val"
+  long long rows = 0;
+  int x_width = 0;           // product of x's dims after the first
+  h5::ElemType x_type = h5::ElemType::kOther;
+  int y_width = 0;           // 0: int32 class ids [N]; k: float32 targets [N, k]
+  double scale = 1.0, mean = 0.0, std = 1.0;
+};
+
+class DatasetFile {
+ public:
+  // Opens and validates the file: /train must exist; every split present has
+  // x [N, d...] uint8/float32 and y of N rows; labels lie in [0, num_classes).
+  // Throws UserError with a message that says what to fix.
+  explicit DatasetFile(const std::string& path);
+  const std::string& path() const { return path_; }
+  int num_classes() const { return num_classes_; }  // 0: regression
+  bool has_split(const std::string& name) const;
+  const SplitInfo& split(const std::string& name) const;
+  hid_t handle() const { return file_.get(); }
+
+ private:
+  SplitInfo load_split(const std::string& name);
+  std::string path_;
+  h5::Handle file_;
+  int num_classes_ = 0;
+  std::vector<SplitInfo> splits_;
+};
+
+// Reads rows of one split into caller buffers: x (R, x_width) float, and
+// labels (R) int or targets (R, y_width) float. Staging buffers are sized
+// once for capacity_rows; no allocation per read.
+class SplitReader {
+ public:
+  SplitReader(const DatasetFile& file, const std::string& split, int capacity_rows);
+  const SplitInfo& info() const { return info_; }
+  // Arbitrary rows (any order, no duplicates required), written in the given order.
+  void read_rows(std::span<const std::int64_t> rows, float* x, int* labels, float* targets);
+  // Consecutive rows [begin, begin + count).
+  void read_range(long long begin, int count, float* x, int* labels, float* targets);
+
+ private:
+  void select_rows(std::span<const std::int64_t> rows);
+  void read_selected(int count, float* x, int* labels, float* targets);
+  std::string context_;
+  SplitInfo info_;
+  int capacity_;
+  h5::Handle x_, y_, x_space_, y_space_;
+  std::vector<std::pair<std::int64_t, int>> order_;  // (row, position in request)
+  AlignedBuffer<std::uint8_t> stage_u8_;
+  AlignedBuffer<float> stage_f32_, stage_y_f32_;
+  std::vector<int> stage_labels_;
+};
+
+}  // namespace mpitrain

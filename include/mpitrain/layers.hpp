@@ -1,0 +1,77 @@
+// Layers of a sequential model. Dimension key: R = rows of the current shard
+// (or micro-batch), I = input width, O = output width.
+// Every layer has forward (x -> y) and backward (dy -> dx, and the parameter
+// gradient accumulated into the arena), llm.c / mlpack style. Buffers are
+// owned by the model and sized once; layers never allocate per step.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "mpitrain/arena.hpp"
+#include "mpitrain/rng.hpp"
+
+namespace mpitrain {
+
+enum class Activation { kRelu, kTanh, kGelu };
+Activation parse_activation(const std::string& name);  // UserError if unknown
+const char* activation_name(Activation a);
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string name() const = 0;
+  virtual int in_width() const = 0;
+  virtual int out_width() const = 0;
+  // Registers parameters in the arena (before Arena::allocate).
+  virtual void register_params(Arena&) {}
+  // Binds the layer to the allocated arena.
+  virtual void bind(Arena&) {}
+  virtual void init(Rng&) {}
+  // x (R, I) -> y (R, O)
+  virtual void forward(const float* x, float* y, int rows) const = 0;
+  // Given x (R, I), y (R, O) from forward and dy (R, O): writes dx (R, I)
+  // unless dx is null, and adds parameter gradients into the arena.
+  virtual void backward(const float* x, const float* y, const float* dy, float* dx, int rows) = 0;
+  // Multiply-adds x2 per sample of forward (backward is about twice this).
+  virtual double forward_flops_per_sample() const { return 0.0; }
+};
+
+// y = x W + b with W (I, O) row-major and b (O).
+class Dense final : public Layer {
+ public:
+  enum class Init { kHe, kGlorot };
+  Dense(std::string name, int in, int out, Init init);
+  std::string name() const override { return name_; }
+  int in_width() const override { return in_; }
+  int out_width() const override { return out_; }
+  void register_params(Arena& arena) override;
+  void bind(Arena& arena) override;
+  void init(Rng& rng) override;
+  void forward(const float* x, float* y, int rows) const override;
+  void backward(const float* x, const float* y, const float* dy, float* dx, int rows) override;
+  double forward_flops_per_sample() const override { return 2.0 * in_ * out_; }
+
+ private:
+  std::string name_;
+  int in_, out_;
+  Init init_;
+  long long w_offset_ = 0, b_offset_ = 0;
+  float *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
+};
+
+// Elementwise activation; width unchanged.
+class ActivationLayer final : public Layer {
+ public:
+  ActivationLayer(Activation kind, int width) : kind_(kind), width_(width) {}
+  std::string name() const override { return activation_name(kind_); }
+  int in_width() const override { return width_; }
+  int out_width() const override { return width_; }
+  void forward(const float* x, float* y, int rows) const override;
+  void backward(const float* x, const float* y, const float* dy, float* dx, int rows) override;
+
+ private:
+  Activation kind_;
+  int width_;
+};
+
+}  // namespace mpitrain

@@ -1,0 +1,33 @@
+// Rank 0's progress display: on a terminal, one live line rewritten in place
+// (at most ~10 times a second); in a batch log (not a TTY), a plain line every
+// `interval_s` seconds instead, so logs stay readable.
+#pragma once
+#include <string>
+
+namespace mpitrain {
+
+struct ProgressState {
+  long long epoch = 0, epochs = 0;  // 1-based epoch
+  long long step = 0, steps = 0;    // steps done in this epoch
+  double loss = 0.0;                // running mean training loss of the epoch
+  double samples_per_s = 0.0;
+  double eta_s = 0.0;               // remaining time of the whole run
+};
+
+class Progress {
+ public:
+  Progress(bool enabled, bool tty, double interval_s);
+  void update(const ProgressState& s);
+  // Prints a permanent line (clearing the live line first on a TTY).
+  void println(const std::string& line);
+
+ private:
+  bool enabled_, tty_;
+  double interval_s_;
+  double last_print_s_;
+  bool live_line_ = false;
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"
+
+}  // namespace mpitrain

@@ -1,0 +1,46 @@
+// Which rows form each step, and which of them this rank computes.
+// The rows of step s of epoch e are a function of (seed, e, s) only: one
+// seeded permutation of the training set per epoch, cut into consecutive
+// global batches. The rank count decides only the balanced split of each
+// batch: rank r of P takes rows [r*b/P, (r+1)*b/P) of a batch of b rows, so
+// shard sizes differ by at most 1 and may be 0 (DESIGN.md).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace mpitrain {
+
+struct RowRange {
+  long long begin = 0, end = 0;
+  long long size() const { return end - begin; }
+};
+
+// ceil(N/B), or floor(N/B) with drop_last.
+long long steps_per_epoch(long long n, long long global_batch, bool drop_last);
+// Rows in step `step` of an epoch: B, except a smaller last batch.
+long long batch_rows(long long n, long long global_batch, long long step);
+// The balanced slice of a batch of b rows for rank r of P.
+RowRange shard_range(long long b, int ranks, int rank);
+// The most rows any rank computes in any step (buffer sizing).
+long long max_shard_rows(long long global_batch, int ranks);
+
+class EpochSampler {
+ public:
+  EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed);
+  // Draws the permutation of epoch e (0-based).
+  void start_epoch(long long epoch);
+  long long steps() const { return steps_per_epoch(n_, global_batch_, drop_last_); }
+  // All global rows of a step, in batch order.
+  std::span<const std::int64_t> batch(long long step) const;
+  // This rank's shard of a step.
+  std::span<const std::int64_t> shard(long long step, int ranks, int rank) const;
+
+ private:
+  long long n_, global_batch_;
+  bool drop_last_;
+  std::uint64_t seed_;
+  std::vector<std::int64_t> perm_;
+};
+
+}  // namespace mpitrain

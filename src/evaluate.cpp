@@ -1,0 +1,44 @@
+#include "mpitrain/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "mpitrain/sampler.hpp"
+
+namespace mpitrain {
+
+TargetBuffers::TargetBuffers(int capacity_rows, int target_width)
+    : labels(static_cast<size_t>(capacity_rows)),
+      targets(static_cast<size_t>(capacity_rows) * static_cast<size_t>(target_width)) {}
+
+LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffers& t, float grad_scale) {
+  if (rows == 0) return {};
+  const float* out = model.forward(rows);
+  if (num_classes > 0)
+    return softmax_cross_entropy(out, t.labels.data(), rows, num_classes, model.output_grad(), grad_scale);
+  return mean_squared_error(out, t.targets.data(), rows, model.output_width(), model.output_grad(), grad_scale);
+}
+
+EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, const Comm& comm,
+                          TargetBuffers& buffers) {
+  const long long n = reader.info().rows;
+  const RowRange mine = shard_range(n, comm.size(), comm.rank());
+  double sums[2] = {0.0, 0.0};  // loss, correct
+  for (long long begin = mine.begin; begin < mine.end; begin += model.capacity_rows()) {
+    const int count = static_cast<int>(std::min<long long>(model.capacity_rows(), mine.end - begin));
+    reader.read_range(begin, count, model.input(), buffers.labels.data(), buffers.targets.data());
+    const LossSums s = forward_loss(model, num_classes, count, buffers, 0.0f);
+    sums[0] += s.loss;
+    sums[1] += s.correct;
+  }
+  comm.allreduce_sum(sums, 2);
+  EvalResult r;
+  r.rows = n;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.loss = n > 0 ? sums[0] / static_cast<double>(n) : nan;
+  r.accuracy = (n > 0 && num_classes > 0) ? sums[1] / static_cast<double>(n) : nan;
+  return r;
+}
+
+}  // namespace mpitrain

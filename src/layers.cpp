@@ -1,0 +1,128 @@
+#include "mpitrain/layers.hpp"
+
+#include <cblas.h>
+
+#include <cmath>
+
+#include "mpitrain/errors.hpp"
+
+namespace mpitrain {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::kRelu;
+  if (name == "tanh") return Activation::kTanh;
+  if (name == "gelu") return Activation::kGelu;
+  throw UserError("unknown --activation '" + name + "': use relu, tanh or gelu");
+}
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::kRelu: return "relu";
+    case Activation::kTanh: return "tanh";
+    case Activation::kGelu: return "gelu";
+  }
+  return "?";
+}
+
+Dense::Dense(std::string name, int in, int out, Init init)
+    : name_(std::move(name)), in_(in), out_(out), init_(init) {}
+
+void Dense::register_params(Arena& arena) {
+  w_offset_ = arena.add(name_ + "/W", {in_, out_});
+  b_offset_ = arena.add(name_ + "/b", {out_});
+}
+
+void Dense::bind(Arena& arena) {
+  w_ = arena.params() + w_offset_;
+  b_ = arena.params() + b_offset_;
+  dw_ = arena.grads() + w_offset_;
+  db_ = arena.grads() + b_offset_;
+}
+
+void Dense::init(Rng& rng) {
+  // He et al. 2015 (normal, std sqrt(2/fan_in)) before ReLU-like units;
+  // Glorot & Bengio 2010 (uniform, limit sqrt(6/(fan_in+fan_out))) otherwise.
+  const long long n = static_cast<long long>(in_) * out_;
+  if (init_ == Init::kHe) {
+    const double std = std::sqrt(2.0 / in_);
+    for (long long i = 0; i < n; ++i) w_[i] = static_cast<float>(std * rng.normal());
+  } else {
+    const double limit = std::sqrt(6.0 / (in_ + out_));
+    for (long long i = 0; i < n; ++i) w_[i] = static_cast<float>(limit * (2.0 * rng.uniform01() - 1.0));
+  }
+  for (int j = 0; j < out_; ++j) b_[j] = 0.0f;
+}
+
+void Dense::forward(const float* x, float* y, int rows) const {
+  if (rows == 0) return;
+  // y (R, O) = b broadcast, then y += x (R, I) . W (I, O)
+  for (int r = 0; r < rows; ++r) {
+    float* yr = y + static_cast<long long>(r) * out_;
+    for (int j = 0; j < out_; ++j) yr[j] = b_[j];
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out_, in_, 1.0f, x, in_, w_, out_,
+              1.0f, y, out_);
+}
+
+void Dense::backward(const float* x, const float*, const float* dy, float* dx, int rows) {
+  if (rows == 0) return;
+  // dW (I, O) += x^T (I, R) . dy (R, O)
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, rows, 1.0f, x, in_, dy, out_,
+              1.0f, dw_, out_);
+  // db (O) += column sums of dy
+  for (int r = 0; r < rows; ++r) {
+    const float* dyr = dy + static_cast<long long>(r) * out_;
+    for (int j = 0; j < out_; ++j) db_[j] += dyr[j];
+  }
+  // dx (R, I) = dy (R, O) . W^T (O, I)
+  if (dx)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in_, out_, 1.0f, dy, out_, w_, out_,
+                0.0f, dx, in_);
+}
+
+namespace {
+// GELU, tanh approximation (Hendrycks & Gimpel 2016).
+constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kGeluA = 0.044715f;
+}  // namespace
+
+void ActivationLayer::forward(const float* x, float* y, int rows) const {
+  const long long n = static_cast<long long>(rows) * width_;
+  switch (kind_) {
+    case Activation::kRelu:
+      for (long long i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      break;
+    case Activation::kTanh:
+      for (long long i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Activation::kGelu:
+      for (long long i = 0; i < n; ++i) {
+        const float v = x[i];
+        y[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + kGeluA * v * v * v)));
+      }
+      break;
+  }
+}
+
+void ActivationLayer::backward(const float* x, const float* y, const float* dy, float* dx, int rows) {
+  if (!dx) return;
+  const long long n = static_cast<long long>(rows) * width_;
+  switch (kind_) {
+    case Activation::kRelu:
+      for (long long i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+      break;
+    case Activation::kTanh:
+      for (long long i = 0; i < n; ++i) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+      break;
+    case Activation::kGelu:
+      for (long long i = 0; i < n; ++i) {
+        const float v = x[i];
+        const float t = std::tanh(kGeluC * (v + kGeluA * v * v * v));
+        const float dt = (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * v * v);
+        dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
+      }
+      break;
+  }
+}
+
+}  // namespace mpitrain

@@ -1,0 +1,34 @@
+// `mpitrain train`: parse options on every rank, train, and turn every
+// failure into an exit code without leaving a rank hanging.
+#include <cstdio>
+
+#include "mpitrain/errors.hpp"
+#include "mpitrain/h5.hpp"
+#include "mpitrain/trainer.hpp"
+
+namespace mpitrain {
+
+int train_command(const std::vector<std::string>& args) {
+  Comm comm;
+  try {
+    ParseResult parsed;
+    comm.collective_check([&] { parsed = parse_train_args(args); });
+    if (parsed.action == ParseResult::Action::kHelp) {
+      if (comm.rank() == 0) std::printf("%s", parsed.help_text.c_str());
+      return 0;
+    }
+    h5::silence_errors();
+    run_training(parsed.config, comm);
+    return 0;
+  } catch (const ReportedError& e) {
+    return e.exit_code;
+  } catch (const UserError& e) {
+    // A user error found after start-up on one rank only: the others may be
+    // inside a collective, so end them all.
+    comm.abort_all(e.what(), kExitUserError);
+  } catch (const std::exception& e) {
+    comm.abort_all(e.what(), kExitSystemError);
+  }
+}
+
+}  // namespace mpitrain

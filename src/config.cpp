@@ -71,6 +71,8 @@ void validate(Config& c) {
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
           "--progress-interval-s must be > 0");
+  require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
+          "--progress must be auto, live, lines or none (got '" + c.progress + "')");
   require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
           "--eval-split must be test, val or none (got '" + c.eval_split + "')");
 }
@@ -102,6 +104,7 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
   t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (empty: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: cores per node / ranks per node)");
+  t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
   t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
   t.add("eval-split", &c.eval_split, "split evaluated after each epoch: test | val | none");
 

@@ -10,9 +10,11 @@ namespace mpitrain {
 namespace {
 
 constexpr hsize_t kLabelBlock = 1 << 16;
-// Chunk cache for x: small, since shards are scattered rows; chunks that do
-// not fit are read directly (HDF5 bypasses the cache for them).
-constexpr size_t kChunkCacheBytes = 1 << 20;
+// No chunk cache for x: a shard is scattered rows, so a cached 64-row chunk is
+// rarely hit again before it is evicted; without a cache HDF5 reads just the
+// selected rows of each chunk. Measured on Fashion-MNIST, 2 ranks, B=256:
+// 42k samples/s without the cache vs 36k with the default 1 MiB one.
+constexpr size_t kChunkCacheBytes = 0;
 
 }  // namespace
 

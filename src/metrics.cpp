@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "mpitrain/errors.hpp"
 
@@ -32,7 +33,9 @@ std::string json_escape(const std::string& s) {
 
 void JsonObject::key(const std::string& k) {
   if (!body_.empty()) body_ += ",";
-  body_ += "\"" + json_escape(k) + "\":";
+  body_ += '"';
+  body_ += json_escape(k);
+  body_ += "\":";
 }
 
 JsonObject& JsonObject::add(const std::string& k, double value) {
@@ -61,7 +64,9 @@ JsonObject& JsonObject::add(const std::string& k, bool value) {
 
 JsonObject& JsonObject::add(const std::string& k, const std::string& value) {
   key(k);
-  body_ += "\"" + json_escape(value) + "\"";
+  body_ += '"';
+  body_ += json_escape(value);
+  body_ += '"';
   return *this;
 }
 
@@ -72,6 +77,10 @@ JsonObject& JsonObject::add_object(const std::string& k, const JsonObject& value
 }
 
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+  // Create the run directory the path names (runs/<name>/...), as users expect.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   file_ = std::fopen(path.c_str(), "w");
   if (!file_)
     throw UserError("cannot write metrics file '" + path + "' (" + std::strerror(errno) +

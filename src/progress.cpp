@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
+
+#include <unistd.h>
 
 #include "mpitrain/metrics.hpp"
 
@@ -17,11 +20,22 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-Progress::Progress(bool enabled, bool tty, double interval_s)
-    : enabled_(enabled), tty_(tty), interval_s_(interval_s), last_print_s_(now_s()) {}
+bool stdout_is_terminal() {
+  if (!isatty(fileno(stdout))) return false;
+  // Parent is the launcher (mpirun/orted) when we run under one.
+  const std::string link = "/proc/" + std::to_string(getppid()) + "/fd/1";
+  char target[256];
+  const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0) return true;  // no /proc or no access: trust our own stdout
+  const std::string t(target, static_cast<size_t>(n));
+  return t.starts_with("/dev/pts/") || t.starts_with("/dev/tty") || t == "/dev/console";
+}
+
+Progress::Progress(bool enabled, bool updates, bool tty, double interval_s)
+    : enabled_(enabled), updates_(updates), tty_(tty), interval_s_(interval_s), last_print_s_(now_s()) {}
 
 void Progress::update(const ProgressState& s) {
-  if (!enabled_) return;
+  if (!enabled_ || !updates_) return;
   const double t = now_s();
   const double period = tty_ ? 0.1 : interval_s_;
   if (t - last_print_s_ < period && s.step != s.steps) return;

@@ -1,7 +1,6 @@
 #include "mpitrain/trainer.hpp"
 
 #include <cblas.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -148,7 +147,8 @@ TrainResult run_training(const Config& c, const Comm& comm) {
     print_header(c, comm, place, plan, model);
     metrics.write(header_json(c, comm, place, plan, model));
   }
-  Progress progress(root, isatty(fileno(stdout)) != 0, c.progress_interval_s);
+  const bool live = c.progress == "live" || (c.progress == "auto" && stdout_is_terminal());
+  Progress progress(root, c.progress != "none", live, c.progress_interval_s);
 
   TrainResult result;
   const long long total_steps = plan.steps_per_epoch * c.epochs;

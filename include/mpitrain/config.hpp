@@ -33,6 +33,7 @@ struct Config {
   bool drop_last = false;
   std::string metrics;             // empty: no metrics file
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
+  std::string progress = "auto";   // auto | live | lines | none
   double progress_interval_s = 5;  // plain progress line period when not a TTY
   std::string eval_split = "test";
 

@@ -16,18 +16,25 @@ struct ProgressState {
 
 class Progress {
  public:
-  Progress(bool enabled, bool tty, double interval_s);
+  // enabled: this rank speaks (rank 0). updates: show step progress at all.
+  Progress(bool enabled, bool updates, bool tty, double interval_s);
   void update(const ProgressState& s);
   // Prints a permanent line (clearing the live line first on a TTY).
   void println(const std::string& line);
 
  private:
-  bool enabled_, tty_;
+  bool enabled_, updates_, tty_;
   double interval_s_;
   double last_print_s_;
   bool live_line_ = false;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"
+
+// True when our stdout is a terminal a person watches. Open MPI gives rank
+// processes a pseudo-terminal for stdout even when mpirun's own output goes
+// to a log file, so a local launcher's stdout (our parent process) is checked
+// too: a batch log then gets plain lines, not carriage-return redraws.
+bool stdout_is_terminal();
 
 }  // namespace mpitrain

@@ -1,0 +1,213 @@
+// Collectives of mpitrain::Comm on every rank count: sums, max/min and
+// broadcasts check values that differ per rank, collective_check must end
+// every rank with ReportedError when any rank fails (and let rank 0 report
+// the lowest failing rank's message once), and the communicator must be a
+// private duplicate of its parent with MPI_ERRORS_RETURN.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mpitrain/comm.hpp"
+#include "mpitrain/errors.hpp"
+
+namespace mpitrain {
+namespace {
+
+TEST(Comm, DuplicatesParentAndMatchesItsRanks) {
+  Comm comm;
+  int world_rank = -1, world_size = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  EXPECT_NE(comm.get(), MPI_COMM_WORLD);
+  int cmp = -1;
+  MPI_Comm_compare(comm.get(), MPI_COMM_WORLD, &cmp);
+  EXPECT_EQ(cmp, MPI_CONGRUENT);
+  EXPECT_EQ(comm.rank(), world_rank);
+  EXPECT_EQ(comm.size(), world_size);
+
+  // Two Comm objects never share a communicator (library traffic stays private).
+  Comm other;
+  EXPECT_NE(other.get(), comm.get());
+
+  MPI_Errhandler handler = MPI_ERRHANDLER_NULL;
+  MPI_Comm_get_errhandler(comm.get(), &handler);
+  EXPECT_EQ(handler, MPI_ERRORS_RETURN);
+  if (handler != MPI_ERRHANDLER_NULL) MPI_Errhandler_free(&handler);
+}
+
+TEST(Comm, SecondEnvironmentNeitherReinitialisesNorFinalises) {
+  { MpiEnvironment nested(nullptr, nullptr); }
+  int finalized = 1;
+  MPI_Finalized(&finalized);
+  EXPECT_EQ(finalized, 0);
+  Comm comm;  // MPI must still work after the nested environment is gone
+  double one = 1.0;
+  comm.allreduce_sum(&one, 1);
+  EXPECT_EQ(one, static_cast<double>(comm.size()));
+}
+
+TEST(Comm, AllreduceSumFloat) {
+  Comm comm;
+  const int p = comm.size(), r = comm.rank();
+  // Small (latency algorithm) and large (bandwidth algorithm) messages.
+  for (const long long count : {5LL, 1LL << 17}) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (long long i = 0; i < count; ++i) v[static_cast<size_t>(i)] = static_cast<float>(r + 1) + 0.5f * static_cast<float>(i % 64);
+    comm.allreduce_sum(v.data(), count);
+    long long wrong = 0;
+    for (long long i = 0; i < count; ++i) {
+      // sum over r of (r+1) = p(p+1)/2; all values are exact in float.
+      const float want = static_cast<float>(p * (p + 1) / 2) + static_cast<float>(p) * 0.5f * static_cast<float>(i % 64);
+      if (v[static_cast<size_t>(i)] != want) ++wrong;
+    }
+    EXPECT_EQ(wrong, 0) << "count " << count << " on rank " << r;
+  }
+}
+
+TEST(Comm, AllreduceSumDouble) {
+  Comm comm;
+  const int p = comm.size(), r = comm.rank();
+  // Values where float precision would lose the low part.
+  double v[3] = {1e10 * r + 0.25, static_cast<double>(r * r), r == p - 1 ? 3.5 : 0.0};
+  comm.allreduce_sum(v, 3);
+  EXPECT_EQ(v[0], 1e10 * (p * (p - 1) / 2) + 0.25 * p);
+  EXPECT_EQ(v[1], static_cast<double>((p - 1) * p * (2 * p - 1) / 6));
+  EXPECT_EQ(v[2], 3.5);
+}
+
+TEST(Comm, AllreduceMaxMin) {
+  Comm comm;
+  const int p = comm.size(), r = comm.rank();
+  // Rank order scrambled so max/min are not simply the last/first rank.
+  const double scrambled = static_cast<double>((r * 3 + 1) % (p + 1));
+  double mx[3] = {r + 1.5, -2.0 * r, scrambled};
+  double mn[3] = {r + 1.5, -2.0 * r, scrambled};
+  comm.allreduce_max(mx, 3);
+  comm.allreduce_min(mn, 3);
+  double want_max = -1e300, want_min = 1e300;
+  for (int q = 0; q < p; ++q) {
+    const double s = static_cast<double>((q * 3 + 1) % (p + 1));
+    want_max = std::max(want_max, s);
+    want_min = std::min(want_min, s);
+  }
+  EXPECT_EQ(mx[0], p + 0.5);
+  EXPECT_EQ(mx[1], 0.0);
+  EXPECT_EQ(mx[2], want_max);
+  EXPECT_EQ(mn[0], 1.5);
+  EXPECT_EQ(mn[1], -2.0 * (p - 1));
+  EXPECT_EQ(mn[2], want_min);
+}
+
+TEST(Comm, BroadcastStringFromLastRank) {
+  Comm comm;
+  const int root = comm.size() - 1;  // non-zero whenever size > 1
+  const std::string sent = std::string("hello from rank ") + std::to_string(root) + std::string(1, '\0') + "tail";
+  std::string s = comm.rank() == root ? sent : std::string(100, 'x');  // longer: must shrink
+  comm.broadcast(s, root);
+  EXPECT_EQ(s, sent);
+  EXPECT_EQ(s.size(), sent.size());
+
+  std::string empty = comm.rank() == root ? std::string() : std::string("junk");
+  comm.broadcast(empty, root);
+  EXPECT_TRUE(empty.empty()) << "rank " << comm.rank() << " kept '" << empty << "'";
+
+  long long raw[2] = {comm.rank() == root ? 42LL : -1LL, comm.rank() == root ? -7LL : 0LL};
+  comm.broadcast(raw, sizeof raw, root);
+  EXPECT_EQ(raw[0], 42);
+  EXPECT_EQ(raw[1], -7);
+}
+
+TEST(Comm, CheckMpiNamesTheCallAndRank) {
+  EXPECT_NO_THROW(check_mpi(MPI_SUCCESS, "MPI_Fine"));
+  try {
+    check_mpi(MPI_ERR_COUNT, "MPI_Pretend");
+    ADD_FAILURE() << "check_mpi did not throw";
+  } catch (const SystemError& e) {
+    const std::string m = e.what();
+    int rank = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    EXPECT_NE(m.find("MPI_Pretend"), std::string::npos) << m;
+    EXPECT_NE(m.find("rank " + std::to_string(rank)), std::string::npos) << m;
+  }
+}
+
+TEST(Comm, FailedCollectiveThrowsInsteadOfAborting) {
+  Comm comm;
+  // Every rank passes the same invalid root: MPI_ERRORS_RETURN turns it into
+  // a SystemError on every rank, not an abort of the job.
+  int byte = 0;
+  EXPECT_THROW(comm.broadcast(&byte, 1, comm.size() + 3), SystemError);
+  // A count beyond int is refused before MPI sees it (no wrap to a small count).
+  float dummy = 0.0f;
+  EXPECT_THROW(comm.allreduce_sum(&dummy, 1LL << 33), SystemError);
+  comm.barrier();  // the communicator still works afterwards
+  double one = 1.0;
+  comm.allreduce_sum(&one, 1);
+  EXPECT_EQ(one, static_cast<double>(comm.size()));
+}
+
+TEST(Comm, CollectiveCheckPassesWhenNoRankThrows) {
+  Comm comm;
+  double ran = 0.0;
+  EXPECT_NO_THROW(comm.collective_check([&] { ran = 1.0; }));
+  comm.allreduce_sum(&ran, 1);
+  EXPECT_EQ(ran, static_cast<double>(comm.size()));  // fn ran on every rank
+}
+
+// Runs collective_check(fn) with rank 0's stderr captured; returns what rank
+// 0 printed (empty on other ranks) and whether this rank got ReportedError.
+struct CheckOutcome {
+  bool reported = false;
+  int exit_code = -1;
+  std::string rank0_stderr;
+};
+
+CheckOutcome run_check(const Comm& comm, const std::function<void()>& fn) {
+  CheckOutcome out;
+  if (comm.rank() == 0) testing::internal::CaptureStderr();
+  try {
+    comm.collective_check(fn);
+  } catch (const ReportedError& e) {
+    out.reported = true;
+    out.exit_code = e.exit_code;
+  }
+  if (comm.rank() == 0) out.rank0_stderr = testing::internal::GetCapturedStderr();
+  return out;
+}
+
+TEST(Comm, CollectiveCheckWhenOnlyLastRankThrows) {
+  Comm comm;
+  const int last = comm.size() - 1;
+  const CheckOutcome o = run_check(comm, [&] {
+    if (comm.rank() == last) throw UserError("boom from rank " + std::to_string(comm.rank()));
+  });
+  EXPECT_TRUE(o.reported) << "rank " << comm.rank() << " did not get ReportedError";
+  EXPECT_EQ(o.exit_code, kExitUserError);
+  if (comm.rank() == 0)
+    EXPECT_EQ(o.rank0_stderr, "mpitrain: error: boom from rank " + std::to_string(last) + "\n");
+}
+
+TEST(Comm, CollectiveCheckReportsLowestOfSeveralFailingRanks) {
+  Comm comm;
+  // Ranks 1.. fail (rank 0 too when it is alone); the lowest failing rank speaks.
+  const int lowest = comm.size() > 1 ? 1 : 0;
+  const CheckOutcome o = run_check(comm, [&] {
+    if (comm.rank() >= lowest) throw UserError("boom from rank " + std::to_string(comm.rank()));
+  });
+  EXPECT_TRUE(o.reported) << "rank " << comm.rank() << " did not get ReportedError";
+  EXPECT_EQ(o.exit_code, kExitUserError);
+  if (comm.rank() == 0)
+    EXPECT_EQ(o.rank0_stderr, "mpitrain: error: boom from rank " + std::to_string(lowest) + "\n");
+
+  // The communicator is usable after a reported error, and a later check passes.
+  const CheckOutcome ok = run_check(comm, [] {});
+  EXPECT_FALSE(ok.reported);
+  if (comm.rank() == 0) EXPECT_EQ(ok.rank0_stderr, "");
+}
+
+}  // namespace
+}  // namespace mpitrain

@@ -114,8 +114,17 @@ SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int 
   y_ = h5::open_dataset(file.handle(), "/" + split + "/y", file.path());
   x_space_ = h5::Handle(h5::check_id(H5Dget_space(x_.get()), "H5Dget_space", context_), H5Sclose);
   y_space_ = h5::Handle(h5::check_id(H5Dget_space(y_.get()), "H5Dget_space", context_), H5Sclose);
-  // x may be [N, a, b, ...]: read it as [N, width] through a flattened file view
-  // only where the file is already 2-D; otherwise the file space keeps its rank.
+  x_rank_ = H5Sget_simple_extent_ndims(x_space_.get());
+  y_rank_ = H5Sget_simple_extent_ndims(y_space_.get());
+  H5Sget_simple_extent_dims(x_space_.get(), x_dims_, nullptr);
+  H5Sget_simple_extent_dims(y_space_.get(), y_dims_, nullptr);
+  // Staging buffers in memory are (capacity, width): x of any rank [N, a, b..]
+  // is read as rows of a*b*.. values.
+  const hsize_t xm[2] = {static_cast<hsize_t>(capacity_), static_cast<hsize_t>(info_.x_width)};
+  const hsize_t ym[2] = {static_cast<hsize_t>(capacity_), static_cast<hsize_t>(std::max(info_.y_width, 1))};
+  x_mem_ = h5::Handle(h5::check_id(H5Screate_simple(2, xm, nullptr), "H5Screate_simple", context_), H5Sclose);
+  y_mem_ = h5::Handle(h5::check_id(H5Screate_simple(info_.y_width == 0 ? 1 : 2, ym, nullptr), "H5Screate_simple",
+                                   context_), H5Sclose);
   const size_t cap = static_cast<size_t>(capacity_);
   order_.reserve(cap);
   if (info_.x_type == h5::ElemType::kUint8) stage_u8_.resize(cap * info_.x_width);
@@ -124,31 +133,36 @@ SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int 
   else stage_labels_.resize(cap);
 }
 
-void SplitReader::select_rows(std::span<const std::int64_t> rows) {
-  // Sorted rows, with consecutive ones merged into runs: few large HDF5
-  // selections instead of one per row.
-  h5::check(H5Sselect_none(x_space_.get()), "H5Sselect_none", context_);
-  h5::check(H5Sselect_none(y_space_.get()), "H5Sselect_none", context_);
-  const int xrank = H5Sget_simple_extent_ndims(x_space_.get());
-  const int yrank = H5Sget_simple_extent_ndims(y_space_.get());
-  hsize_t xdims[H5S_MAX_RANK], ydims[H5S_MAX_RANK];
-  H5Sget_simple_extent_dims(x_space_.get(), xdims, nullptr);
-  H5Sget_simple_extent_dims(y_space_.get(), ydims, nullptr);
-  hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
-  size_t i = 0;
-  while (i < rows.size()) {
-    size_t j = i + 1;
-    while (j < rows.size() && order_[j].first == order_[j - 1].first + 1) ++j;
-    start[0] = static_cast<hsize_t>(order_[i].first);
-    count[0] = j - i;
-    for (int d = 1; d < xrank; ++d) count[d] = xdims[d];
-    h5::check(H5Sselect_hyperslab(x_space_.get(), H5S_SELECT_OR, start, nullptr, count, nullptr),
-              "H5Sselect_hyperslab", context_);
-    for (int d = 1; d < yrank; ++d) count[d] = ydims[d];
-    h5::check(H5Sselect_hyperslab(y_space_.get(), H5S_SELECT_OR, start, nullptr, count, nullptr),
-              "H5Sselect_hyperslab", context_);
-    i = j;
-  }
+void SplitReader::read_run(long long file_row, int stage_row, int rows) {
+  // One regular hyperslab per run of consecutive rows: HDF5 maps a regular
+  // selection to chunks cheaply, while an irregular union of rows makes it
+  // visit every element (measured: ~25% of a step's time on Fashion-MNIST).
+  hsize_t start[H5S_MAX_RANK] = {static_cast<hsize_t>(file_row)}, count[H5S_MAX_RANK];
+  count[0] = static_cast<hsize_t>(rows);
+  for (int d = 1; d < x_rank_; ++d) count[d] = x_dims_[d];
+  h5::check(H5Sselect_hyperslab(x_space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+            "H5Sselect_hyperslab", context_);
+  hsize_t mstart[2] = {static_cast<hsize_t>(stage_row), 0};
+  hsize_t mcount[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(info_.x_width)};
+  h5::check(H5Sselect_hyperslab(x_mem_.get(), H5S_SELECT_SET, mstart, nullptr, mcount, nullptr),
+            "H5Sselect_hyperslab", context_);
+  const bool u8 = info_.x_type == h5::ElemType::kUint8;
+  h5::check(H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, x_mem_.get(), x_space_.get(), H5P_DEFAULT,
+                    u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())),
+            "H5Dread", context_ + "/x");
+
+  for (int d = 1; d < y_rank_; ++d) count[d] = y_dims_[d];
+  h5::check(H5Sselect_hyperslab(y_space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
+            "H5Sselect_hyperslab", context_);
+  mcount[1] = static_cast<hsize_t>(info_.y_width);
+  h5::check(H5Sselect_hyperslab(y_mem_.get(), H5S_SELECT_SET, mstart, nullptr, mcount, nullptr),
+            "H5Sselect_hyperslab", context_);
+  if (info_.y_width == 0)
+    h5::check(H5Dread(y_.get(), H5T_NATIVE_INT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data()),
+              "H5Dread", context_ + "/y");
+  else
+    h5::check(H5Dread(y_.get(), H5T_NATIVE_FLOAT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_y_f32_.data()),
+              "H5Dread", context_ + "/y");
 }
 
 void SplitReader::read_rows(std::span<const std::int64_t> rows, float* x, int* labels, float* targets) {
@@ -161,9 +175,16 @@ void SplitReader::read_rows(std::span<const std::int64_t> rows, float* x, int* l
     if (row < 0 || row >= info_.rows) throw SystemError(context_ + ": row " + std::to_string(row) + " out of range");
     order_.emplace_back(row, p);
   }
+  // Sorted rows read front to back, consecutive rows merged into one read.
   std::sort(order_.begin(), order_.end());
-  select_rows(rows);
-  read_selected(count, x, labels, targets);
+  int i = 0;
+  while (i < count) {
+    int j = i + 1;
+    while (j < count && order_[static_cast<size_t>(j)].first == order_[static_cast<size_t>(j - 1)].first + 1) ++j;
+    read_run(order_[static_cast<size_t>(i)].first, i, j - i);
+    i = j;
+  }
+  scatter_staged(count, x, labels, targets);
 }
 
 void SplitReader::read_range(long long begin, int count, float* x, int* labels, float* targets) {
@@ -171,29 +192,12 @@ void SplitReader::read_range(long long begin, int count, float* x, int* labels, 
   if (count == 0) return;
   order_.clear();
   for (int p = 0; p < count; ++p) order_.emplace_back(begin + p, p);
-  hsize_t xdims[H5S_MAX_RANK], ydims[H5S_MAX_RANK];
-  const int xrank = H5Sget_simple_extent_ndims(x_space_.get());
-  const int yrank = H5Sget_simple_extent_ndims(y_space_.get());
-  H5Sget_simple_extent_dims(x_space_.get(), xdims, nullptr);
-  H5Sget_simple_extent_dims(y_space_.get(), ydims, nullptr);
-  hsize_t start[H5S_MAX_RANK] = {static_cast<hsize_t>(begin)}, cnt[H5S_MAX_RANK];
-  cnt[0] = static_cast<hsize_t>(count);
-  for (int d = 1; d < xrank; ++d) cnt[d] = xdims[d];
-  h5::check(H5Sselect_hyperslab(x_space_.get(), H5S_SELECT_SET, start, nullptr, cnt, nullptr),
-            "H5Sselect_hyperslab", context_);
-  for (int d = 1; d < yrank; ++d) cnt[d] = ydims[d];
-  h5::check(H5Sselect_hyperslab(y_space_.get(), H5S_SELECT_SET, start, nullptr, cnt, nullptr),
-            "H5Sselect_hyperslab", context_);
-  read_selected(count, x, labels, targets);
+  read_run(begin, 0, count);
+  scatter_staged(count, x, labels, targets);
 }
 
-void SplitReader::read_selected(int count, float* x, int* labels, float* targets) {
-  const hsize_t xmem[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(info_.x_width)};
-  h5::Handle xm(h5::check_id(H5Screate_simple(2, xmem, nullptr), "H5Screate_simple", context_), H5Sclose);
+void SplitReader::scatter_staged(int count, float* x, int* labels, float* targets) {
   const bool u8 = info_.x_type == h5::ElemType::kUint8;
-  h5::check(H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, xm.get(), x_space_.get(), H5P_DEFAULT,
-                    u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())),
-            "H5Dread", context_ + "/x");
   // Stored value v becomes (v * scale - mean) / std = v * a + c.
   const auto a = static_cast<float>(info_.scale / info_.std);
   const auto c = static_cast<float>(-info_.mean / info_.std);
@@ -209,16 +213,8 @@ void SplitReader::read_selected(int count, float* x, int* labels, float* targets
     }
   }
   if (info_.y_width == 0) {
-    const hsize_t ym = static_cast<hsize_t>(count);
-    h5::Handle ys(h5::check_id(H5Screate_simple(1, &ym, nullptr), "H5Screate_simple", context_), H5Sclose);
-    h5::check(H5Dread(y_.get(), H5T_NATIVE_INT, ys.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data()),
-              "H5Dread", context_ + "/y");
     for (int i = 0; i < count; ++i) labels[order_[static_cast<size_t>(i)].second] = stage_labels_[static_cast<size_t>(i)];
   } else {
-    const hsize_t ym[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(info_.y_width)};
-    h5::Handle ys(h5::check_id(H5Screate_simple(2, ym, nullptr), "H5Screate_simple", context_), H5Sclose);
-    h5::check(H5Dread(y_.get(), H5T_NATIVE_FLOAT, ys.get(), y_space_.get(), H5P_DEFAULT, stage_y_f32_.data()),
-              "H5Dread", context_ + "/y");
     const size_t yw = static_cast<size_t>(info_.y_width);
     for (int i = 0; i < count; ++i)
       std::copy_n(stage_y_f32_.data() + static_cast<size_t>(i) * yw, yw,

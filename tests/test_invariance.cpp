@@ -32,6 +32,7 @@ namespace {
 constexpr int kFeatures = 12, kClasses = 3, kTargets = 2;
 constexpr std::uint64_t kTrainRows = 203, kTestRows = 50;
 constexpr double kRelTol = 1e-5;
+constexpr long long kEpochs = 4;
 
 // x: uint8 with scale/mean/std, so the reader's conversion is exercised;
 // label = argmax of three fixed linear scores, 10% of labels flipped.
@@ -115,7 +116,7 @@ class Invariance : public testing::Test {
 
   static std::vector<std::string> args(const std::string& file, const std::string& lr,
                                        std::vector<std::string> extra) {
-    std::vector<std::string> a = {"--data", dir_ + "/" + file, "--epochs", "2", "--global-batch", "20",
+    std::vector<std::string> a = {"--data", dir_ + "/" + file, "--epochs", std::to_string(kEpochs), "--global-batch", "20",
                                   "--lr", lr, "--seed", "7", "--eval-split", "test", "--threads", "1",
                                   "--progress-interval-s", "1000"};
     a.insert(a.end(), extra.begin(), extra.end());
@@ -191,7 +192,7 @@ void check_invariant(const Runs& runs, long long want_steps, long long want_samp
   EXPECT_EQ(s.steps, want_steps);
   EXPECT_EQ(m.samples, want_samples);
   EXPECT_EQ(s.samples, want_samples);
-  EXPECT_EQ(m.epochs_done, 2);
+  EXPECT_EQ(m.epochs_done, kEpochs);
 
   // Every rank applied the same updates: bitwise equal weights and metrics.
   TrainResult r0 = m;
@@ -240,10 +241,10 @@ void check_invariant(const Runs& runs, long long want_steps, long long want_samp
 }
 
 TEST_F(Invariance, PlainSgdMatchesOneRank) {
-  const Runs runs = run_both(args("cls.h5", "0.1", {"--model", "12-16-3", "--momentum", "0", "--lr-scaling", "none"}));
+  const Runs runs = run_both(args("cls.h5", "0.3", {"--model", "12-16-3", "--momentum", "0", "--lr-scaling", "none"}));
   EXPECT_TRUE(runs.ok);
   if (!runs.ok) return;
-  check_invariant(runs, 2 * 11, 2 * 203, true);  // ceil(203/20) = 11 steps per epoch
+  check_invariant(runs, kEpochs * 11, kEpochs * 203, true);  // ceil(203/20) = 11 steps per epoch
   EXPECT_LT(runs.multi.train_loss, 0.9 * std::log(3.0));  // learnt something
   EXPECT_GT(runs.multi.eval_acc, 0.6);                     // chance is about 1/3
 }
@@ -252,7 +253,7 @@ TEST_F(Invariance, DropLastMatchesOneRank) {
   const Runs runs = run_both(args("cls.h5", "0.1", {"--model", "12-16-3", "--ref-batch", "20", "--drop-last"}));
   EXPECT_TRUE(runs.ok);
   if (!runs.ok) return;
-  check_invariant(runs, 2 * 10, 2 * 200, true);  // the 3-row batch is dropped
+  check_invariant(runs, kEpochs * 10, kEpochs * 200, true);  // the 3-row batch is dropped
   EXPECT_LT(runs.multi.train_loss, 0.9 * std::log(3.0));
 }
 
@@ -264,7 +265,7 @@ TEST_F(Invariance, NesterovWeightDecayWarmupSqrtScalingMatchesOneRank) {
                                              "--nesterov"}));
   EXPECT_TRUE(runs.ok);
   if (!runs.ok) return;
-  check_invariant(runs, 2 * 11, 2 * 203, true);
+  check_invariant(runs, kEpochs * 11, kEpochs * 203, true);
   EXPECT_LT(runs.multi.train_loss, 0.9 * std::log(3.0));
 }
 
@@ -272,7 +273,7 @@ TEST_F(Invariance, RegressionMatchesOneRank) {
   const Runs runs = run_both(args("reg.h5", "0.05", {"--model", "12-8-2", "--momentum", "0.9", "--lr-scaling", "none"}));
   EXPECT_TRUE(runs.ok);
   if (!runs.ok) return;
-  check_invariant(runs, 2 * 11, 2 * 203, false);
+  check_invariant(runs, kEpochs * 11, kEpochs * 203, false);
   // Better than predicting zero for every target.
   EXPECT_LT(runs.multi.eval_loss, 0.7 * reg_test_mean_square_);
 }

@@ -56,12 +56,16 @@ class SplitReader {
   void read_range(long long begin, int count, float* x, int* labels, float* targets);
 
  private:
-  void select_rows(std::span<const std::int64_t> rows);
-  void read_selected(int count, float* x, int* labels, float* targets);
+  // Reads file rows [file_row, file_row + rows) into staging rows from stage_row.
+  void read_run(long long file_row, int stage_row, int rows);
+  // Converts staged rows into the caller's buffers, in request order.
+  void scatter_staged(int count, float* x, int* labels, float* targets);
   std::string context_;
   SplitInfo info_;
   int capacity_;
-  h5::Handle x_, y_, x_space_, y_space_;
+  h5::Handle x_, y_, x_space_, y_space_, x_mem_, y_mem_;
+  int x_rank_ = 0, y_rank_ = 0;
+  hsize_t x_dims_[H5S_MAX_RANK] = {}, y_dims_[H5S_MAX_RANK] = {};
   std::vector<std::pair<std::int64_t, int>> order_;  // (row, position in request)
   AlignedBuffer<std::uint8_t> stage_u8_;
   AlignedBuffer<float> stage_f32_, stage_y_f32_;

@@ -53,16 +53,18 @@ TEST(Comm, SecondEnvironmentNeitherReinitialisesNorFinalises) {
 TEST(Comm, AllreduceSumFloat) {
   Comm comm;
   const int p = comm.size(), r = comm.rank();
-  // Small (latency algorithm) and large (bandwidth algorithm) messages.
+  // Small (latency algorithm) and large (bandwidth algorithm) messages; every
+  // value and sum is exact in float, so the result must match exactly.
   for (const long long count : {5LL, 1LL << 17}) {
     std::vector<float> v(static_cast<size_t>(count));
-    for (long long i = 0; i < count; ++i) v[static_cast<size_t>(i)] = static_cast<float>(r + 1) + 0.5f * static_cast<float>(i % 64);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(r + 1) + 0.5f * static_cast<float>(i % 64);
     comm.allreduce_sum(v.data(), count);
     long long wrong = 0;
-    for (long long i = 0; i < count; ++i) {
-      // sum over r of (r+1) = p(p+1)/2; all values are exact in float.
-      const float want = static_cast<float>(p * (p + 1) / 2) + static_cast<float>(p) * 0.5f * static_cast<float>(i % 64);
-      if (v[static_cast<size_t>(i)] != want) ++wrong;
+    for (size_t i = 0; i < v.size(); ++i) {
+      // sum over ranks of (r + 1) is p(p+1)/2
+      const float want =
+          static_cast<float>(p * (p + 1) / 2) + static_cast<float>(p) * 0.5f * static_cast<float>(i % 64);
+      if (v[i] != want) ++wrong;
     }
     EXPECT_EQ(wrong, 0) << "count " << count << " on rank " << r;
   }
@@ -187,8 +189,9 @@ TEST(Comm, CollectiveCheckWhenOnlyLastRankThrows) {
   });
   EXPECT_TRUE(o.reported) << "rank " << comm.rank() << " did not get ReportedError";
   EXPECT_EQ(o.exit_code, kExitUserError);
-  if (comm.rank() == 0)
+  if (comm.rank() == 0) {
     EXPECT_EQ(o.rank0_stderr, "mpitrain: error: boom from rank " + std::to_string(last) + "\n");
+  }
 }
 
 TEST(Comm, CollectiveCheckReportsLowestOfSeveralFailingRanks) {
@@ -200,13 +203,16 @@ TEST(Comm, CollectiveCheckReportsLowestOfSeveralFailingRanks) {
   });
   EXPECT_TRUE(o.reported) << "rank " << comm.rank() << " did not get ReportedError";
   EXPECT_EQ(o.exit_code, kExitUserError);
-  if (comm.rank() == 0)
+  if (comm.rank() == 0) {
     EXPECT_EQ(o.rank0_stderr, "mpitrain: error: boom from rank " + std::to_string(lowest) + "\n");
+  }
 
   // The communicator is usable after a reported error, and a later check passes.
   const CheckOutcome ok = run_check(comm, [] {});
   EXPECT_FALSE(ok.reported);
-  if (comm.rank() == 0) EXPECT_EQ(ok.rank0_stderr, "");
+  if (comm.rank() == 0) {
+    EXPECT_EQ(ok.rank0_stderr, "");
+  }
 }
 
 }  // namespace

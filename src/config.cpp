@@ -1,7 +1,10 @@
 #include "mpitrain/config.hpp"
 
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <type_traits>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -16,11 +19,13 @@ namespace {
 
 std::string to_text(const std::string& v) { return v; }
 std::string to_text(bool v) { return v ? "true" : "false"; }
+// Shortest text that reads back to exactly the same value, so the config
+// recorded in headers is the one that ran.
 template <typename T>
 std::string to_text(const T& v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("?");
 }
 
 // Declares each option once: its name, the Config field it fills, its help.
@@ -30,13 +35,21 @@ class OptionTable {
   explicit OptionTable(po::options_description& desc) : desc_(desc) {}
   template <typename T>
   void add(const char* name, T* field, const char* help) {
-    desc_.add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field)), help);
+    desc_.add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field))->value_name(kind<T>()), help);
     printers_.emplace_back(name, [field] { return to_text(*field); });
+    kinds_.emplace_back(name, kind<T>());
   }
   void add_flag(const char* name, bool* field, const char* help) {
     desc_.add_options()(name, po::value<bool>(field)->default_value(*field, to_text(*field))->implicit_value(true, "true"),
                         help);
     printers_.emplace_back(name, [field] { return to_text(*field); });
+    kinds_.emplace_back(name, "true or false");
+  }
+  // What a value of the option must look like, for error messages.
+  std::string kind_of(const std::string& option) const {
+    for (const auto& [name, k] : kinds_)
+      if ("--" + name == option || name == option) return k;
+    return "";
   }
   std::vector<std::pair<std::string, std::string>> entries() const {
     std::vector<std::pair<std::string, std::string>> out;
@@ -45,8 +58,15 @@ class OptionTable {
   }
 
  private:
+  template <typename T>
+  static const char* kind() {
+    if constexpr (std::is_same_v<T, std::string>) return "text";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else return "a number";
+  }
   po::options_description& desc_;
   std::vector<std::pair<std::string, std::function<std::string()>>> printers_;
+  std::vector<std::pair<std::string, std::string>> kinds_;
 };
 
 void require(bool ok, const std::string& message) {
@@ -100,7 +120,7 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   t.add("momentum", &c.momentum, "SGD momentum in [0, 1)");
   t.add_flag("nesterov", &c.nesterov, "use Nesterov momentum");
   t.add("weight-decay", &c.weight_decay, "L2 weight decay");
-  t.add("seed", &seed, "seed of weight init and of every epoch's sample order");
+  t.add("seed", &seed, "seed of weight init and of every epoch's sample order, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
   t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (empty: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: cores per node / ranks per node)");
@@ -109,8 +129,20 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   t.add("eval-split", &c.eval_split, "split evaluated after each epoch: test | val | none");
 
   po::variables_map vm;
+  std::string where;  // "" for the command line, else "in config file 'X': "
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    // Words that belong to no option are collected and refused by name, not dropped.
+    po::options_description hidden;
+    std::vector<std::string> stray;
+    hidden.add_options()("stray-words", po::value<std::vector<std::string>>(&stray));
+    po::options_description all;
+    all.add(desc).add(hidden);
+    po::positional_options_description positional;
+    positional.add("stray-words", -1);
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("stray-words"))
+      throw UserError("unexpected argument '" + vm["stray-words"].as<std::vector<std::string>>().front() +
+                      "': options take the form --name value (see 'mpitrain train --help')");
     if (vm.count("help")) {
       std::ostringstream os;
       os << desc;
@@ -120,18 +152,25 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
     }
     if (vm.count("config")) {
       const auto path = vm["config"].as<std::string>();
+      std::error_code ec;
       std::ifstream in(path);
-      if (!in) throw UserError("cannot read config file '" + path + "': check the path given to --config");
+      if (!in || std::filesystem::is_directory(path, ec))
+        throw UserError("cannot read config file '" + path + "': check the path given to --config");
+      where = "in config file '" + path + "': ";
       po::store(po::parse_config_file(in, desc), vm);
     }
     po::notify(vm);
+  } catch (const po::invalid_option_value& e) {
+    const std::string k = t.kind_of(e.get_option_name());
+    throw UserError(where + e.what() + (k.empty() ? "" : ": expected " + k) + " (see 'mpitrain train --help')");
   } catch (const po::error& e) {
-    throw UserError(std::string(e.what()) + " (see 'mpitrain train --help')");
+    throw UserError(where + e.what() + " (see 'mpitrain train --help')");
   }
   require(seed >= 0, "--seed must be >= 0");
   c.seed = static_cast<std::uint64_t>(seed);
   validate(c);
   c.entries = t.entries();
+  if (!c.config_file.empty()) c.entries.insert(c.entries.begin(), {"config", c.config_file});
   return result;
 }
 

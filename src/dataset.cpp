@@ -33,7 +33,9 @@ DatasetFile::DatasetFile(const std::string& path) : path_(path) {
   if (splits_.front().rows == 0) throw UserError("'" + path + "': /train has no rows");
   for (const auto& s : splits_) {
     if (s.x_width != splits_.front().x_width || s.y_width != splits_.front().y_width)
-      throw UserError("'" + path + "': /" + s.name + " has a different feature or target width than /train");
+      throw UserError("'" + path + "': /" + s.name + " has " + std::to_string(s.x_width) + " features and target width " +
+                      std::to_string(s.y_width) + ", /train has " + std::to_string(splits_.front().x_width) + " and " +
+                      std::to_string(splits_.front().y_width) + ": every split needs the same widths");
   }
 }
 
@@ -64,12 +66,16 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
   info.x_width = static_cast<int>(width);
   info.x_type = h5::dataset_elem_type(x.get(), path_ + ":" + xname);
   if (info.x_type != h5::ElemType::kUint8 && info.x_type != h5::ElemType::kFloat32)
-    throw UserError(where + xname + " must be uint8 or float32");
+    throw UserError(where + xname + " is " + h5::describe_type(x.get()) + ": store it as uint8 or float32");
   info.scale = h5::read_attr_double(x.get(), "scale").value_or(1.0);
   info.mean = h5::read_attr_double(x.get(), "mean").value_or(0.0);
   info.std = h5::read_attr_double(x.get(), "std").value_or(1.0);
-  if (!std::isfinite(info.scale) || !std::isfinite(info.mean) || !(info.std > 0.0) || !std::isfinite(info.std))
-    throw UserError(where + xname + " has a non-finite scale/mean or a std <= 0");
+  if (!std::isfinite(info.scale))
+    throw UserError(where + xname + " attribute scale is " + std::to_string(info.scale) + ": it must be finite");
+  if (!std::isfinite(info.mean))
+    throw UserError(where + xname + " attribute mean is " + std::to_string(info.mean) + ": it must be finite");
+  if (!(info.std > 0.0) || !std::isfinite(info.std))
+    throw UserError(where + xname + " attribute std is " + std::to_string(info.std) + ": it must be finite and > 0");
 
   if (yd.empty() || static_cast<long long>(yd[0]) != info.rows)
     throw UserError(where + xname + " has " + std::to_string(info.rows) + " rows but " + yname + " has " +

@@ -38,7 +38,7 @@ Handle open_file_readonly(const std::string& path) {
   if (!fs::exists(path, ec))
     throw UserError("data file '" + path + "' does not exist: pass an existing HDF5 file with --data");
   if (fs::is_directory(path, ec))
-    throw UserError("'" + path + "' is a directory, not an HDF5 file");
+    throw UserError("'" + path + "' is a directory, not an HDF5 file: pass the dataset file itself");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw UserError("'" + path + "' is not an HDF5 file (convert it with 'mpitrain convert')");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -104,6 +104,20 @@ ElemType dataset_elem_type(hid_t dset, const std::string& context) {
     return ElemType::kFloat32;
   }
   return ElemType::kOther;
+}
+
+std::string describe_type(hid_t dset) {
+  Handle type(H5Dget_type(dset), H5Tclose);
+  if (!type.valid()) return "unknown type";
+  const size_t bits = H5Tget_size(type.get()) * 8;
+  switch (H5Tget_class(type.get())) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type.get()) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT: return "float" + std::to_string(bits);
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    default: return "a non-numeric type";
+  }
 }
 
 const char* elem_type_name(ElemType t) {

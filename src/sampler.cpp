@@ -32,6 +32,7 @@ void EpochSampler::start_epoch(long long epoch) {
 
 std::span<const std::int64_t> EpochSampler::batch(long long step) const {
   if (perm_.empty() && n_ > 0) throw std::logic_error("EpochSampler::batch before start_epoch");
+  if (step < 0 || step >= steps()) throw std::out_of_range("EpochSampler::batch: step out of range");
   const long long b = batch_rows(n_, global_batch_, step);
   return std::span<const std::int64_t>(perm_).subspan(static_cast<size_t>(step * global_batch_),
                                                        static_cast<size_t>(b));

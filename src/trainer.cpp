@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -37,7 +38,19 @@ struct Plan {
   long long steps_per_epoch = 0;
   int capacity = 0;
   LrSchedule lr;
+  std::string eval_split;  // "none" when the chosen split is absent-by-choice or empty
 };
+
+// The metrics file must never clobber an input: refuse the data file itself
+// (also through a symlink) and any existing HDF5 file.
+void check_metrics_path(const Config& c) {
+  if (c.metrics.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::equivalent(c.metrics, c.data, ec))
+    throw UserError("--metrics '" + c.metrics + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
+  if (std::filesystem::is_regular_file(c.metrics, ec) && H5Fis_hdf5(c.metrics.c_str()) > 0)
+    throw UserError("--metrics '" + c.metrics + "' is an existing HDF5 file: choose a .jsonl path");
+}
 
 Plan make_plan(const Config& c, const Comm& comm) {
   Plan p;
@@ -59,6 +72,9 @@ Plan make_plan(const Config& c, const Comm& comm) {
                     std::to_string(p.train_rows) + " rows): choose at most " + std::to_string(p.train_rows));
   if (c.eval_split != "none" && !p.data->has_split(c.eval_split))
     throw UserError("'" + c.data + "' has no /" + c.eval_split + " split: pass --eval-split none or another split");
+  p.eval_split = c.eval_split;
+  if (p.eval_split != "none" && p.data->split(p.eval_split).rows == 0) p.eval_split = "none";
+  check_metrics_path(c);
   p.steps_per_epoch = steps_per_epoch(p.train_rows, c.global_batch, c.drop_last);
   p.capacity = static_cast<int>(std::max<long long>(max_shard_rows(c.global_batch, comm.size()), kMinEvalRows));
   p.lr.base_lr = c.lr;
@@ -104,6 +120,7 @@ void print_header(const Config& c, const Comm& comm, const Placement& place, con
               activation_name(c.activation), m.param_count(), 3.0 * m.forward_flops_per_sample() / 1e6);
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_rows);
   if (c.eval_split != "none") std::printf(", %lld %s rows", p.data->split(c.eval_split).rows, c.eval_split.c_str());
+  if (c.eval_split != "none" && p.eval_split == "none") std::printf(" (empty: no evaluation)");
   std::printf("\nglobal batch %lld (up to %lld rows per rank), %lld steps per epoch, %lld epochs%s\n",
               c.global_batch, max_shard_rows(c.global_batch, comm.size()), p.steps_per_epoch, c.epochs,
               c.drop_last ? " (last partial batch dropped)" : "");
@@ -138,7 +155,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   Sgd sgd(model.arena().param_count(), SgdOptions{c.momentum, c.nesterov, c.weight_decay});
   SplitReader train_reader(data, "train", plan.capacity);
   std::optional<SplitReader> eval_reader;
-  if (c.eval_split != "none") eval_reader.emplace(data, c.eval_split, plan.capacity);
+  if (plan.eval_split != "none") eval_reader.emplace(data, plan.eval_split, plan.capacity);
   TargetBuffers targets(plan.capacity, target_width);
   EpochSampler sampler(plan.train_rows, c.global_batch, c.drop_last, c.seed);
   Arena& arena = model.arena();

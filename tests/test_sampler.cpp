@@ -143,7 +143,9 @@ TEST(Sampler, ShardsCoverTheEpochPermutationExactly) {
     }
     // With drop_last every step is a full global batch.
     for (long long step = 0; step < s.steps(); ++step) {
-      if (c.drop_last) EXPECT_EQ(static_cast<long long>(s.batch(step).size()), c.b);
+      if (c.drop_last) {
+        EXPECT_EQ(static_cast<long long>(s.batch(step).size()), c.b);
+      }
       long long biggest = 0;
       for (int r = 0; r < c.p; ++r) biggest = std::max<long long>(biggest, static_cast<long long>(s.shard(step, c.p, r).size()));
       EXPECT_LE(biggest, max_shard_rows(c.b, c.p));

@@ -50,6 +50,7 @@ std::vector<hsize_t> dataset_dims(hid_t dset, const std::string& context);
 enum class ElemType { kUint8, kInt32, kFloat32, kOther };
 ElemType dataset_elem_type(hid_t dset, const std::string& context);
 const char* elem_type_name(ElemType t);
+std::string describe_type(hid_t dset);  // e.g. "float64", for error messages
 
 // Attributes (on a group, dataset or file). read_* return nullopt when absent.
 std::optional<double> read_attr_double(hid_t obj, const std::string& name);

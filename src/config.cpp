@@ -11,6 +11,7 @@
 
 #include "mpitrain/errors.hpp"
 #include "mpitrain/model.hpp"
+#include "mpitrain/stopping.hpp"
 
 namespace po = boost::program_options;
 
@@ -77,24 +78,64 @@ void validate(Config& c) {
   require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
   parse_model_spec(c.model);
   c.activation = parse_activation(c.activation_name);
-  c.lr_scaling = parse_lr_scaling(c.lr_scaling_name);
   require(c.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(c.epochs) + ")");
   require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
-  require(std::isfinite(c.lr) && c.lr > 0, "--lr must be a finite number > 0 (got " + to_text(c.lr) + ")");
-  require(c.ref_batch >= 1, "--ref-batch must be at least 1 (got " + std::to_string(c.ref_batch) + ")");
-  require(std::isfinite(c.warmup_epochs) && c.warmup_epochs >= 0,
-          "--warmup-epochs must be a finite number >= 0 (got " + to_text(c.warmup_epochs) + ")");
-  require(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1,
-          "--momentum must be in [0, 1) (got " + to_text(c.momentum) + ")");
-  require(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
-          "--weight-decay must be a finite number >= 0 (got " + to_text(c.weight_decay) + ")");
+  require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
+
+  ScheduleOptions& s = c.schedule;
+  require(std::isfinite(s.base_lr) && s.base_lr > 0, "--lr must be a finite number > 0 (got " + to_text(s.base_lr) + ")");
+  require(s.ref_batch >= 1, "--ref-batch must be at least 1 (got " + std::to_string(s.ref_batch) + ")");
+  require(std::isfinite(s.warmup_epochs) && s.warmup_epochs >= 0,
+          "--warmup-epochs must be a finite number >= 0 (got " + to_text(s.warmup_epochs) + ")");
+  require(s.warmup_steps >= 0, "--warmup-steps must be >= 0");
+  require(!(s.warmup_epochs > 0 && s.warmup_steps > 0), "give --warmup-epochs or --warmup-steps, not both");
+  require(std::isfinite(s.warmup_start_factor) && s.warmup_start_factor <= 1,
+          "--warmup-start-factor must be in [0, 1] (or negative for automatic)");
+  s.scaling = parse_lr_scaling(c.lr_scaling_name);
+  s.decay = parse_lr_decay(c.lr_decay_name);
+  s.milestones = parse_milestones(c.milestones_text);
+  require(s.decay != LrDecay::kStep || !s.milestones.empty(),
+          "--lr-decay step needs --lr-milestones, e.g. --lr-milestones 10,20");
+  require(std::isfinite(s.gamma) && s.gamma > 0, "--lr-gamma must be a finite number > 0");
+  require(std::isfinite(s.final_fraction) && s.final_fraction >= 0 && s.final_fraction <= 1,
+          "--lr-final-fraction must be in [0, 1]");
+  require(std::isfinite(s.poly_power) && s.poly_power > 0, "--lr-poly-power must be > 0");
+  require(c.batch_schedule_lr == "scale" || c.batch_schedule_lr == "hold",
+          "--batch-schedule-lr must be scale or hold (got '" + c.batch_schedule_lr + "')");
+  s.hold_lr_on_batch_change = c.batch_schedule_lr == "hold";
+  s.epochs = c.epochs;
+  parse_batch_schedule(c.batch_schedule_text, c.global_batch);
+
+  OptimizerOptions& o = c.optim;
+  o.kind = parse_optimizer(c.optimizer_name);
+  o.weight_decay_mode = parse_weight_decay_mode(c.weight_decay_mode_name);
+  require(std::isfinite(o.momentum) && o.momentum >= 0 && o.momentum < 1,
+          "--momentum must be in [0, 1) (got " + to_text(o.momentum) + ")");
+  require(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+          "--weight-decay must be a finite number >= 0 (got " + to_text(o.weight_decay) + ")");
+  require(std::isfinite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, "--beta1 must be in [0, 1)");
+  require(std::isfinite(o.beta2) && o.beta2 >= 0 && o.beta2 < 1, "--beta2 must be in [0, 1)");
+  require(std::isfinite(o.eps) && o.eps > 0, "--eps must be > 0");
+  require(std::isfinite(o.lars_eta) && o.lars_eta > 0, "--lars-eta must be > 0");
+  require(std::isfinite(o.trust_clip) && o.trust_clip >= 0, "--trust-clip must be >= 0 (0: no clip)");
+
+  require(std::isfinite(c.val_fraction) && c.val_fraction >= 0 && c.val_fraction < 1,
+          "--val-fraction must be in [0, 1) (got " + to_text(c.val_fraction) + ")");
+  require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
+          "--eval-split must be test, val or none (got '" + c.eval_split + "')");
+  require(c.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
+  check_metric_name(c.early_stop_metric, "--early-stop-metric");
+  if (!c.target.empty()) parse_target(c.target);
+  require(!c.stop_at_target || !c.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
+  require(std::isfinite(c.early_stop_min_delta) && c.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
+  require(std::isfinite(c.divergence_factor) && c.divergence_factor >= 0,
+          "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
+  require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
           "--progress-interval-s must be > 0");
   require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
           "--progress must be auto, live, lines or none (got '" + c.progress + "')");
-  require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
-          "--eval-split must be test, val or none (got '" + c.eval_split + "')");
 }
 
 }  // namespace
@@ -113,20 +154,53 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   t.add("activation", &c.activation_name, "hidden activation: relu | tanh | gelu");
   t.add("epochs", &c.epochs, "passes over the training set");
   t.add("global-batch", &c.global_batch, "samples per optimizer step, summed over all ranks");
-  t.add("lr", &c.lr, "base learning rate, tuned at --ref-batch");
-  t.add("ref-batch", &c.ref_batch, "global batch at which --lr was tuned");
-  t.add("lr-scaling", &c.lr_scaling_name, "effective LR rule for the global batch: none | linear | sqrt");
-  t.add("warmup-epochs", &c.warmup_epochs, "epochs of linear per-step LR warmup (may be fractional)");
-  t.add("momentum", &c.momentum, "SGD momentum in [0, 1)");
-  t.add_flag("nesterov", &c.nesterov, "use Nesterov momentum");
-  t.add("weight-decay", &c.weight_decay, "L2 weight decay");
-  t.add("seed", &seed, "seed of weight init and of every epoch's sample order, in [0, 2^63)");
+  t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
+  t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
+  // Learning rate (schedule.hpp)
+  t.add("lr", &c.schedule.base_lr, "base learning rate, tuned at --ref-batch");
+  t.add("ref-batch", &c.schedule.ref_batch, "global batch at which --lr was tuned");
+  t.add("lr-scaling", &c.lr_scaling_name, "rate rule for the global batch: none | linear | sqrt");
+  t.add("warmup-epochs", &c.schedule.warmup_epochs, "epochs of linear per-step warmup (may be fractional)");
+  t.add("warmup-steps", &c.schedule.warmup_steps, "steps of linear warmup (instead of --warmup-epochs)");
+  t.add("warmup-start-factor", &c.schedule.warmup_start_factor,
+        "fraction of the final rate warmup starts from (< 0: the reference-batch rate, or 0)");
+  t.add("lr-decay", &c.lr_decay_name, "decay after warmup: none | step | cosine | poly | exponential");
+  t.add("lr-milestones", &c.milestones_text, "step decay: epochs at which the rate is multiplied by --lr-gamma, e.g. 10,20");
+  t.add("lr-gamma", &c.schedule.gamma, "step: factor per milestone; exponential: factor per epoch");
+  t.add("lr-final-fraction", &c.schedule.final_fraction, "cosine/poly: final rate as a fraction of the peak");
+  t.add("lr-poly-power", &c.schedule.poly_power, "poly: power p of (1 - t)^p");
+  t.add("batch-schedule", &c.batch_schedule_text, "raise the global batch at epochs: EPOCH:B,... e.g. 5:512,10:1024");
+  t.add("batch-schedule-lr", &c.batch_schedule_lr, "rate when the batch schedule raises B: scale (rule) | hold");
+  // Optimizer (optim.hpp)
+  t.add("optimizer", &c.optimizer_name, "sgd | adamw | lars | lamb");
+  t.add("momentum", &c.optim.momentum, "SGD/LARS momentum in [0, 1)");
+  t.add_flag("nesterov", &c.optim.nesterov, "SGD: Nesterov momentum");
+  t.add_flag("momentum-correction", &c.optim.momentum_correction,
+             "SGD/LARS: scale the velocity by lr_new/lr_old when the rate changes (Goyal et al. eq. 10)");
+  t.add("weight-decay", &c.optim.weight_decay, "weight decay");
+  t.add("weight-decay-mode", &c.weight_decay_mode_name, "SGD: l2 (added to the gradient) | decoupled");
+  t.add("beta1", &c.optim.beta1, "AdamW/LAMB first-moment decay");
+  t.add("beta2", &c.optim.beta2, "AdamW/LAMB second-moment decay");
+  t.add("eps", &c.optim.eps, "AdamW/LAMB epsilon");
+  t.add("lars-eta", &c.optim.lars_eta, "LARS trust coefficient");
+  t.add_flag("exclude-bias", &c.optim.exclude_bias, "LARS/LAMB: biases get trust ratio 1 and no weight decay");
+  t.add("trust-clip", &c.optim.trust_clip, "LARS/LAMB: upper bound of the trust ratio (0: none)");
+  // Evaluation and stopping
+  t.add("val-fraction", &c.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
+  t.add("eval-split", &c.eval_split, "evaluated after each epoch: test (and val if any) | val | none");
+  t.add("early-stop-patience", &c.early_stop_patience, "stop after K epochs without improvement (0: off)");
+  t.add("early-stop-metric", &c.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
+  t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
+  t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
+  t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
+  t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
+  // Output and resources
   t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (empty: none)");
-  t.add("threads", &c.threads, "BLAS threads per rank (0: cores per node / ranks per node)");
+  t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
+  t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
   t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
   t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
-  t.add("eval-split", &c.eval_split, "split evaluated after each epoch: test | val | none");
 
   po::variables_map vm;
   std::string where;  // "" for the command line, else "in config file 'X': "

@@ -21,13 +21,17 @@ LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffe
 }
 
 EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, const Comm& comm,
-                          TargetBuffers& buffers) {
-  const long long n = reader.info().rows;
+                          TargetBuffers& buffers, std::span<const std::int64_t> rows) {
+  const long long n = rows.empty() ? reader.info().rows : static_cast<long long>(rows.size());
   const RowRange mine = shard_range(n, comm.size(), comm.rank());
   double sums[2] = {0.0, 0.0};  // loss, correct
   for (long long begin = mine.begin; begin < mine.end; begin += model.capacity_rows()) {
     const int count = static_cast<int>(std::min<long long>(model.capacity_rows(), mine.end - begin));
-    reader.read_range(begin, count, model.input(), buffers.labels.data(), buffers.targets.data());
+    if (rows.empty())
+      reader.read_range(begin, count, model.input(), buffers.labels.data(), buffers.targets.data());
+    else
+      reader.read_rows(rows.subspan(static_cast<size_t>(begin), static_cast<size_t>(count)), model.input(),
+                       buffers.labels.data(), buffers.targets.data());
     const LossSums s = forward_loss(model, num_classes, count, buffers, 0.0f);
     sums[0] += s.loss;
     sums[1] += s.correct;

@@ -87,6 +87,17 @@ MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
                     "): choose a writable path for --metrics");
 }
 
+JsonObject& JsonObject::add_array(const std::string& k, const std::vector<JsonObject>& values) {
+  key(k);
+  body_ += '[';
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) body_ += ',';
+    body_ += values[i].str();
+  }
+  body_ += ']';
+  return *this;
+}
+
 MetricsWriter& MetricsWriter::operator=(MetricsWriter&& o) noexcept {
   if (this != &o) {
     if (file_) std::fclose(file_);

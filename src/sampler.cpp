@@ -23,11 +23,17 @@ long long max_shard_rows(long long global_batch, int ranks) {
   return (global_batch + ranks - 1) / ranks;
 }
 
-EpochSampler::EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed)
-    : n_(n), global_batch_(global_batch), drop_last_(drop_last), seed_(seed) {}
+EpochSampler::EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed,
+                           std::vector<std::int64_t> row_table)
+    : n_(n), global_batch_(global_batch), drop_last_(drop_last), seed_(seed), row_table_(std::move(row_table)) {
+  if (!row_table_.empty() && static_cast<long long>(row_table_.size()) != n_)
+    throw std::invalid_argument("EpochSampler: row table size differs from n");
+}
 
 void EpochSampler::start_epoch(long long epoch) {
   perm_ = random_permutation(n_, stream_key(seed_, 0x65706f6368 /* "epoch" */, static_cast<std::uint64_t>(epoch)));
+  if (!row_table_.empty())
+    for (auto& p : perm_) p = row_table_[static_cast<size_t>(p)];
 }
 
 std::span<const std::int64_t> EpochSampler::batch(long long step) const {

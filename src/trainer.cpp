@@ -1,29 +1,24 @@
 #include "mpitrain/trainer.hpp"
 
-#include <cblas.h>
-
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
-#include <memory>
+#include <limits>
 #include <optional>
 
-#include "mpitrain/dataset.hpp"
 #include "mpitrain/errors.hpp"
 #include "mpitrain/evaluate.hpp"
 #include "mpitrain/metrics.hpp"
 #include "mpitrain/model.hpp"
 #include "mpitrain/optim.hpp"
 #include "mpitrain/progress.hpp"
+#include "mpitrain/run_plan.hpp"
 #include "mpitrain/sampler.hpp"
-#include "mpitrain/schedule.hpp"
-#include "mpitrain/threads.hpp"
 
 namespace mpitrain {
 namespace {
 
-constexpr int kMinEvalRows = 256;  // evaluation reads at least this many rows at once
 enum Stat { kLossSum = 0, kCorrect = 1 };  // slots after the gradients in the all-reduce
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -31,106 +26,67 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-// Everything about a run that is fixed before the first step.
-struct Plan {
-  std::unique_ptr<DatasetFile> data;
-  long long train_rows = 0;
-  long long steps_per_epoch = 0;
-  int capacity = 0;
-  LrSchedule lr;
-  std::string eval_split;  // "none" when the chosen split is absent-by-choice or empty
+// Readers and buffers of one run, sized once before the first step.
+struct RunState {
+  RunState(const Config& c, const RunPlan& plan)
+      : model(c.model, c.activation, plan.capacity),
+        train_reader(*plan.data, "train", plan.capacity),
+        targets(plan.capacity, plan.data->split("train").y_width),
+        sampler(plan.train_count, c.global_batch, c.drop_last, c.seed, plan.train_rows) {
+    model.init(c.seed);  // the same seed on every rank: identical weights, no broadcast needed
+    optimizer = make_optimizer(c.optim, model.arena());
+    if (plan.val_split == "train") val_reader.emplace(*plan.data, "train", plan.capacity);
+    if (plan.val_split == "val") val_reader.emplace(*plan.data, "val", plan.capacity);
+    if (plan.eval_test) test_reader.emplace(*plan.data, "test", plan.capacity);
+  }
+  Model model;
+  std::unique_ptr<Optimizer> optimizer;
+  SplitReader train_reader;
+  std::optional<SplitReader> val_reader, test_reader;
+  TargetBuffers targets;
+  EpochSampler sampler;
 };
 
-// The metrics file must never clobber an input: refuse the data file itself
-// (also through a symlink) and any existing HDF5 file.
-void check_metrics_path(const Config& c) {
-  if (c.metrics.empty()) return;
-  std::error_code ec;
-  if (std::filesystem::equivalent(c.metrics, c.data, ec))
-    throw UserError("--metrics '" + c.metrics + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
-  if (std::filesystem::is_regular_file(c.metrics, ec) && H5Fis_hdf5(c.metrics.c_str()) > 0)
-    throw UserError("--metrics '" + c.metrics + "' is an existing HDF5 file: choose a .jsonl path");
+struct StepTimes {
+  double data = 0, compute = 0, allreduce = 0;
+};
+
+// Forward/backward over this rank's shard in micro-batches of the model's
+// capacity; gradients add up in the arena. Returns the local loss sums.
+LossSums accumulate_shard(RunState& s, int num_classes, std::span<const std::int64_t> shard, long long b,
+                          StepTimes& t) {
+  LossSums local;
+  const auto grad_scale = 1.0f / static_cast<float>(b);  // sum over rows / b: the all-reduce gives the mean
+  const size_t cap = static_cast<size_t>(s.model.capacity_rows());
+  for (size_t off = 0; off < shard.size(); off += cap) {
+    const auto part = shard.subspan(off, std::min(cap, shard.size() - off));
+    const double t0 = now_s();
+    s.train_reader.read_rows(part, s.model.input(), s.targets.labels.data(), s.targets.targets.data());
+    const double t1 = now_s();
+    const auto rows = static_cast<int>(part.size());
+    const LossSums l = forward_loss(s.model, num_classes, rows, s.targets, grad_scale);
+    s.model.backward(rows);
+    local.loss += l.loss;
+    local.correct += l.correct;
+    t.data += t1 - t0;
+    t.compute += now_s() - t1;
+  }
+  return local;
 }
 
-Plan make_plan(const Config& c, const Comm& comm) {
-  Plan p;
-  p.data = std::make_unique<DatasetFile>(c.data);
-  const SplitInfo& train = p.data->split("train");
-  const auto widths = parse_model_spec(c.model);
-  if (widths.front() != train.x_width)
-    throw UserError("--model input width " + std::to_string(widths.front()) + " does not match the data's " +
-                    std::to_string(train.x_width) + " features per row: make the first number of --model " +
-                    std::to_string(train.x_width));
-  const int want_out = p.data->num_classes() > 0 ? p.data->num_classes() : train.y_width;
-  if (widths.back() != want_out)
-    throw UserError("--model output width " + std::to_string(widths.back()) + " does not match the data's " +
-                    std::to_string(want_out) + (p.data->num_classes() > 0 ? " classes" : " targets") +
-                    ": make the last number of --model " + std::to_string(want_out));
-  p.train_rows = train.rows;
-  if (c.global_batch > p.train_rows)
-    throw UserError("--global-batch " + std::to_string(c.global_batch) + " is larger than the training set (" +
-                    std::to_string(p.train_rows) + " rows): choose at most " + std::to_string(p.train_rows));
-  if (c.eval_split != "none" && !p.data->has_split(c.eval_split))
-    throw UserError("'" + c.data + "' has no /" + c.eval_split + " split: pass --eval-split none or another split");
-  p.eval_split = c.eval_split;
-  if (p.eval_split != "none" && p.data->split(p.eval_split).rows == 0) p.eval_split = "none";
-  check_metrics_path(c);
-  p.steps_per_epoch = steps_per_epoch(p.train_rows, c.global_batch, c.drop_last);
-  p.capacity = static_cast<int>(std::max<long long>(max_shard_rows(c.global_batch, comm.size()), kMinEvalRows));
-  p.lr.base_lr = c.lr;
-  p.lr.target_lr = scaled_lr(c.lr, c.ref_batch, c.global_batch, c.lr_scaling);
-  p.lr.warmup_steps = std::llround(c.warmup_epochs * static_cast<double>(p.steps_per_epoch));
-  return p;
-}
-
-std::string mpi_library_version() {
-  char text[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len = 0;
-  MPI_Get_library_version(text, &len);
-  std::string s(text, static_cast<size_t>(len));
-  return s.substr(0, s.find_first_of(",\n"));
-}
-
-JsonObject header_json(const Config& c, const Comm& comm, const Placement& place, const Plan& p, const Model& m) {
-  JsonObject cfg;
-  for (const auto& [k, v] : c.entries) cfg.add(k, v);
-  unsigned hmaj = 0, hmin = 0, hrel = 0;
-  H5get_libversion(&hmaj, &hmin, &hrel);
-  JsonObject h;
-  h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
-      .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
-      .add("threads_rule", place.how).add("model", m.spec()).add("params", m.param_count())
-      .add("flops_per_sample", 3.0 * m.forward_flops_per_sample())
-      .add("train_rows", p.train_rows).add("steps_per_epoch", p.steps_per_epoch)
-      .add("base_lr", p.lr.base_lr).add("effective_lr", p.lr.target_lr).add("warmup_steps", p.lr.warmup_steps)
-      .add("mpi", mpi_library_version())
-      .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
-      .add("openblas", std::string(openblas_get_config()));
-  h.add_object("config", cfg);
-  return h;
-}
-
-void print_header(const Config& c, const Comm& comm, const Placement& place, const Plan& p, const Model& m) {
-  std::printf("mpitrain %s: %d ranks on %d node(s), %d BLAS thread(s) per rank (%s)\n", MPITRAIN_VERSION,
-              comm.size(), place.node_count, place.threads_per_rank, place.how.c_str());
-  if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
-    std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
-                place.threads_per_rank, place.cores_on_node);
-  std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (fwd+bwd)\n", m.spec().c_str(),
-              activation_name(c.activation), m.param_count(), 3.0 * m.forward_flops_per_sample() / 1e6);
-  std::printf("data %s: %lld train rows", c.data.c_str(), p.train_rows);
-  if (c.eval_split != "none") std::printf(", %lld %s rows", p.data->split(c.eval_split).rows, c.eval_split.c_str());
-  if (c.eval_split != "none" && p.eval_split == "none") std::printf(" (empty: no evaluation)");
-  std::printf("\nglobal batch %lld (up to %lld rows per rank), %lld steps per epoch, %lld epochs%s\n",
-              c.global_batch, max_shard_rows(c.global_batch, comm.size()), p.steps_per_epoch, c.epochs,
-              c.drop_last ? " (last partial batch dropped)" : "");
-  std::printf("lr %g at ref batch %lld, %s scaling -> effective lr %g", c.lr, c.ref_batch,
-              lr_scaling_name(c.lr_scaling), p.lr.target_lr);
-  if (p.lr.warmup_steps > 0)
-    std::printf(", warmup over %lld steps from %g", p.lr.warmup_steps, p.lr.warmup_start_lr());
-  std::printf("\nsgd momentum %g%s, weight decay %g, seed %llu\n", c.momentum, c.nesterov ? " (nesterov)" : "",
-              c.weight_decay, static_cast<unsigned long long>(c.seed));
-  std::fflush(stdout);
+[[noreturn]] void report_divergence(const Comm& comm, MetricsWriter& metrics, const StepPosition& pos, double lr,
+                                    double loss, double grad_norm, const std::string& why) {
+  if (comm.rank() == 0) {
+    std::fprintf(stderr,
+                 "mpitrain: error: training diverged at epoch %lld step %lld (global step %lld): %s, lr %g. "
+                 "Lower --lr or lengthen the warmup (--warmup-epochs)\n",
+                 pos.epoch + 1, pos.step_in_epoch + 1, pos.global_step + 1, why.c_str(), lr);
+    JsonObject m;
+    m.add("type", "diverged").add("epoch", pos.epoch + 1).add("step", pos.global_step + 1)
+        .add("lr", lr).add("loss", loss).add("grad_norm", grad_norm).add("reason", why);
+    metrics.write(m);
+  }
+  throw ReportedError(kExitDiverged);
 }
 
 }  // namespace
@@ -139,129 +95,190 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   const bool root = comm.rank() == 0;
   // Everything a user can get wrong is found here, before the first step, and
   // reported once by rank 0 (Comm::collective_check).
-  Plan plan;
+  RunPlan plan;
   MetricsWriter metrics;
-  comm.collective_check([&] { plan = make_plan(c, comm); });
+  comm.collective_check([&] { plan = make_run_plan(c, comm); });
   comm.collective_check([&] {
     if (root && !c.metrics.empty()) metrics = MetricsWriter(c.metrics);
   });
-  const Placement place = configure_threads(comm, c.threads);
-
-  const DatasetFile& data = *plan.data;
-  const int num_classes = data.num_classes();
-  const int target_width = data.split("train").y_width;
-  Model model(c.model, c.activation, plan.capacity);
-  model.init(c.seed);  // the same seed on every rank: identical weights, no broadcast needed
-  Sgd sgd(model.arena().param_count(), SgdOptions{c.momentum, c.nesterov, c.weight_decay});
-  SplitReader train_reader(data, "train", plan.capacity);
-  std::optional<SplitReader> eval_reader;
-  if (plan.eval_split != "none") eval_reader.emplace(data, plan.eval_split, plan.capacity);
-  TargetBuffers targets(plan.capacity, target_width);
-  EpochSampler sampler(plan.train_rows, c.global_batch, c.drop_last, c.seed);
-  Arena& arena = model.arena();
-
+  const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
+  RunState s(c, plan);
+  const int num_classes = plan.data->num_classes();
+  const LrSchedule& schedule = *plan.schedule;
+  Arena& arena = s.model.arena();
   if (root) {
-    print_header(c, comm, place, plan, model);
-    metrics.write(header_json(c, comm, place, plan, model));
+    print_run_header(c, comm, place, plan, s.model);
+    metrics.write(run_header_json(c, comm, place, plan, s.model));
   }
   const bool live = c.progress == "live" || (c.progress == "auto" && stdout_is_terminal());
   Progress progress(root, c.progress != "none", live, c.progress_interval_s);
+  std::optional<EarlyStopping> early;
+  if (c.early_stop_patience > 0) early.emplace(c.early_stop_metric, c.early_stop_patience, c.early_stop_min_delta);
 
   TrainResult result;
-  const long long total_steps = plan.steps_per_epoch * c.epochs;
+  result.val_loss = result.val_acc = kNaN;
   const double t_start = now_s();
-  double lr = plan.lr.lr_at(0);
+  double first_loss = kNaN;  // mean loss of the first step, the divergence reference
   for (long long epoch = 0; epoch < c.epochs; ++epoch) {
-    sampler.start_epoch(epoch);
+    const long long steps = schedule.steps_in_epoch(epoch);
+    const long long b_epoch = batch_at_epoch(plan.phases, epoch);
+    s.sampler.set_global_batch(b_epoch);
+    s.sampler.start_epoch(epoch);
     const double t_epoch = now_s();
-    double time_s[3] = {0, 0, 0};  // data, compute, allreduce
-    double loss_sum = 0, correct_sum = 0;
+    StepTimes times;
+    double loss_sum = 0, correct_sum = 0, lr = 0;
     long long epoch_samples = 0;
-    for (long long step = 0; step < plan.steps_per_epoch; ++step) {
-      const auto batch = sampler.batch(step);
-      const auto shard = sampler.shard(step, comm.size(), comm.rank());
-      const int rows = static_cast<int>(shard.size());
-      const double t0 = now_s();
-      train_reader.read_rows(shard, model.input(), targets.labels.data(), targets.targets.data());
-      const double t1 = now_s();
+    for (long long step = 0; step < steps; ++step) {
+      const StepPosition pos = schedule.position(epoch, step);
+      const auto b = static_cast<long long>(s.sampler.batch(step).size());
       arena.zero_grads();
-      // Sum over local rows, scaled by 1/b: the all-reduced gradient is the global mean.
-      const LossSums local = forward_loss(model, num_classes, rows, targets, 1.0f / static_cast<float>(batch.size()));
-      if (rows > 0) model.backward(rows);
+      const LossSums local = accumulate_shard(s, num_classes, s.sampler.shard(step, comm.size(), comm.rank()), b, times);
       arena.stats()[kLossSum] = static_cast<float>(local.loss);
       arena.stats()[kCorrect] = static_cast<float>(local.correct);
-      const double t2 = now_s();
+      const double t_reduce = now_s();
       comm.allreduce_sum(arena.grads(), arena.reduce_count());  // empty shards take part too
-      const double t3 = now_s();
-      const long long global_step = result.steps;
-      lr = plan.lr.lr_at(global_step);
-      sgd.step(arena.params(), arena.grads(), lr);
-      time_s[0] += t1 - t0;
-      time_s[1] += (t2 - t1) + (now_s() - t3);
-      time_s[2] += t3 - t2;
+      const double t_update = now_s();
+      times.allreduce += t_update - t_reduce;
 
-      const double step_loss = arena.stats()[kLossSum];
-      if (!std::isfinite(step_loss)) {
-        if (root)
-          std::fprintf(stderr,
-                       "mpitrain: error: training diverged at epoch %lld step %lld (loss is %g): lower --lr "
-                       "(effective %g) or add --warmup-epochs\n",
-                       epoch + 1, step + 1, step_loss, lr);
-        throw ReportedError(4);
-      }
-      loss_sum += step_loss;
+      const double step_loss = arena.stats()[kLossSum] / static_cast<double>(b);
+      const double grad_norm = l2_norm(arena.grads(), arena.param_count());
+      lr = schedule.lr_at(pos);
+      if (result.steps == 0) first_loss = step_loss;
+      if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
+        report_divergence(comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
+      if (c.divergence_factor > 0 && first_loss > 0 && step_loss > c.divergence_factor * first_loss)
+        report_divergence(comm, metrics, pos, lr, step_loss, grad_norm,
+                          "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
+                              " x the first step's " + fmt("%.4g", first_loss));
+      s.optimizer->step(arena, lr);
+      times.compute += now_s() - t_update;
+
+      loss_sum += arena.stats()[kLossSum];
       correct_sum += arena.stats()[kCorrect];
-      epoch_samples += static_cast<long long>(batch.size());
+      epoch_samples += b;
+      result.samples += b;
       ++result.steps;
+      if (root && c.metrics_every_steps > 0 && result.steps % c.metrics_every_steps == 0) {
+        JsonObject m;
+        m.add("type", "step").add("epoch", epoch + 1).add("step", result.steps).add("samples", result.samples)
+            .add("lr", lr).add("global_batch", b).add("loss", step_loss)
+            .add("acc", num_classes > 0 ? arena.stats()[kCorrect] / static_cast<double>(b) : kNaN)
+            .add("grad_norm", grad_norm);
+        metrics.write(m);
+      }
       const double elapsed = now_s() - t_epoch;
-      progress.update({epoch + 1, c.epochs, step + 1, plan.steps_per_epoch,
-                       loss_sum / static_cast<double>(epoch_samples), static_cast<double>(epoch_samples) / elapsed,
-                       (now_s() - t_start) / static_cast<double>(result.steps) *
-                           static_cast<double>(total_steps - result.steps)});
+      const double run_elapsed = now_s() - t_start;
+      progress.update({epoch + 1, c.epochs, step + 1, steps, loss_sum / static_cast<double>(epoch_samples),
+                       static_cast<double>(epoch_samples) / elapsed,
+                       run_elapsed / static_cast<double>(result.steps) *
+                           static_cast<double>(schedule.total_steps() - result.steps)});
     }
     const double train_time = now_s() - t_epoch;
-    comm.allreduce_max(time_s, 3);  // the slowest rank sets the pace
-    result.samples += epoch_samples;
+    double time_max[3] = {times.data, times.compute, times.allreduce};
+    comm.allreduce_max(time_max, 3);  // the slowest rank sets the pace
     result.train_loss = loss_sum / static_cast<double>(epoch_samples);
-    result.train_acc = num_classes > 0 ? correct_sum / static_cast<double>(epoch_samples) : NAN;
+    result.train_acc = num_classes > 0 ? correct_sum / static_cast<double>(epoch_samples) : kNaN;
 
     const double t_eval = now_s();
-    EvalResult eval;
-    if (eval_reader) eval = evaluate_split(model, *eval_reader, num_classes, comm, targets);
-    result.eval_loss = eval.loss;
-    result.eval_acc = eval.accuracy;
+    EpochMetrics em{{"train_loss", result.train_loss}, {"train_acc", result.train_acc}};
+    if (s.val_reader) {
+      const EvalResult v = evaluate_split(s.model, *s.val_reader, num_classes, comm, s.targets, plan.val_rows);
+      result.val_loss = em["val_loss"] = v.loss;
+      result.val_acc = em["val_acc"] = v.accuracy;
+    }
+    if (s.test_reader) {
+      const EvalResult t = evaluate_split(s.model, *s.test_reader, num_classes, comm, s.targets);
+      result.eval_loss = em["test_loss"] = t.loss;
+      result.eval_acc = em["test_acc"] = t.accuracy;
+    } else if (s.val_reader) {
+      result.eval_loss = result.val_loss;
+      result.eval_acc = result.val_acc;
+    }
+    const double eval_time = now_s() - t_eval;
     result.epochs_done = epoch + 1;
     result.time_s = now_s() - t_start;
-    const double samples_per_s = static_cast<double>(epoch_samples) / train_time;
 
-    std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs) +
-                       "  train loss " + fmt("%.4f", result.train_loss);
-    if (num_classes > 0) line += " acc " + fmt("%.4f", result.train_acc);
-    if (eval_reader) {
-      line += "  " + c.eval_split + " loss " + fmt("%.4f", eval.loss);
-      if (num_classes > 0) line += " acc " + fmt("%.4f", eval.accuracy);
+    bool reached_now = false;
+    if (plan.target && !result.target_reached && em.count(plan.target->metric) &&
+        plan.target->reached(em[plan.target->metric])) {
+      reached_now = result.target_reached = true;
+      result.target_epoch = epoch + 1;
+      result.target_step = result.steps;
+      result.target_samples = result.samples;
+      result.target_time_s = result.time_s;
     }
-    line += "  lr " + fmt("%.4g", lr) + "  " + fmt("%.1f", train_time) + "s  " + fmt("%.0f", samples_per_s) +
-            " samples/s";
+    const bool stop_early = early && early->update(epoch + 1, em[early->metric()]);
+    if (early) {
+      result.best_epoch = early->best_epoch();
+      result.best_value = early->best_value();
+    }
+
+    const double samples_per_s = static_cast<double>(epoch_samples) / train_time;
+    std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs) + "  train loss " +
+                       fmt("%.4f", result.train_loss);
+    if (num_classes > 0) line += " acc " + fmt("%.4f", result.train_acc);
+    for (const char* split : {"val", "test"}) {
+      const std::string sp = split;
+      if (!em.count(sp + "_loss")) continue;
+      line += "  " + sp + " loss " + fmt("%.4f", em[sp + "_loss"]);
+      if (num_classes > 0) line += " acc " + fmt("%.4f", em[sp + "_acc"]);
+    }
+    line += "  lr " + fmt("%.4g", lr) + "  B " + std::to_string(b_epoch) + "  " + fmt("%.1f", train_time) + "s  " +
+            fmt("%.0f", samples_per_s) + " samples/s";
+    if (reached_now) line += "  [target " + plan.target->text + " reached]";
     progress.println(line);
     if (root) {
       JsonObject m;
-      const std::string prefix = eval_reader ? c.eval_split : "test";
       m.add("type", "epoch").add("epoch", epoch + 1).add("step", result.steps).add("samples", result.samples)
-          .add("lr", lr).add("global_batch", c.global_batch)
-          .add("train_loss", result.train_loss).add("train_acc", result.train_acc)
-          .add(prefix + "_loss", eval.loss).add(prefix + "_acc", eval.accuracy)
-          .add("time_s", result.time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
-          .add("time_data_s", time_s[0]).add("time_compute_s", time_s[1]).add("time_allreduce_s", time_s[2])
-          .add("eval_time_s", now_s() - t_eval);
+          .add("lr", lr).add("global_batch", b_epoch).add("steps_in_epoch", steps)
+          .add("train_loss", result.train_loss).add("train_acc", result.train_acc);
+      for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
+        if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
+      m.add("time_s", result.time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
+          .add("time_data_s", time_max[0]).add("time_compute_s", time_max[1]).add("time_allreduce_s", time_max[2])
+          .add("eval_time_s", eval_time);
+      if (plan.target) m.add("target_reached", result.target_reached);
       metrics.write(m);
     }
+    if (reached_now && c.stop_at_target) {
+      result.stop_reason = "target";
+      break;
+    }
+    if (stop_early) {
+      result.stop_reason = "early_stop";
+      if (root)
+        std::printf("early stop: %s has not improved for %lld epochs; best epoch %lld (%s %.4f)\n",
+                    early->metric().c_str(), c.early_stop_patience, early->best_epoch(), early->metric().c_str(),
+                    early->best_value());
+      break;
+    }
   }
-  if (root)
-    std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall%s\n", result.epochs_done,
-                result.steps, result.time_s, static_cast<double>(result.samples) / result.time_s,
-                eval_reader && num_classes > 0 ? (", final " + c.eval_split + " acc " + fmt("%.4f", result.eval_acc)).c_str()
-                                               : "");
+  if (root) {
+    std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", result.epochs_done, result.steps,
+                result.time_s, static_cast<double>(result.samples) / result.time_s);
+    if (num_classes > 0 && (s.test_reader || s.val_reader)) std::printf(", final acc %.4f", result.eval_acc);
+    std::printf("\n");
+    if (plan.target) {
+      if (result.target_reached)
+        std::printf("target %s reached after epoch %lld: %lld steps, %lld samples, %.1fs\n", plan.target->text.c_str(),
+                    result.target_epoch, result.target_step, result.target_samples, result.target_time_s);
+      else
+        std::printf("target %s not reached in %lld epochs\n", plan.target->text.c_str(), result.epochs_done);
+    }
+    JsonObject m;
+    m.add("type", "summary").add("stop_reason", result.stop_reason).add("epochs", result.epochs_done)
+        .add("steps", result.steps).add("samples", result.samples).add("time_s", result.time_s)
+        .add("train_loss", result.train_loss).add("val_loss", result.val_loss).add("val_acc", result.val_acc)
+        .add("test_loss", s.test_reader ? result.eval_loss : kNaN).add("test_acc", s.test_reader ? result.eval_acc : kNaN);
+    if (early) m.add("best_epoch", result.best_epoch).add("best_metric", early->metric()).add("best_value", result.best_value);
+    if (plan.target) {
+      m.add("target", plan.target->text).add("target_reached", result.target_reached);
+      if (result.target_reached)
+        m.add("target_epoch", result.target_epoch).add("target_step", result.target_step)
+            .add("target_samples", result.target_samples).add("target_time_s", result.target_time_s);
+    }
+    metrics.write(m);
+  }
   result.params.assign(arena.params(), arena.params() + arena.param_count());
   return result;
 }

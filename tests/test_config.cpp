@@ -63,13 +63,13 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c.activation, Activation::kRelu);
   EXPECT_EQ(c.epochs, 15);
   EXPECT_EQ(c.global_batch, 256);
-  EXPECT_DOUBLE_EQ(c.lr, 0.05);
-  EXPECT_EQ(c.ref_batch, 256);
-  EXPECT_EQ(c.lr_scaling, LrScaling::kLinear);
-  EXPECT_DOUBLE_EQ(c.warmup_epochs, 0.0);
-  EXPECT_DOUBLE_EQ(c.momentum, 0.9);
-  EXPECT_FALSE(c.nesterov);
-  EXPECT_DOUBLE_EQ(c.weight_decay, 0.0);
+  EXPECT_DOUBLE_EQ(c.schedule.base_lr, 0.05);
+  EXPECT_EQ(c.schedule.ref_batch, 256);
+  EXPECT_EQ(c.schedule.scaling, LrScaling::kLinear);
+  EXPECT_DOUBLE_EQ(c.schedule.warmup_epochs, 0.0);
+  EXPECT_DOUBLE_EQ(c.optim.momentum, 0.9);
+  EXPECT_FALSE(c.optim.nesterov);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.0);
   EXPECT_EQ(c.seed, 1u);
   EXPECT_FALSE(c.drop_last);
   EXPECT_EQ(c.metrics, "");
@@ -93,13 +93,13 @@ TEST(Config, CommandLineValues) {
   EXPECT_EQ(c.activation, Activation::kGelu);
   EXPECT_EQ(c.epochs, 3);
   EXPECT_EQ(c.global_batch, 1024);
-  EXPECT_DOUBLE_EQ(c.lr, 0.125);
-  EXPECT_EQ(c.ref_batch, 128);
-  EXPECT_EQ(c.lr_scaling, LrScaling::kSqrt);
-  EXPECT_DOUBLE_EQ(c.warmup_epochs, 0.5);
-  EXPECT_DOUBLE_EQ(c.momentum, 0.0);
-  EXPECT_TRUE(c.nesterov);
-  EXPECT_DOUBLE_EQ(c.weight_decay, 5e-4);
+  EXPECT_DOUBLE_EQ(c.schedule.base_lr, 0.125);
+  EXPECT_EQ(c.schedule.ref_batch, 128);
+  EXPECT_EQ(c.schedule.scaling, LrScaling::kSqrt);
+  EXPECT_DOUBLE_EQ(c.schedule.warmup_epochs, 0.5);
+  EXPECT_DOUBLE_EQ(c.optim.momentum, 0.0);
+  EXPECT_TRUE(c.optim.nesterov);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 5e-4);
   EXPECT_EQ(c.seed, 42u);
   EXPECT_TRUE(c.drop_last);
   EXPECT_EQ(c.metrics, "m.jsonl");
@@ -109,8 +109,8 @@ TEST(Config, CommandLineValues) {
   EXPECT_EQ(c.eval_split, "val");
   // The "--key=value" form works too, including for flags.
   const Config d = parse_train_args({"--lr=0.3", "--nesterov=false", "--activation=tanh"}).config;
-  EXPECT_DOUBLE_EQ(d.lr, 0.3);
-  EXPECT_FALSE(d.nesterov);
+  EXPECT_DOUBLE_EQ(d.schedule.base_lr, 0.3);
+  EXPECT_FALSE(d.optim.nesterov);
   EXPECT_EQ(d.activation, Activation::kTanh);
 }
 
@@ -119,15 +119,15 @@ TEST(Config, IniFileWithCommandLineOverrides) {
   const Config a = parse_train_args({"--config", ini.path()}).config;
   EXPECT_EQ(a.config_file, ini.path());
   EXPECT_EQ(a.global_batch, 64);
-  EXPECT_DOUBLE_EQ(a.lr, 0.2);
-  EXPECT_TRUE(a.nesterov);
+  EXPECT_DOUBLE_EQ(a.schedule.base_lr, 0.2);
+  EXPECT_TRUE(a.optim.nesterov);
   EXPECT_EQ(a.model, "20-10");
   EXPECT_EQ(a.epochs, 15);  // not in the file: default
   // The command line wins, whether it comes before or after --config.
   const Config b = parse_train_args({"--lr", "0.3", "--config", ini.path(), "--global-batch", "128"}).config;
-  EXPECT_DOUBLE_EQ(b.lr, 0.3);
+  EXPECT_DOUBLE_EQ(b.schedule.base_lr, 0.3);
   EXPECT_EQ(b.global_batch, 128);
-  EXPECT_TRUE(b.nesterov);
+  EXPECT_TRUE(b.optim.nesterov);
   EXPECT_EQ(b.model, "20-10");
   const auto e = entry_map(b);
   EXPECT_EQ(e.at("lr"), "0.3");
@@ -191,12 +191,20 @@ TEST(Config, HelpListsOptions) {
 
 TEST(Config, EntriesHoldEveryOptionWithItsEffectiveValue) {
   const Config c = parse_train_args({"--global-batch", "512", "--activation", "tanh", "--seed", "9"}).config;
-  const std::vector<std::string> names = {"data", "model", "activation", "epochs", "global-batch", "lr",
-                                          "ref-batch", "lr-scaling", "warmup-epochs", "momentum", "nesterov",
-                                          "weight-decay", "seed", "drop-last", "metrics", "threads",
-                                          "progress", "progress-interval-s", "eval-split"};
-  ASSERT_EQ(c.entries.size(), names.size());
-  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(c.entries[i].first, names[i]) << i;  // declaration order
+  const std::vector<std::string> names = {"data", "model", "activation", "epochs", "global-batch", "seed",
+                                          "drop-last", "lr", "ref-batch", "lr-scaling", "warmup-epochs",
+                                          "momentum", "nesterov", "weight-decay", "eval-split", "metrics",
+                                          "threads", "progress", "progress-interval-s"};
+  // Every option is there, once, in declaration order (more options may sit between these).
+  size_t at = 0;
+  for (const auto& name : names) {
+    size_t found = at;
+    while (found < c.entries.size() && c.entries[found].first != name) ++found;
+    EXPECT_LT(found, c.entries.size()) << name << " missing or out of order";
+    at = found + 1;
+  }
+  for (size_t i = 0; i < c.entries.size(); ++i)
+    for (size_t j = i + 1; j < c.entries.size(); ++j) EXPECT_NE(c.entries[i].first, c.entries[j].first);
   const auto e = entry_map(c);
   EXPECT_EQ(e.at("global-batch"), "512");
   EXPECT_EQ(e.at("activation"), "tanh");
@@ -218,6 +226,6 @@ TEST(Config, EntriesHoldEveryOptionWithItsEffectiveValue) {
 TEST(Config, EntriesRoundTripNumbersExactly) {
   const Config c = parse_train_args({"--lr", "0.0123456789", "--momentum", "0.9999999"}).config;
   const auto e = entry_map(c);
-  EXPECT_EQ(std::stod(e.at("lr")), c.lr) << "entry text: " << e.at("lr");
-  EXPECT_EQ(std::stod(e.at("momentum")), c.momentum) << "entry text: " << e.at("momentum");
+  EXPECT_EQ(std::stod(e.at("lr")), c.schedule.base_lr) << "entry text: " << e.at("lr");
+  EXPECT_EQ(std::stod(e.at("momentum")), c.optim.momentum) << "entry text: " << e.at("momentum");
 }

@@ -1,7 +1,8 @@
 // All options of `mpitrain train`, parsed with Boost.Program_options from the
 // command line and an INI file (--config; the command line wins), validated
-// once, and kept as one struct. Every option is also kept as text in
-// `entries`, in declaration order, for the run header and the metrics header.
+// once, and kept as one struct. The optimizer and schedule options are bound
+// straight into the structs their modules take. Every option is also kept as
+// text in `entries`, in declaration order, for the run and metrics headers.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "mpitrain/layers.hpp"
+#include "mpitrain/optim.hpp"
 #include "mpitrain/schedule.hpp"
 
 namespace mpitrain {
@@ -21,21 +23,31 @@ struct Config {
   Activation activation = Activation::kRelu;
   long long epochs = 15;
   long long global_batch = 256;
-  double lr = 0.05;
-  long long ref_batch = 256;
-  std::string lr_scaling_name = "linear";
-  LrScaling lr_scaling = LrScaling::kLinear;
-  double warmup_epochs = 0.0;
-  double momentum = 0.9;
-  bool nesterov = false;
-  double weight_decay = 0.0;
   std::uint64_t seed = 1;
   bool drop_last = false;
+  long long micro_batch = 0;       // most rows per forward/backward on a rank; 0: the whole shard
+
+  ScheduleOptions schedule{.base_lr = 0.05};  // lr, ref-batch, scaling, warmup, decay
+  std::string lr_scaling_name = "linear", lr_decay_name = "none", milestones_text, batch_schedule_text;
+  std::string batch_schedule_lr = "scale";  // scale | hold
+
+  OptimizerOptions optim;          // optimizer, momentum, weight decay, ...
+  std::string optimizer_name = "sgd", weight_decay_mode_name = "l2";
+
+  double val_fraction = 0.0;       // held out of /train by seed
+  std::string eval_split = "test"; // test | val | none
+  long long early_stop_patience = 0;
+  std::string early_stop_metric = "val_loss";
+  double early_stop_min_delta = 0.0;
+  std::string target;              // e.g. "val_acc>=0.88"
+  bool stop_at_target = false;
+  double divergence_factor = 10.0; // loss above this x the first step's loss: diverged (0: off)
+
   std::string metrics;             // empty: no metrics file
+  long long metrics_every_steps = 0;  // step lines in the metrics file (0: none)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
   std::string progress = "auto";   // auto | live | lines | none
   double progress_interval_s = 5;  // plain progress line period when not a TTY
-  std::string eval_split = "test";
 
   std::vector<std::pair<std::string, std::string>> entries;  // name -> value text
 };

@@ -3,6 +3,8 @@
 // divided among ranks with the same balanced rule as a batch, every row is
 // counted once, and the sums are all-reduced (no padding, no sample dropped).
 #pragma once
+#include <span>
+
 #include "mpitrain/comm.hpp"
 #include "mpitrain/dataset.hpp"
 #include "mpitrain/loss.hpp"
@@ -28,8 +30,9 @@ struct EvalResult {
   long long rows = 0;
 };
 
-// Collective over comm.
+// Collective over comm. `rows` lists the rows of the split to evaluate
+// (sorted; e.g. a held-out validation set); empty means all of them.
 EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, const Comm& comm,
-                          TargetBuffers& buffers);
+                          TargetBuffers& buffers, std::span<const std::int64_t> rows = {});
 
 }  // namespace mpitrain

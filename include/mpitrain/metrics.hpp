@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace mpitrain {
 
@@ -19,6 +20,7 @@ class JsonObject {
   JsonObject& add(const std::string& key, const std::string& value);
   JsonObject& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
   JsonObject& add_object(const std::string& key, const JsonObject& value);
+  JsonObject& add_array(const std::string& key, const std::vector<JsonObject>& values);
   std::string str() const { return "{" + body_ + "}"; }
 
  private:

@@ -27,9 +27,15 @@ long long max_shard_rows(long long global_batch, int ranks);
 
 class EpochSampler {
  public:
-  EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed);
-  // Draws the permutation of epoch e (0-based).
+  // Samples positions [0, n). With a row table (size n), position i stands
+  // for file row table[i] (e.g. the training rows left after holding out a
+  // validation set).
+  EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed,
+               std::vector<std::int64_t> row_table = {});
+  // Draws the permutation of epoch e (0-based), mapped through the row table.
   void start_epoch(long long epoch);
+  // The batch-size schedule changes B between epochs.
+  void set_global_batch(long long global_batch) { global_batch_ = global_batch; }
   long long steps() const { return steps_per_epoch(n_, global_batch_, drop_last_); }
   // All global rows of a step, in batch order.
   std::span<const std::int64_t> batch(long long step) const;
@@ -40,6 +46,7 @@ class EpochSampler {
   long long n_, global_batch_;
   bool drop_last_;
   std::uint64_t seed_;
+  std::vector<std::int64_t> row_table_;
   std::vector<std::int64_t> perm_;
 };
 

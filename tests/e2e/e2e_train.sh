@@ -38,7 +38,7 @@ expect_py \
   "H['steps_per_epoch'] == ceil($N / $B) == $STEPS" \
   "H['effective_lr'] == $LR" \
   "H['config']['global-batch'] == '$B' and H['config']['epochs'] == '$EPOCHS' and H['config']['model'] == '16-32-4'" \
-  "len(L) == 1 + $EPOCHS and len(E) == $EPOCHS" \
+  "len(L) == 2 + $EPOCHS and len(E) == $EPOCHS and L[-1]['type'] == 'summary'" \
   "all(set($KEYS) <= set(d) for d in E)" \
   "all(isinstance(d[k], (int, float)) and math.isfinite(d[k]) for d in E for k in $KEYS)" \
   "[d['epoch'] for d in E] == list(range(1, $EPOCHS + 1))" \

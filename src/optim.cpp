@@ -75,22 +75,32 @@ class Sgd final : public ArenaOptimizer {
     const bool l2 = o.weight_decay_mode == WeightDecayMode::kL2;
     const double wd_grad = l2 ? o.weight_decay : 0.0;        // added to g
     const double wd_step = l2 ? 0.0 : lr * o.weight_decay;   // Loshchilov & Hutter: w -= lr*wd*w
-    const double m = o.momentum;
-    const double mc = m * momentum_scale(o, previous_lr_, lr);
+    // Coefficients in double, the element loop in float: it runs on every
+    // parameter every step, and float keeps it vectorised (perf: the double
+    // loop cost ~6% of a Fashion-MNIST step).
+    const auto m = static_cast<float>(o.momentum);
+    const auto mc = static_cast<float>(o.momentum * momentum_scale(o, previous_lr_, lr));
+    const auto flr = static_cast<float>(lr);
+    const auto fwd_grad = static_cast<float>(wd_grad);
+    const auto fwd_step = static_cast<float>(wd_step);
     float* w = arena.params();
     const float* grad = arena.grads();
     float* vel = state(0);
     for (const ParamView& view : arena.views()) {
-      for (long long i = view.offset; i < view.offset + view.size; ++i) {
-        const double w_old = w[i];
-        const double step_g = lr * (grad[i] + wd_grad * w_old);  // lr*g'
-        double delta = step_g;
-        if (m != 0.0) {
-          const double v = mc * vel[i] + step_g;
-          vel[i] = static_cast<float>(v);
-          delta = o.nesterov ? m * v + step_g : v;
+      const long long end = view.offset + view.size;
+      if (m == 0.0f) {
+        for (long long i = view.offset; i < end; ++i) w[i] -= flr * (grad[i] + fwd_grad * w[i]) + fwd_step * w[i];
+      } else if (o.nesterov) {
+        for (long long i = view.offset; i < end; ++i) {
+          const float step_g = flr * (grad[i] + fwd_grad * w[i]);  // lr*g'
+          vel[i] = mc * vel[i] + step_g;
+          w[i] -= m * vel[i] + step_g + fwd_step * w[i];
         }
-        w[i] = static_cast<float>(w_old - delta - wd_step * w_old);
+      } else {
+        for (long long i = view.offset; i < end; ++i) {
+          vel[i] = mc * vel[i] + flr * (grad[i] + fwd_grad * w[i]);
+          w[i] -= vel[i] + fwd_step * w[i];
+        }
       }
     }
   }
@@ -272,8 +282,16 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& o, const Arena
 }
 
 double l2_norm(const float* x, long long n) {
+  // Eight independent double partial sums: the compiler vectorises them (a
+  // single running sum is a serial dependency), and double keeps squares of
+  // large values from overflowing. Taken on the gradient every step.
+  double part[8] = {};
+  long long i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
   double sum = 0;
-  for (long long i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  for (double p : part) sum += p;
   return std::sqrt(sum);
 }
 

@@ -140,6 +140,18 @@ void validate(Config& c) {
 
 }  // namespace
 
+std::string Config::metrics_path() const {
+  if (!metrics.empty() || run_dir.empty()) return metrics;
+  return (std::filesystem::path(run_dir) / "metrics.jsonl").string();
+}
+
+std::string Config::to_ini() const {
+  std::string out = "# effective configuration of an mpitrain run; reuse with --config (and a new --run-dir)\n";
+  for (const auto& [key, value] : entries)
+    if (key != "config" && key != "run-dir") out += key + " = " + value + "\n";
+  return out;
+}
+
 ParseResult parse_train_args(const std::vector<std::string>& args) {
   ParseResult result;
   Config& c = result.config;
@@ -196,7 +208,8 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
   t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
   // Output and resources
-  t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (empty: none)");
+  t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
+  t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
   t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
   t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");

@@ -19,12 +19,24 @@ constexpr int kMinEvalRows = 256;  // without --micro-batch, evaluation reads at
 // The metrics file must never clobber an input: refuse the data file itself
 // (also through a symlink) and any existing HDF5 file.
 void check_metrics_path(const Config& c) {
-  if (c.metrics.empty()) return;
+  const std::string path = c.metrics_path();
+  if (path.empty()) return;
   std::error_code ec;
-  if (std::filesystem::equivalent(c.metrics, c.data, ec))
-    throw UserError("--metrics '" + c.metrics + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
-  if (std::filesystem::is_regular_file(c.metrics, ec) && H5Fis_hdf5(c.metrics.c_str()) > 0)
-    throw UserError("--metrics '" + c.metrics + "' is an existing HDF5 file: choose a .jsonl path");
+  if (std::filesystem::equivalent(path, c.data, ec))
+    throw UserError("--metrics '" + path + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
+  if (std::filesystem::is_regular_file(path, ec) && H5Fis_hdf5(path.c_str()) > 0)
+    throw UserError("--metrics '" + path + "' is an existing HDF5 file: choose a .jsonl path");
+}
+
+// A run directory belongs to one run: never write into another run's files.
+void check_run_dir(const Config& c) {
+  if (c.run_dir.empty()) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(c.run_dir, ec) && !fs::is_directory(c.run_dir, ec))
+    throw UserError("--run-dir '" + c.run_dir + "' exists and is not a directory: choose a new path");
+  if (fs::exists(fs::path(c.run_dir) / "metrics.jsonl", ec) || fs::exists(fs::path(c.run_dir) / "config.ini", ec))
+    throw UserError("--run-dir '" + c.run_dir + "' already holds a run: choose a new directory");
 }
 
 void check_model_fits_data(const Config& c, const DatasetFile& data) {
@@ -105,6 +117,7 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     needs(p.target->metric, "--target");
   }
   if (c.early_stop_patience > 0) needs(c.early_stop_metric, "--early-stop-metric");
+  check_run_dir(c);
   check_metrics_path(c);
   return p;
 }
@@ -147,6 +160,24 @@ JsonObject run_header_json(const Config& c, const Comm& comm, const Placement& p
       .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
       .add("openblas", std::string(openblas_get_config()));
   h.add_array("lr_plan", plan);
+  std::vector<JsonObject> hosts;
+  for (const auto& [host, ranks] : place.hosts) {
+    std::string list;
+    for (int r : ranks) {
+      if (!list.empty()) list += ',';
+      list += std::to_string(r);
+    }
+    JsonObject o;
+    o.add("host", host).add("ranks", list);
+    hosts.push_back(o);
+  }
+  h.add_array("hosts", hosts);
+  if (!place.slurm_job_id.empty()) {
+    JsonObject sl;
+    sl.add("job_id", place.slurm_job_id).add("nodes", place.slurm_nodes)
+        .add("tasks_per_node", place.slurm_tasks_per_node).add("cpus_per_task", place.slurm_cpus_per_task);
+    h.add_object("slurm", sl);
+  }
   h.add_object("config", cfg);
   return h;
 }
@@ -155,6 +186,15 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
                       const Model& m) {
   std::printf("mpitrain %s: %d ranks on %d node(s), %d BLAS thread(s) per rank (%s)\n", MPITRAIN_VERSION,
               comm.size(), place.node_count, place.threads_per_rank, place.how.c_str());
+  if (!place.slurm_job_id.empty())
+    std::printf("slurm job %s: %s node(s), tasks per node %s, cpus per task %s\n", place.slurm_job_id.c_str(),
+                place.slurm_nodes.c_str(), place.slurm_tasks_per_node.c_str(),
+                place.slurm_cpus_per_task.empty() ? "(unset)" : place.slurm_cpus_per_task.c_str());
+  for (const auto& [host, ranks] : place.hosts) {
+    std::printf("  host %s: rank%s", host.c_str(), ranks.size() > 1 ? "s" : "");
+    for (size_t i = 0; i < ranks.size(); ++i) std::printf("%s%d", i ? "," : " ", ranks[i]);
+    std::printf("\n");
+  }
   if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
     std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
                 place.threads_per_rank, place.cores_on_node);

@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -34,6 +37,25 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
     p.how = "cores per node / ranks per node";
   }
   openblas_set_num_threads(p.threads_per_rank);
+
+  auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
+  p.slurm_job_id = env("SLURM_JOB_ID");
+  p.slurm_nodes = env("SLURM_JOB_NUM_NODES");
+  p.slurm_tasks_per_node = env("SLURM_TASKS_PER_NODE");
+  p.slurm_cpus_per_task = env("SLURM_CPUS_PER_TASK");
+
+  // Rank 0 gathers fixed-size host names (one small collective at start-up).
+  constexpr int kName = 256;
+  char name[kName] = {};
+  gethostname(name, kName - 1);
+  std::vector<char> all(comm.rank() == 0 ? static_cast<size_t>(kName) * comm.size() : 0);
+  check_mpi(MPI_Gather(name, kName, MPI_CHAR, all.data(), kName, MPI_CHAR, 0, comm.get()), "MPI_Gather");
+  for (int r = 0; comm.rank() == 0 && r < comm.size(); ++r) {
+    const std::string host(all.data() + static_cast<size_t>(r) * kName);
+    auto it = std::find_if(p.hosts.begin(), p.hosts.end(), [&](const auto& h) { return h.first == host; });
+    if (it == p.hosts.end()) p.hosts.push_back({host, {r}});
+    else it->second.push_back(r);
+  }
   return p;
 }
 

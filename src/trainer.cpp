@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <optional>
 
@@ -74,6 +75,20 @@ LossSums accumulate_shard(RunState& s, int num_classes, std::span<const std::int
   return local;
 }
 
+// Creates the run directory and records the effective configuration in it.
+void write_run_dir(const Config& c) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(c.run_dir, ec);
+  if (ec) throw UserError("cannot create --run-dir '" + c.run_dir + "': " + ec.message());
+  const fs::path ini = fs::path(c.run_dir) / "config.ini";
+  std::FILE* f = std::fopen(ini.c_str(), "w");
+  if (!f) throw UserError("cannot write '" + ini.string() + "': choose a writable --run-dir");
+  const std::string text = c.to_ini();
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok) throw UserError("cannot write '" + ini.string() + "'");
+}
+
 [[noreturn]] void report_divergence(const Comm& comm, MetricsWriter& metrics, const StepPosition& pos, double lr,
                                     double loss, double grad_norm, const std::string& why) {
   if (comm.rank() == 0) {
@@ -99,7 +114,9 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   MetricsWriter metrics;
   comm.collective_check([&] { plan = make_run_plan(c, comm); });
   comm.collective_check([&] {
-    if (root && !c.metrics.empty()) metrics = MetricsWriter(c.metrics);
+    if (!root) return;
+    if (!c.run_dir.empty()) write_run_dir(c);
+    if (!c.metrics_path().empty()) metrics = MetricsWriter(c.metrics_path());
   });
   const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
   RunState s(c, plan);

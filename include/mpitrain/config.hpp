@@ -16,6 +16,8 @@
 namespace mpitrain {
 
 struct Config {
+  Config() { schedule.base_lr = 0.05; }
+
   std::string config_file;
   std::string data = "datasets/fashion-mnist.h5";
   std::string model = "784-256-128-100-10";
@@ -27,7 +29,7 @@ struct Config {
   bool drop_last = false;
   long long micro_batch = 0;       // most rows per forward/backward on a rank; 0: the whole shard
 
-  ScheduleOptions schedule{.base_lr = 0.05};  // lr, ref-batch, scaling, warmup, decay
+  ScheduleOptions schedule;        // lr, ref-batch, scaling, warmup, decay
   std::string lr_scaling_name = "linear", lr_decay_name = "none", milestones_text, batch_schedule_text;
   std::string batch_schedule_lr = "scale";  // scale | hold
 
@@ -43,13 +45,19 @@ struct Config {
   bool stop_at_target = false;
   double divergence_factor = 10.0; // loss above this x the first step's loss: diverged (0: off)
 
-  std::string metrics;             // empty: no metrics file
+  std::string run_dir;             // this run's own directory: config.ini, metrics.jsonl, checkpoints/
+  std::string metrics;             // empty: <run_dir>/metrics.jsonl, or none without a run dir
   long long metrics_every_steps = 0;  // step lines in the metrics file (0: none)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
   std::string progress = "auto";   // auto | live | lines | none
   double progress_interval_s = 5;  // plain progress line period when not a TTY
 
   std::vector<std::pair<std::string, std::string>> entries;  // name -> value text
+
+  // The metrics file this run writes ("" for none).
+  std::string metrics_path() const;
+  // The effective configuration as an INI file that --config accepts.
+  std::string to_ini() const;
 };
 
 struct ParseResult {

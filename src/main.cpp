@@ -6,6 +6,7 @@
 
 #include "mpitrain/comm.hpp"
 #include "mpitrain/convert.hpp"
+#include "mpitrain/tools.hpp"
 #include "mpitrain/trainer.hpp"
 
 namespace {
@@ -14,7 +15,9 @@ void usage(std::FILE* out) {
                "usage: mpitrain <command> [options]\n"
                "commands:\n"
                "  train     data-parallel training (run under mpirun/srun); 'mpitrain train --help'\n"
-               "  convert   idx|csv -> HDF5 dataset; 'mpitrain convert idx --help'\n");
+               "  convert   idx|csv -> HDF5 dataset; 'mpitrain convert idx --help'\n"
+               "  inspect   FILE: what a checkpoint or dataset file holds\n"
+               "  evaluate  --checkpoint FILE --data FILE [--split test]: exact loss/accuracy (under mpirun)\n");
 }
 }  // namespace
 
@@ -30,6 +33,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "convert") return mpitrain::convert_command(args);
+  if (command == "inspect") return mpitrain::inspect_command(args);
+  if (command == "evaluate") {
+    mpitrain::MpiEnvironment mpi(&argc, &argv);
+    return mpitrain::evaluate_command(args);
+  }
   if (command == "train") {
     mpitrain::MpiEnvironment mpi(&argc, &argv);
     return mpitrain::train_command(args);

@@ -1,0 +1,270 @@
+#include "mpitrain/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "mpitrain/errors.hpp"
+#include "mpitrain/h5.hpp"
+
+namespace mpitrain {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The progress fields, named once for writing, reading and the checksum.
+struct IntField { const char* name; long long TrainProgress::*field; };
+struct RealField { const char* name; double TrainProgress::*field; };
+constexpr IntField kIntFields[] = {
+    {"epoch", &TrainProgress::epoch}, {"step_in_epoch", &TrainProgress::step_in_epoch},
+    {"global_step", &TrainProgress::global_step}, {"samples", &TrainProgress::samples},
+    {"global_batch", &TrainProgress::global_batch}, {"optimizer_steps", &TrainProgress::optimizer_steps},
+    {"epoch_samples", &TrainProgress::epoch_samples}, {"best_epoch", &TrainProgress::best_epoch},
+    {"target_epoch", &TrainProgress::target_epoch}, {"target_step", &TrainProgress::target_step},
+    {"target_samples", &TrainProgress::target_samples}};
+constexpr RealField kRealFields[] = {
+    {"previous_lr", &TrainProgress::previous_lr}, {"first_loss", &TrainProgress::first_loss},
+    {"epoch_loss_sum", &TrainProgress::epoch_loss_sum}, {"epoch_correct_sum", &TrainProgress::epoch_correct_sum},
+    {"elapsed_s", &TrainProgress::elapsed_s}, {"best_value", &TrainProgress::best_value},
+    {"target_time_s", &TrainProgress::target_time_s}};
+
+uLong crc_bytes(uLong crc, const void* data, size_t bytes) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (bytes > 0) {  // crc32 takes a uInt length
+    const auto n = static_cast<uInt>(std::min<size_t>(bytes, 1u << 30));
+    crc = crc32(crc, p, n);
+    p += n;
+    bytes -= n;
+  }
+  return crc;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) throw SystemError("open for fsync failed on " + path);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw SystemError("fsync failed on " + path);
+}
+
+// Replaces `target` by a file holding `text`, atomically.
+void write_text_atomic(const fs::path& target, const std::string& text) {
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw SystemError("writing " + tmp.string() + " failed");
+  }
+  fsync_path(tmp.string(), false);
+  fs::rename(tmp, target);
+  fsync_path(target.parent_path().string(), true);
+}
+
+void write_array(hid_t group, const ParamView& v, const float* data, const std::string& file) {
+  std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
+  const std::string leaf = v.name.substr(v.name.find('/') + 1);
+  const std::string layer = v.name.substr(0, v.name.find('/'));
+  if (!h5::path_exists(group, layer)) h5::create_group(group, layer, file);
+  h5::Handle g(h5::check_id(H5Gopen2(group, layer.c_str(), H5P_DEFAULT), "H5Gopen2", file), H5Gclose);
+  h5::write_dataset(g.get(), leaf, H5T_NATIVE_FLOAT, dims, data, dims.empty() ? 1 : dims[0], file);
+}
+
+// Test-only: MPITRAIN_TEST_KILL_IN_CHECKPOINT=N kills the process part-way
+// through the N-th checkpoint write (after the data, before the rename), to
+// prove an interrupted write leaves the previous checkpoint intact.
+void maybe_die_in_write() {
+  static int writes = 0;
+  const char* n = std::getenv("MPITRAIN_TEST_KILL_IN_CHECKPOINT");
+  if (n && ++writes == std::atoi(n)) std::raise(SIGKILL);
+}
+
+}  // namespace
+
+std::uint32_t checkpoint_checksum(const float* params, long long count,
+                                  const std::vector<std::pair<std::string, const float*>>& state,
+                                  const TrainProgress& progress) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc_bytes(crc, params, static_cast<size_t>(count) * sizeof(float));
+  for (const auto& [name, data] : state) {
+    crc = crc_bytes(crc, name.data(), name.size());
+    crc = crc_bytes(crc, data, static_cast<size_t>(count) * sizeof(float));
+  }
+  for (const auto& f : kIntFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(long long));
+  for (const auto& f : kRealFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(double));
+  return static_cast<std::uint32_t>(crc);
+}
+
+long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
+                           Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
+                           int keep_last) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw SystemError("cannot create checkpoint directory '" + dir + "': " + ec.message());
+  const fs::path target = fs::path(dir) / name;
+  const fs::path tmp = fs::path(dir) / ("." + name + ".tmp." + std::to_string(getpid()));
+  const std::string file = tmp.string();
+  std::vector<std::pair<std::string, const float*>> state;
+  for (const auto& [sname, data] : optimizer.state_buffers()) state.emplace_back(sname, data);
+  h5::silence_errors();
+  try {
+    {
+      h5::Handle f = h5::create_file_truncate(file);
+      h5::Handle params = h5::create_group(f.get(), "params", file);
+      for (const ParamView& v : arena.views()) write_array(params.get(), v, arena.params() + v.offset, file);
+      h5::Handle opt = h5::create_group(f.get(), "optimizer", file);
+      for (const auto& [sname, data] : state) {
+        h5::Handle g = h5::create_group(opt.get(), sname, file);
+        for (const ParamView& v : arena.views()) write_array(g.get(), v, data + v.offset, file);
+      }
+      h5::Handle prog = h5::create_group(f.get(), "progress", file);
+      for (const auto& fld : kIntFields) h5::write_attr_int(prog.get(), fld.name, progress.*fld.field);
+      for (const auto& fld : kRealFields) h5::write_attr_double(prog.get(), fld.name, progress.*fld.field);
+      const hid_t root = f.get();
+      h5::write_attr_string(root, "format", kCheckpointFormat);
+      h5::write_attr_string(root, "version", meta.version);
+      h5::write_attr_string(root, "model_spec", meta.model_spec);
+      h5::write_attr_string(root, "optimizer", meta.optimizer);
+      h5::write_attr_string(root, "config", meta.config_ini);
+      h5::write_attr_string(root, "last_metrics", meta.last_metrics);
+      h5::write_attr_int(root, "world_size", meta.world_size);
+      h5::write_attr_int(root, "train_rows", meta.train_rows);
+      h5::write_attr_int(root, "x_width", meta.x_width);
+      h5::write_attr_int(root, "num_classes", meta.num_classes);
+      h5::write_attr_int(root, "y_width", meta.y_width);
+      h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
+      h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
+      h5::write_attr_int(root, "checksum_crc32",
+                         checkpoint_checksum(arena.params(), arena.param_count(), state, progress));
+      h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
+    }
+    maybe_die_in_write();
+    fsync_path(file, false);
+    fs::rename(tmp, target);
+    fsync_path(dir, true);
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+  write_text_atomic(fs::path(dir) / "latest", name + "\n");
+  const long long bytes = static_cast<long long>(fs::file_size(target, ec));
+  if (keep_last > 0) {
+    std::vector<std::string> old;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.starts_with("ckpt-") && n.ends_with(".h5") && n != name) old.push_back(n);
+    }
+    std::sort(old.begin(), old.end());  // zero-padded names: oldest first
+    const long long extra = static_cast<long long>(old.size()) + 1 - keep_last;
+    for (long long i = 0; i < extra; ++i) fs::remove(fs::path(dir) / old[static_cast<size_t>(i)], ec);
+  }
+  return bytes;
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "latest");
+  std::string name;
+  if (!(in >> name)) return "";
+  return (fs::path(dir) / name).string();
+}
+
+namespace {
+
+std::string need_string(hid_t obj, const char* name, const std::string& path) {
+  auto v = h5::read_attr_string(obj, name);
+  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
+  return *v;
+}
+
+long long need_int(hid_t obj, const char* name, const std::string& path) {
+  auto v = h5::read_attr_int(obj, name);
+  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
+  return *v;
+}
+
+void read_array(hid_t file, const std::string& dset, const ParamView& v, float* out, const std::string& path) {
+  if (!h5::path_exists(file, dset))
+    throw UserError("checkpoint '" + path + "' is missing '" + dset + "': it was written for another model or is incomplete");
+  h5::Handle d = h5::open_dataset(file, dset, path);
+  const auto dims = h5::dataset_dims(d.get(), path + ":" + dset);
+  const std::vector<hsize_t> want(v.shape.begin(), v.shape.end());
+  if (dims != want)
+    throw UserError("checkpoint '" + path + "': '" + dset + "' has a different shape than the model's " + v.name);
+  if (H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    throw UserError("checkpoint '" + path + "': reading '" + dset + "' failed: the file is truncated or corrupted");
+}
+
+h5::Handle open_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw UserError("checkpoint '" + path + "' does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw UserError("checkpoint '" + path + "' is not an HDF5 file (truncated or corrupted?)");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw UserError("checkpoint '" + path + "' cannot be opened: it is truncated or corrupted");
+  h5::Handle f(id, H5Fclose);
+  if (h5::read_attr_string(f.get(), "format").value_or("") != kCheckpointFormat)
+    throw UserError("'" + path + "' is not an mpitrain checkpoint (no format attribute '" + kCheckpointFormat + "')");
+  return f;
+}
+
+CheckpointMeta read_meta(hid_t f, const std::string& path) {
+  CheckpointMeta m;
+  m.version = need_string(f, "version", path);
+  m.model_spec = need_string(f, "model_spec", path);
+  m.optimizer = need_string(f, "optimizer", path);
+  m.config_ini = need_string(f, "config", path);
+  m.last_metrics = need_string(f, "last_metrics", path);
+  m.world_size = static_cast<int>(need_int(f, "world_size", path));
+  m.train_rows = need_int(f, "train_rows", path);
+  m.x_width = static_cast<int>(need_int(f, "x_width", path));
+  m.num_classes = static_cast<int>(need_int(f, "num_classes", path));
+  m.y_width = static_cast<int>(need_int(f, "y_width", path));
+  m.seed = static_cast<std::uint64_t>(need_int(f, "seed", path));
+  return m;
+}
+
+}  // namespace
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  h5::silence_errors();
+  h5::Handle f = open_checkpoint(path);
+  return read_meta(f.get(), path);
+}
+
+Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names) {
+  h5::silence_errors();
+  h5::Handle f = open_checkpoint(path);
+  Checkpoint c;
+  c.meta = read_meta(f.get(), path);
+  const auto n = static_cast<size_t>(arena.param_count());
+  c.params.assign(n, 0.0f);
+  for (const ParamView& v : arena.views()) read_array(f.get(), "/params/" + v.name, v, c.params.data() + v.offset, path);
+  for (const auto& sname : state_names) {
+    std::vector<float> buf(n, 0.0f);
+    for (const ParamView& v : arena.views())
+      read_array(f.get(), "/optimizer/" + sname + "/" + v.name, v, buf.data() + v.offset, path);
+    c.state.emplace_back(sname, std::move(buf));
+  }
+  if (!h5::path_exists(f.get(), "/progress")) throw UserError("checkpoint '" + path + "' is missing /progress");
+  h5::Handle prog(h5::check_id(H5Gopen2(f.get(), "/progress", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
+  for (const auto& fld : kIntFields) c.progress.*fld.field = need_int(prog.get(), fld.name, path);
+  for (const auto& fld : kRealFields) {
+    auto v = h5::read_attr_double(prog.get(), fld.name);
+    if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + std::string(fld.name) + "'");
+    c.progress.*fld.field = *v;
+  }
+  c.checksum = static_cast<std::uint32_t>(need_int(f.get(), "checksum_crc32", path));
+  std::vector<std::pair<std::string, const float*>> state;
+  for (const auto& [sname, buf] : c.state) state.emplace_back(sname, buf.data());
+  if (checkpoint_checksum(c.params.data(), arena.param_count(), state, c.progress) != c.checksum)
+    throw UserError("checkpoint '" + path + "' fails its checksum: the file is corrupted; resume from an older checkpoint");
+  return c;
+}
+
+}  // namespace mpitrain

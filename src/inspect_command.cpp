@@ -1,0 +1,5 @@
+#include "mpitrain/tools.hpp"
+
+namespace mpitrain {
+int inspect_command(const std::vector<std::string>&) { return 2; }
+}  // namespace mpitrain

@@ -103,10 +103,16 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
 
 long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
                            Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
-                           int keep_last) {
+                           int keep_last, bool update_latest) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw SystemError("cannot create checkpoint directory '" + dir + "': " + ec.message());
+  // Temporary files left by a writer that died are garbage: the rename never happened.
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with(".ckpt-") || n.starts_with(".final.h5.tmp") || n.starts_with(".best.h5.tmp"))
+      if (n.find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+  }
   const fs::path target = fs::path(dir) / name;
   const fs::path tmp = fs::path(dir) / ("." + name + ".tmp." + std::to_string(getpid()));
   const std::string file = tmp.string();
@@ -142,6 +148,9 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
       h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
       h5::write_attr_int(root, "checksum_crc32",
                          checkpoint_checksum(arena.params(), arena.param_count(), state, progress));
+      // The weights and optimizer state alone: equal in two runs that reached
+      // the same state bitwise (the full checksum also covers timings).
+      h5::write_attr_int(root, "state_crc32", checkpoint_checksum(arena.params(), arena.param_count(), state, {}));
       h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
     }
     maybe_die_in_write();
@@ -152,9 +161,9 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
     fs::remove(tmp, ec);
     throw;
   }
-  write_text_atomic(fs::path(dir) / "latest", name + "\n");
+  if (update_latest) write_text_atomic(fs::path(dir) / "latest", name + "\n");
   const long long bytes = static_cast<long long>(fs::file_size(target, ec));
-  if (keep_last > 0) {
+  if (keep_last > 0 && name.starts_with("ckpt-")) {
     std::vector<std::string> old;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       const std::string n = e.path().filename().string();

@@ -130,6 +130,12 @@ void validate(Config& c) {
   require(std::isfinite(c.early_stop_min_delta) && c.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
   require(std::isfinite(c.divergence_factor) && c.divergence_factor >= 0,
           "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
+  require(c.checkpoint_every_epochs >= 0 && c.checkpoint_every_steps >= 0 && c.keep_last >= 0,
+          "--checkpoint-every-epochs, --checkpoint-every-steps and --keep-last must be >= 0");
+  require(std::isfinite(c.checkpoint_every_s) && c.checkpoint_every_s >= 0, "--checkpoint-every-s must be >= 0");
+  require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
+  require(c.resume != "latest" || !c.checkpoint_path().empty(),
+          "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
   require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
@@ -145,14 +151,36 @@ std::string Config::metrics_path() const {
   return (std::filesystem::path(run_dir) / "metrics.jsonl").string();
 }
 
+std::string Config::checkpoint_path() const {
+  if (!checkpoint_dir.empty() || run_dir.empty()) return checkpoint_dir;
+  return (std::filesystem::path(run_dir) / "checkpoints").string();
+}
+
 std::string Config::to_ini() const {
   std::string out = "# effective configuration of an mpitrain run; reuse with --config (and a new --run-dir)\n";
   for (const auto& [key, value] : entries)
-    if (key != "config" && key != "run-dir") out += key + " = " + value + "\n";
+    if (key != "config" && key != "run-dir" && key != "resume") out += key + " = " + value + "\n";
   return out;
 }
 
-ParseResult parse_train_args(const std::vector<std::string>& args) {
+// `--resume` alone means the latest checkpoint and `--resume FILE` names one;
+// Boost's implicit values cannot take a separate word, so join it here.
+static std::vector<std::string> join_resume(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--resume") {
+      out.push_back(args[i]);
+    } else if (i + 1 < args.size() && !args[i + 1].starts_with("-")) {
+      out.push_back("--resume=" + args[++i]);
+    } else {
+      out.push_back("--resume=latest");
+    }
+  }
+  return out;
+}
+
+ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
+  const std::vector<std::string> args = join_resume(raw_args);
   ParseResult result;
   Config& c = result.config;
   long long seed = static_cast<long long>(c.seed);
@@ -210,6 +238,13 @@ ParseResult parse_train_args(const std::vector<std::string>& args) {
   // Output and resources
   t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
   t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
+  t.add("checkpoint-dir", &c.checkpoint_dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
+  t.add("checkpoint-every-epochs", &c.checkpoint_every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
+  t.add("checkpoint-every-steps", &c.checkpoint_every_steps, "also checkpoint every N steps (0: off)");
+  t.add("checkpoint-every-s", &c.checkpoint_every_s, "also checkpoint every T seconds of training (0: off)");
+  t.add("keep-last", &c.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
+  t.add("resume", &c.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
+  t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
   t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
   t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");

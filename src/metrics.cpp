@@ -76,12 +76,12 @@ JsonObject& JsonObject::add_object(const std::string& k, const JsonObject& value
   return *this;
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
   // Create the run directory the path names (runs/<name>/...), as users expect.
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  file_ = std::fopen(path.c_str(), "w");
+  file_ = std::fopen(path.c_str(), append ? "a" : "w");
   if (!file_)
     throw UserError("cannot write metrics file '" + path + "' (" + std::strerror(errno) +
                     "): choose a writable path for --metrics");

@@ -30,7 +30,7 @@ void check_metrics_path(const Config& c) {
 
 // A run directory belongs to one run: never write into another run's files.
 void check_run_dir(const Config& c) {
-  if (c.run_dir.empty()) return;
+  if (c.run_dir.empty() || !c.resume.empty()) return;  // resuming continues the run in its own directory
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(c.run_dir, ec) && !fs::is_directory(c.run_dir, ec))

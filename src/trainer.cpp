@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 
+#include "mpitrain/checkpointer.hpp"
 #include "mpitrain/errors.hpp"
 #include "mpitrain/evaluate.hpp"
 #include "mpitrain/metrics.hpp"
@@ -14,6 +15,7 @@
 #include "mpitrain/progress.hpp"
 #include "mpitrain/run_plan.hpp"
 #include "mpitrain/sampler.hpp"
+#include "mpitrain/watchdog.hpp"
 
 namespace mpitrain {
 namespace {
@@ -104,25 +106,61 @@ void write_run_dir(const Config& c) {
   throw ReportedError(kExitDiverged);
 }
 
+// The closing lines on stdout and the metrics summary line (rank 0).
+void print_summary(const Config& c, const RunPlan& plan, const TrainResult& r, const EarlyStopping* early,
+                   bool has_test, bool show_acc, MetricsWriter& metrics) {
+  std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", r.epochs_done, r.steps, r.time_s,
+              static_cast<double>(r.samples) / r.time_s);
+  if (show_acc) std::printf(", final acc %.4f", r.eval_acc);
+  std::printf("\n");
+  if (plan.target) {
+    if (r.target_reached)
+      std::printf("target %s reached after epoch %lld: %lld steps, %lld samples, %.1fs\n", plan.target->text.c_str(),
+                  r.target_epoch, r.target_step, r.target_samples, r.target_time_s);
+    else
+      std::printf("target %s not reached in %lld epochs\n", plan.target->text.c_str(), r.epochs_done);
+  }
+  std::fflush(stdout);
+  JsonObject m;
+  m.add("type", "summary").add("stop_reason", r.stop_reason).add("epochs", r.epochs_done).add("steps", r.steps)
+      .add("samples", r.samples).add("time_s", r.time_s).add("train_loss", r.train_loss).add("val_loss", r.val_loss)
+      .add("val_acc", r.val_acc).add("test_loss", has_test ? r.eval_loss : kNaN)
+      .add("test_acc", has_test ? r.eval_acc : kNaN);
+  if (early) m.add("best_epoch", r.best_epoch).add("best_metric", early->metric()).add("best_value", r.best_value);
+  if (plan.target) {
+    m.add("target", plan.target->text).add("target_reached", r.target_reached);
+    if (r.target_reached)
+      m.add("target_epoch", r.target_epoch).add("target_step", r.target_step).add("target_samples", r.target_samples)
+          .add("target_time_s", r.target_time_s);
+  }
+  (void)c;
+  metrics.write(m);
+}
+
 }  // namespace
 
 TrainResult run_training(const Config& c, const Comm& comm) {
   const bool root = comm.rank() == 0;
+  Watchdog watchdog(comm.rank(), c.stall_timeout_s);
   // Everything a user can get wrong is found here, before the first step, and
   // reported once by rank 0 (Comm::collective_check).
   RunPlan plan;
   MetricsWriter metrics;
   comm.collective_check([&] { plan = make_run_plan(c, comm); });
-  comm.collective_check([&] {
-    if (!root) return;
-    if (!c.run_dir.empty()) write_run_dir(c);
-    if (!c.metrics_path().empty()) metrics = MetricsWriter(c.metrics_path());
-  });
   const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
   RunState s(c, plan);
+  TrainProgress pr;  // the loop's state: exactly what a checkpoint saves
+  if (!c.resume.empty()) pr = restore_checkpoint(c, plan, s.model, *s.optimizer, comm);
+  comm.collective_check([&] {
+    if (!root) return;
+    if (!c.run_dir.empty() && c.resume.empty()) write_run_dir(c);
+    const bool append = !c.resume.empty();  // a resumed run continues its metrics file
+    if (!c.metrics_path().empty()) metrics = MetricsWriter(c.metrics_path(), append);
+  });
   const int num_classes = plan.data->num_classes();
   const LrSchedule& schedule = *plan.schedule;
   Arena& arena = s.model.arena();
+  Checkpointer checkpoints(c, plan, comm);
   if (root) {
     print_run_header(c, comm, place, plan, s.model);
     metrics.write(run_header_json(c, comm, place, plan, s.model));
@@ -130,72 +168,98 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   const bool live = c.progress == "live" || (c.progress == "auto" && stdout_is_terminal());
   Progress progress(root, c.progress != "none", live, c.progress_interval_s);
   std::optional<EarlyStopping> early;
-  if (c.early_stop_patience > 0) early.emplace(c.early_stop_metric, c.early_stop_patience, c.early_stop_min_delta);
+  if (c.early_stop_patience > 0) {
+    early.emplace(c.early_stop_metric, c.early_stop_patience, c.early_stop_min_delta);
+    if (pr.best_epoch > 0) early->restore(pr.best_epoch, pr.best_value);
+  }
+  // The best model is kept by the validation metric (the early-stopping one if set).
+  const std::string best_metric = early ? early->metric() : "val_loss";
+  std::optional<EarlyStopping> best_tracker;
+  if (!plan.val_split.empty() && checkpoints.enabled()) best_tracker.emplace(best_metric, 0, 0.0);
 
   TrainResult result;
   result.val_loss = result.val_acc = kNaN;
-  const double t_start = now_s();
-  double first_loss = kNaN;  // mean loss of the first step, the divergence reference
-  for (long long epoch = 0; epoch < c.epochs; ++epoch) {
+  const double t_start = now_s() - pr.elapsed_s;  // a resumed run keeps counting its training time
+  auto snapshot = [&] {
+    pr.optimizer_steps = s.optimizer->step_count();
+    pr.previous_lr = s.optimizer->previous_lr();
+    pr.elapsed_s = now_s() - t_start;
+    return pr;
+  };
+  if (pr.global_step == 0) pr.first_loss = kNaN;
+  const long long first_epoch = pr.epoch;
+  for (long long epoch = first_epoch; epoch < c.epochs; ++epoch) {
     const long long steps = schedule.steps_in_epoch(epoch);
     const long long b_epoch = batch_at_epoch(plan.phases, epoch);
     s.sampler.set_global_batch(b_epoch);
     s.sampler.start_epoch(epoch);
+    pr.epoch = epoch;
+    pr.global_batch = b_epoch;
     const double t_epoch = now_s();
     StepTimes times;
-    double loss_sum = 0, correct_sum = 0, lr = 0;
-    long long epoch_samples = 0;
-    for (long long step = 0; step < steps; ++step) {
+    double lr = 0;
+    const long long resumed_samples = pr.epoch_samples;  // for this epoch's throughput
+    for (long long step = pr.step_in_epoch; step < steps; ++step) {
       const StepPosition pos = schedule.position(epoch, step);
+      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
+      maybe_test_stall(comm.rank(), pos.global_step + 1);
       const auto b = static_cast<long long>(s.sampler.batch(step).size());
       arena.zero_grads();
       const LossSums local = accumulate_shard(s, num_classes, s.sampler.shard(step, comm.size(), comm.rank()), b, times);
       arena.stats()[kLossSum] = static_cast<float>(local.loss);
       arena.stats()[kCorrect] = static_cast<float>(local.correct);
       const double t_reduce = now_s();
+      watchdog.beat(Watchdog::Phase::kAllreduce, epoch + 1, step + 1);
       comm.allreduce_sum(arena.grads(), arena.reduce_count());  // empty shards take part too
+      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
       const double t_update = now_s();
       times.allreduce += t_update - t_reduce;
 
       const double step_loss = arena.stats()[kLossSum] / static_cast<double>(b);
       const double grad_norm = l2_norm(arena.grads(), arena.param_count());
       lr = schedule.lr_at(pos);
-      if (result.steps == 0) first_loss = step_loss;
+      if (pos.global_step == 0) pr.first_loss = step_loss;
       if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
         report_divergence(comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
-      if (c.divergence_factor > 0 && first_loss > 0 && step_loss > c.divergence_factor * first_loss)
+      if (c.divergence_factor > 0 && pr.first_loss > 0 && step_loss > c.divergence_factor * pr.first_loss)
         report_divergence(comm, metrics, pos, lr, step_loss, grad_norm,
                           "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
-                              " x the first step's " + fmt("%.4g", first_loss));
+                              " x the first step's " + fmt("%.4g", pr.first_loss));
       s.optimizer->step(arena, lr);
       times.compute += now_s() - t_update;
 
-      loss_sum += arena.stats()[kLossSum];
-      correct_sum += arena.stats()[kCorrect];
-      epoch_samples += b;
-      result.samples += b;
-      ++result.steps;
-      if (root && c.metrics_every_steps > 0 && result.steps % c.metrics_every_steps == 0) {
+      pr.epoch_loss_sum += arena.stats()[kLossSum];
+      pr.epoch_correct_sum += arena.stats()[kCorrect];
+      pr.epoch_samples += b;
+      pr.samples += b;
+      pr.step_in_epoch = step + 1;
+      ++pr.global_step;
+      if (root && c.metrics_every_steps > 0 && pr.global_step % c.metrics_every_steps == 0) {
         JsonObject m;
-        m.add("type", "step").add("epoch", epoch + 1).add("step", result.steps).add("samples", result.samples)
+        m.add("type", "step").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
             .add("lr", lr).add("global_batch", b).add("loss", step_loss)
             .add("acc", num_classes > 0 ? arena.stats()[kCorrect] / static_cast<double>(b) : kNaN)
             .add("grad_norm", grad_norm);
         metrics.write(m);
       }
+      if (step + 1 < steps && checkpoints.due_after_step(pr.global_step)) {
+        watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, step + 1);
+        checkpoints.save(Checkpointer::step_name(epoch, step + 1), snapshot(), s.model, *s.optimizer, metrics, true);
+      }
       const double elapsed = now_s() - t_epoch;
-      const double run_elapsed = now_s() - t_start;
-      progress.update({epoch + 1, c.epochs, step + 1, steps, loss_sum / static_cast<double>(epoch_samples),
-                       static_cast<double>(epoch_samples) / elapsed,
-                       run_elapsed / static_cast<double>(result.steps) *
-                           static_cast<double>(schedule.total_steps() - result.steps)});
+      progress.update({epoch + 1, c.epochs, step + 1, steps, pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples),
+                       static_cast<double>(pr.epoch_samples - resumed_samples) / elapsed,
+                       (now_s() - t_start) / static_cast<double>(pr.global_step) *
+                           static_cast<double>(schedule.total_steps() - pr.global_step)});
     }
     const double train_time = now_s() - t_epoch;
     double time_max[3] = {times.data, times.compute, times.allreduce};
     comm.allreduce_max(time_max, 3);  // the slowest rank sets the pace
-    result.train_loss = loss_sum / static_cast<double>(epoch_samples);
-    result.train_acc = num_classes > 0 ? correct_sum / static_cast<double>(epoch_samples) : kNaN;
+    result.train_loss = pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples);
+    result.train_acc = num_classes > 0 ? pr.epoch_correct_sum / static_cast<double>(pr.epoch_samples) : kNaN;
+    const long long epoch_samples = pr.epoch_samples - resumed_samples;
 
+    watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, steps);
     const double t_eval = now_s();
     EpochMetrics em{{"train_loss", result.train_loss}, {"train_acc", result.train_acc}};
     if (s.val_reader) {
@@ -212,23 +276,24 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       result.eval_acc = result.val_acc;
     }
     const double eval_time = now_s() - t_eval;
-    result.epochs_done = epoch + 1;
-    result.time_s = now_s() - t_start;
+    const double time_s = now_s() - t_start;
 
     bool reached_now = false;
-    if (plan.target && !result.target_reached && em.count(plan.target->metric) &&
+    if (plan.target && pr.target_epoch == 0 && em.count(plan.target->metric) &&
         plan.target->reached(em[plan.target->metric])) {
-      reached_now = result.target_reached = true;
-      result.target_epoch = epoch + 1;
-      result.target_step = result.steps;
-      result.target_samples = result.samples;
-      result.target_time_s = result.time_s;
+      reached_now = true;
+      pr.target_epoch = epoch + 1;
+      pr.target_step = pr.global_step;
+      pr.target_samples = pr.samples;
+      pr.target_time_s = time_s;
     }
     const bool stop_early = early && early->update(epoch + 1, em[early->metric()]);
     if (early) {
-      result.best_epoch = early->best_epoch();
-      result.best_value = early->best_value();
+      pr.best_epoch = early->best_epoch();
+      pr.best_value = early->best_value();
     }
+    const bool new_best = best_tracker && best_tracker->update(epoch + 1, em[best_metric]) == false &&
+                          best_tracker->best_epoch() == epoch + 1;
 
     const double samples_per_s = static_cast<double>(epoch_samples) / train_time;
     std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs) + "  train loss " +
@@ -244,19 +309,29 @@ TrainResult run_training(const Config& c, const Comm& comm) {
             fmt("%.0f", samples_per_s) + " samples/s";
     if (reached_now) line += "  [target " + plan.target->text + " reached]";
     progress.println(line);
-    if (root) {
-      JsonObject m;
-      m.add("type", "epoch").add("epoch", epoch + 1).add("step", result.steps).add("samples", result.samples)
-          .add("lr", lr).add("global_batch", b_epoch).add("steps_in_epoch", steps)
-          .add("train_loss", result.train_loss).add("train_acc", result.train_acc);
-      for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
-        if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
-      m.add("time_s", result.time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
-          .add("time_data_s", time_max[0]).add("time_compute_s", time_max[1]).add("time_allreduce_s", time_max[2])
-          .add("eval_time_s", eval_time);
-      if (plan.target) m.add("target_reached", result.target_reached);
-      metrics.write(m);
-    }
+    JsonObject m;
+    m.add("type", "epoch").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
+        .add("lr", lr).add("global_batch", b_epoch).add("steps_in_epoch", steps)
+        .add("train_loss", result.train_loss).add("train_acc", result.train_acc);
+    for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
+      if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
+    m.add("time_s", time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
+        .add("time_data_s", time_max[0]).add("time_compute_s", time_max[1]).add("time_allreduce_s", time_max[2])
+        .add("eval_time_s", eval_time);
+    if (plan.target) m.add("target_reached", pr.target_epoch > 0);
+    metrics.write(m);
+    checkpoints.set_last_metrics(m.str());
+
+    // The next epoch starts from a clean slate; checkpoints written now resume there.
+    pr.epoch = epoch + 1;
+    pr.step_in_epoch = 0;
+    pr.epoch_loss_sum = pr.epoch_correct_sum = 0;
+    pr.epoch_samples = 0;
+    watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, steps);
+    if (checkpoints.due_at_epoch_end(epoch + 1))
+      checkpoints.save(Checkpointer::epoch_name(epoch + 1), snapshot(), s.model, *s.optimizer, metrics, true);
+    if (new_best) checkpoints.save("best.h5", snapshot(), s.model, *s.optimizer, metrics, false);
+    result.epochs_done = epoch + 1;
     if (reached_now && c.stop_at_target) {
       result.stop_reason = "target";
       break;
@@ -270,32 +345,20 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       break;
     }
   }
-  if (root) {
-    std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", result.epochs_done, result.steps,
-                result.time_s, static_cast<double>(result.samples) / result.time_s);
-    if (num_classes > 0 && (s.test_reader || s.val_reader)) std::printf(", final acc %.4f", result.eval_acc);
-    std::printf("\n");
-    if (plan.target) {
-      if (result.target_reached)
-        std::printf("target %s reached after epoch %lld: %lld steps, %lld samples, %.1fs\n", plan.target->text.c_str(),
-                    result.target_epoch, result.target_step, result.target_samples, result.target_time_s);
-      else
-        std::printf("target %s not reached in %lld epochs\n", plan.target->text.c_str(), result.epochs_done);
-    }
-    JsonObject m;
-    m.add("type", "summary").add("stop_reason", result.stop_reason).add("epochs", result.epochs_done)
-        .add("steps", result.steps).add("samples", result.samples).add("time_s", result.time_s)
-        .add("train_loss", result.train_loss).add("val_loss", result.val_loss).add("val_acc", result.val_acc)
-        .add("test_loss", s.test_reader ? result.eval_loss : kNaN).add("test_acc", s.test_reader ? result.eval_acc : kNaN);
-    if (early) m.add("best_epoch", result.best_epoch).add("best_metric", early->metric()).add("best_value", result.best_value);
-    if (plan.target) {
-      m.add("target", plan.target->text).add("target_reached", result.target_reached);
-      if (result.target_reached)
-        m.add("target_epoch", result.target_epoch).add("target_step", result.target_step)
-            .add("target_samples", result.target_samples).add("target_time_s", result.target_time_s);
-    }
-    metrics.write(m);
-  }
+  if (checkpoints.enabled()) checkpoints.save("final.h5", snapshot(), s.model, *s.optimizer, metrics, false);
+  result.steps = pr.global_step;
+  result.samples = pr.samples;
+  result.time_s = now_s() - t_start;
+  result.epochs_done = std::max(result.epochs_done, pr.epoch);
+  result.best_epoch = pr.best_epoch;
+  result.best_value = pr.best_value;
+  result.target_reached = pr.target_epoch > 0;
+  result.target_epoch = pr.target_epoch;
+  result.target_step = pr.target_step;
+  result.target_samples = pr.target_samples;
+  result.target_time_s = pr.target_time_s;
+  if (root) print_summary(c, plan, result, early ? &*early : nullptr, s.test_reader.has_value(),
+                          num_classes > 0 && (s.test_reader || s.val_reader), metrics);
   result.params.assign(arena.params(), arena.params() + arena.param_count());
   return result;
 }

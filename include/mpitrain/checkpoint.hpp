@@ -67,12 +67,13 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
                                   const std::vector<std::pair<std::string, const float*>>& state,
                                   const TrainProgress& progress);
 
-// Writes `dir/name` atomically from the arena and optimizer, then points
-// `dir/latest` at it and removes older "ckpt-*.h5" files beyond keep_last
-// (0 keeps all). Returns the bytes written. Throws SystemError on failure.
+// Writes `dir/name` atomically from the arena and optimizer, then (if
+// update_latest) points `dir/latest` at it, and removes older "ckpt-*.h5"
+// files beyond keep_last (0 keeps all). Returns the bytes written. Throws
+// SystemError on failure.
 long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
                            Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
-                           int keep_last);
+                           int keep_last, bool update_latest = true);
 
 // Reads and verifies a checkpoint against the arena layout of `arena` (same
 // parameter names and shapes) and the optimizer's state buffer names. Throws

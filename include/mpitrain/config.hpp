@@ -47,6 +47,13 @@ struct Config {
 
   std::string run_dir;             // this run's own directory: config.ini, metrics.jsonl, checkpoints/
   std::string metrics;             // empty: <run_dir>/metrics.jsonl, or none without a run dir
+  std::string checkpoint_dir;      // empty: <run_dir>/checkpoints, or none without a run dir
+  long long checkpoint_every_epochs = 1;  // 0: not at epoch ends
+  long long checkpoint_every_steps = 0;   // 0: off
+  double checkpoint_every_s = 0;          // 0: off (rank 0 decides and broadcasts)
+  long long keep_last = 3;                // ckpt-*.h5 files kept (0: all)
+  std::string resume;              // "": fresh run; "latest": the checkpoint dir's latest; else a file
+  double stall_timeout_s = 600;    // watchdog: abort when a rank makes no progress this long (0: off)
   long long metrics_every_steps = 0;  // step lines in the metrics file (0: none)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
   std::string progress = "auto";   // auto | live | lines | none
@@ -56,6 +63,8 @@ struct Config {
 
   // The metrics file this run writes ("" for none).
   std::string metrics_path() const;
+  // The checkpoint directory ("" for none).
+  std::string checkpoint_path() const;
   // The effective configuration as an INI file that --config accepts.
   std::string to_ini() const;
 };

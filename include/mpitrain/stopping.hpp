@@ -30,6 +30,8 @@ class EarlyStopping {
   // Records the value after `epoch` (1-based); returns true when the run
   // should stop (no improvement for `patience` epochs). Patience 0 never stops.
   bool update(long long epoch, double value);
+  // Continues from a checkpoint's bookkeeping.
+  void restore(long long best_epoch, double best_value) { best_epoch_ = best_epoch; best_ = best_value; }
   const std::string& metric() const { return metric_; }
   long long best_epoch() const { return best_epoch_; }
   double best_value() const { return best_; }

@@ -69,9 +69,32 @@ usage() {
 
 host_ns() { echo "$PREFIX-h$1"; }
 
+# Setup and teardown run few processes (one `ip -batch` per namespace, not one
+# `ip` per change): on a loaded CI machine every process start costs ~50 ms.
+
 # Every namespace of this prefix that exists (switch and hosts), by exact name.
 our_namespaces() {
-  ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^${PREFIX}-(sw|h[0-9]+)\$" || true
+  local name rest
+  while read -r name rest; do
+    [[ "$name" =~ ^${PREFIX}-(sw|h[0-9]+)$ ]] && echo "$name"
+  done < <(ip netns list 2>/dev/null)
+  return 0
+}
+
+# ns_processes NS...: "PID NS COMMAND" for every process inside these network
+# namespaces (what `ip netns pids` finds, for all of them in one pass over /proc).
+ns_processes() {
+  [ $# -gt 0 ] || return 0
+  local map
+  map=$(cd /run/netns && stat -L -c '%i %n' -- "$@" 2>/dev/null) || true
+  [ -n "$map" ] || return 0
+  stat -L -c '%i %n' /proc/[0-9]*/ns/net 2>/dev/null | awk -v map="$map" '
+    BEGIN { n = split(map, lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); ns[f[1]] = f[2] } }
+    ($1 in ns) {
+      split($2, p, "/"); comm = "?"
+      if ((getline c < ("/proc/" p[3] "/comm")) > 0) comm = c
+      print p[3], ns[$1], comm
+    }'
 }
 
 host_count() {
@@ -80,7 +103,7 @@ host_count() {
 }
 
 check_prereqs() {
-  [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, /etc/netns): run it with sudo"
+  [ "$EUID" -eq 0 ] || die "needs root (namespaces, /etc/netns): run it with sudo"
   if ! command -v ip >/dev/null 2>&1; then
     note "installing iproute2 (ip is missing)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null \
@@ -100,64 +123,50 @@ rate_bytes_per_s() {
     printf "%d\n", v * m[u] / 8 }'
 }
 
-# shape NS DEV RATE DELAY: the qdisc on one end of a host's link.
-shape() {
-  local ns=$1 dev=$2 rate=$3 delay=$4 burst err
-  if [ -n "$delay" ]; then
-    local args=(delay "$delay")
-    [ -n "$rate" ] && args+=(rate "$rate")
-    if ! err=$(tc -n "$ns" qdisc add dev "$dev" root netem "${args[@]}" 2>&1); then
-      if grep -qi "unknown" <<<"$err"; then
-        die "--delay needs netem, and this kernel has no netem (sch_netem): '$err'. Only --rate (tbf) is available here."
-      fi
-      die "tc netem on $ns/$dev failed: $err"
+# tc_batch NS LINES: runs tc qdisc commands in NS, explaining a missing netem.
+tc_batch() {
+  local ns=$1 lines=$2 err
+  if ! err=$(tc -n "$ns" -batch - <<<"$lines" 2>&1); then
+    if grep -q netem <<<"$lines" && grep -qi "unknown" <<<"$err"; then
+      die "--delay needs netem, and this kernel has no netem (sch_netem): tc said '${err//$'\n'/ }'. Only --rate (tbf) is available here."
     fi
-  elif [ -n "$rate" ]; then
-    # Burst: 10 ms at the rate (the timer granularity tbf needs), at least 32 KiB.
-    burst=$(rate_bytes_per_s "$rate") || die "bad --rate '$rate' (use e.g. 1gbit, 100mbit, 500kbit)"
-    burst=$((burst / 100 > 32768 ? burst / 100 : 32768))
-    tc -n "$ns" qdisc add dev "$dev" root tbf rate "$rate" burst "$burst" latency 100ms \
-      || die "tc tbf on $ns/$dev failed"
+    die "tc in $ns failed: $err"
   fi
 }
 
 cmd_down() {
-  local namespaces ns pids left i f
-  namespaces=$(our_namespaces)
+  local namespaces procs i f etc_dirs=()
+  mapfile -t namespaces < <(our_namespaces)
   # Kill every process inside the namespaces (mpirun, orted, ranks): all were
-  # started by this script, and a namespace with live processes would outlive
-  # its name.
-  for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-    left=0
-    for ns in $namespaces; do
-      pids=$(ip netns pids "$ns" 2>/dev/null || true)
-      if [ -n "$pids" ]; then
-        left=1
-        kill -KILL $pids 2>/dev/null || true
-      fi
-    done
-    [ "$left" -eq 0 ] && break
+  # started in them through this script, and a namespace with live processes
+  # would outlive its name.
+  for i in $(seq 1 40); do
+    procs=$(ns_processes "${namespaces[@]}")
+    [ -z "$procs" ] && break
+    kill -KILL $(awk '{ print $1 }' <<<"$procs") 2>/dev/null || true
     sleep 0.05
   done
+  [ -z "$procs" ] || note "processes still alive in the namespaces: $procs"
   # Deleting a namespace also deletes its veth ends (the peer goes with them)
   # and the bridge inside the switch namespace.
-  for ns in $namespaces; do
-    ip netns del "$ns" 2>/dev/null || note "could not delete namespace $ns"
-  done
+  if [ ${#namespaces[@]} -gt 0 ]; then
+    printf 'netns del %s\n' "${namespaces[@]}" | ip -force -batch - 2>/dev/null || note "could not delete all of: ${namespaces[*]}"
+  fi
   for f in /etc/netns/"$PREFIX"-h*; do
-    [ -e "$f" ] || continue
-    [[ "$(basename "$f")" =~ ^${PREFIX}-h[0-9]+$ ]] && rm -rf "$f"
+    [[ -e "$f" && "${f##*/}" =~ ^${PREFIX}-h[0-9]+$ ]] && etc_dirs+=("$f")
   done
-  # /etc/netns itself only if `up` created it (and it is empty now).
-  [ -e "$STATE/made-etc-netns" ] && { rmdir /etc/netns 2>/dev/null || true; }
   if [ -d "$STATE/uts" ]; then
     for f in "$STATE"/uts/*; do
-      [ -e "$f" ] || continue
-      umount "$f" 2>/dev/null || true
+      [ -e "$f" ] && { umount "$f" 2>/dev/null || true; }
     done
   fi
-  rm -rf "$STATE"
-  rmdir /run/mpitrain-netns 2>/dev/null || true
+  # /etc/netns itself only if `up` created it (and it is empty now).
+  local made_etc_netns=0
+  [ -e "$STATE/made-etc-netns" ] && made_etc_netns=1
+  if [ ${#etc_dirs[@]} -gt 0 ] || [ -e "$STATE" ]; then rm -rf "${etc_dirs[@]}" "$STATE"; fi
+  [ "$made_etc_netns" -eq 1 ] && { rmdir /etc/netns 2>/dev/null || true; }
+  [ -d /run/mpitrain-netns ] && { rmdir /run/mpitrain-netns 2>/dev/null || true; }
+  return 0
 }
 
 cmd_up() {
@@ -172,57 +181,63 @@ cmd_up() {
     esac
   done
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_HOSTS ] || die "up: host count must be 1..$MAX_HOSTS (got '$n')"
-  if [ -n "$rate" ]; then rate_bytes_per_s "$rate" >/dev/null || die "bad --rate '$rate' (use e.g. 1gbit, 100mbit)"; fi
+  local burst=""
+  if [ -n "$rate" ]; then
+    # tbf burst: 10 ms at the rate (the timer granularity tbf needs), at least 32 KiB.
+    burst=$(rate_bytes_per_s "$rate") || die "bad --rate '$rate' (use e.g. 1gbit, 100mbit, 500kbit)"
+    burst=$((burst / 100 > 32768 ? burst / 100 : 32768))
+  fi
   check_prereqs
   cmd_down  # a cluster of this prefix left over from an interrupted run
 
   # From here on, a failure (or an interrupt) removes what was created.
   CLEANUP_ON_EXIT=1
   mkdir -p "$STATE/uts"
-  [ -d /etc/netns ] || { mkdir /etc/netns; touch "$STATE/made-etc-netns"; }
-  ip netns add "$SW"
-  ip -n "$SW" link add br0 type bridge
-  ip -n "$SW" link set br0 up
+  [ -d /etc/netns ] || { mkdir /etc/netns; : >"$STATE/made-etc-netns"; }
 
-  local k ns hosts_file
-  hosts_file=$(printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n')
-  for k in $(seq 1 "$n"); do
-    hosts_file+=$'\n'"$SUBNET.$k $(host_ns "$k")"
+  local k ns hosts_file="127.0.0.1 localhost"$'\n'"::1 localhost ip6-localhost ip6-loopback"$'\n'
+  local root_cmds="netns add $SW"$'\n' sw_cmds="link add br0 type bridge"$'\n'"link set br0 up"$'\n'
+  for ((k = 1; k <= n; k++)); do
+    ns=$PREFIX-h$k
+    hosts_file+="$SUBNET.$k $ns"$'\n'
+    root_cmds+="netns add $ns"$'\n'"link add name eth0 netns $ns type veth peer name v$k netns $SW"$'\n'
+    sw_cmds+="link set v$k master br0 up"$'\n'
   done
-  for k in $(seq 1 "$n"); do
-    ns=$(host_ns "$k")
-    ip netns add "$ns"
-    ip link add name eth0 netns "$ns" type veth peer name "v$k" netns "$SW"
-    ip -n "$SW" link set "v$k" master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "$SUBNET.$k/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    mkdir -p "/etc/netns/$ns"
-    printf '%s\n' "$hosts_file" >"/etc/netns/$ns/hosts"
-    : >"/etc/netns/$ns/resolv.conf"
-    touch "$STATE/uts/$ns"
+  ip -batch - <<<"$root_cmds"
+  ip -n "$SW" -batch - <<<"$sw_cmds"
+
+  local tc_sw=""
+  for ((k = 1; k <= n; k++)); do
+    ns=$PREFIX-h$k
+    ip -n "$ns" -batch - <<<"link set lo up"$'\n'"addr add $SUBNET.$k/24 dev eth0"$'\n'"link set eth0 up"
+    mkdir "/etc/netns/$ns"
+    printf '%s' "$hosts_file" >"/etc/netns/$ns/hosts"
+    : >"/etc/netns/$ns/resolv.conf"  # no nameserver: no DNS query leaves the cluster
+    : >"$STATE/uts/$ns"
     unshare --uts="$STATE/uts/$ns" hostname "$ns"
-    if [ -n "$rate$delay" ]; then
-      shape "$ns" eth0 "$rate" "$delay"
-      shape "$SW" "v$k" "$rate" ""
+    # Shaping: the host's outgoing traffic on eth0, its incoming on the switch port.
+    if [ -n "$delay" ]; then
+      tc_batch "$ns" "qdisc add dev eth0 root netem delay $delay${rate:+ rate $rate}"
+    elif [ -n "$rate" ]; then
+      tc_batch "$ns" "qdisc add dev eth0 root tbf rate $rate burst $burst latency 100ms"
     fi
+    [ -n "$rate" ] && tc_sw+="qdisc add dev v$k root tbf rate $rate burst $burst latency 100ms"$'\n'
   done
+  [ -n "$tc_sw" ] && tc_batch "$SW" "$tc_sw"
 
   # Open MPI's remote launcher calls AGENT [options] HOST COMMAND... like ssh,
   # COMMAND being one shell command line split into words.
-  cat >"$STATE/agent" <<EOF
-#!/bin/sh
-# plm_rsh_agent for the emulated cluster '$PREFIX': enters HOST instead of ssh.
-while [ "\${1#-}" != "\$1" ]; do shift; done
-host=\$1; shift
-[ -e "$STATE/uts/\$host" ] || { echo "netns-cluster agent: no host '\$host' in cluster '$PREFIX'" >&2; exit 255; }
-exec nsenter --uts="$STATE/uts/\$host" ip netns exec "\$host" /bin/sh -c "\$*"
-EOF
+  printf '%s\n' '#!/bin/sh' \
+    "# plm_rsh_agent for the emulated cluster '$PREFIX': enters HOST instead of ssh." \
+    'while [ "${1#-}" != "$1" ]; do shift; done' \
+    'host=$1; shift' \
+    "[ -e \"$STATE/uts/\$host\" ] || { echo \"netns-cluster agent: no host '\$host' in cluster '$PREFIX'\" >&2; exit 255; }" \
+    "exec nsenter --uts=\"$STATE/uts/\$host\" ip netns exec \"\$host\" /bin/sh -c \"\$*\"" >"$STATE/agent"
   chmod +x "$STATE/agent"
   echo "$n" >"$STATE/hosts"
   echo "${rate:-none} ${delay:-none}" >"$STATE/shaping"
   [ "$RUN_MODE" -eq 1 ] || CLEANUP_ON_EXIT=0
-  note "up: $n host(s) $(host_ns 1)..$(host_ns "$n") on $SUBNET.0/24, rate ${rate:-unlimited}, delay ${delay:-none}"
+  note "up: $n host(s) $PREFIX-h1..$PREFIX-h$n on $SUBNET.0/24, rate ${rate:-unlimited}, delay ${delay:-none}"
 }
 
 # host_exec K COMMAND...: COMMAND on host K (its network, hostname, hosts file).
@@ -269,7 +284,7 @@ cmd_mpirun() {
     --mca oob_tcp_keepalive_intvl 1
     --mca oob_tcp_keepalive_probes 3
   )
-  [ "$(id -u)" -eq 0 ] && opts+=(--allow-run-as-root)
+  [ "$EUID" -eq 0 ] && opts+=(--allow-run-as-root)
   host_exec 1 "$MPIRUN" "${opts[@]}" "$@"
 }
 
@@ -297,15 +312,13 @@ cmd_run() {
 }
 
 cmd_pids() {
-  local n k ns pid
+  local n k hosts=()
   n=$(host_count)
-  for k in $(seq 1 "$n"); do
+  for ((k = 1; k <= n; k++)); do
     [ $# -gt 0 ] && [ "$1" != "$k" ] && continue
-    ns=$(host_ns "$k")
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      echo "$pid $(cat "/proc/$pid/comm" 2>/dev/null || echo '?') $ns"
-    done
+    hosts+=("$PREFIX-h$k")
   done
+  ns_processes "${hosts[@]}" | awk '{ print $1, $3, $2 }'
 }
 
 cmd_status() {

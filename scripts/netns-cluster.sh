@@ -29,14 +29,18 @@
 #
 # How MPI runs across it (Open MPI 4.1): mpirun runs inside host 1 (from the
 # root namespace the remote daemons could not reach it) and starts orted on the
-# other hosts through `--mca plm_rsh_agent AGENT`, a 3-line script that enters
-# the host's namespaces where ssh would log in. Options it adds, and why:
+# other hosts through `--mca plm_rsh_agent AGENT`, a small script that enters
+# the host's namespaces where ssh would log in. Any option below that the
+# caller gives among the mpirun arguments replaces the default. Options it adds, and why:
 #   --bind-to none, mpi_yield_when_idle 1: every emulated host sees all cores;
 #       bound ranks would all pin to core 0 and busy-poll.
 #   btl self,tcp and the subnet for btl/oob: ranks talk through sockets over
 #       the veths, like separate machines (no shared memory between hosts).
-#   btl_tcp_links 2: one TCP connection per peer pair is roughly half-duplex
-#       under a rate limit; two restore full speed in both directions.
+#   btl_tcp_links 2: under a rate limit, one TCP connection per peer pair is
+#       roughly half-duplex (a 2-host all-reduce of 4 MB at 100mbit: 0.65 s);
+#       two connections restore full speed (0.34 s) -- but only for messages
+#       Open MPI stripes over both, which depends on the size: 1071110 floats
+#       are striped, 1071111 are not (measured with Open MPI 4.1.4).
 #   odls_base_sigkill_timeout 0, short oob_tcp_keepalive_*: a killed rank or a
 #       cut link ends the whole job in seconds instead of minutes.
 #
@@ -48,13 +52,13 @@
 #                  kernel; without it, `up` fails and says so.
 #
 # Environment: NETNS_CLUSTER_PREFIX (default mpt), NETNS_CLUSTER_SUBNET
-# (default 10.99.0), MPIRUN (default mpirun). Needs root, iproute2 (installed
+# (default 10.99.0), NETNS_CLUSTER_MPIRUN (default mpirun). Needs root, iproute2 (installed
 # with apt-get if `ip` is missing), util-linux (nsenter, unshare).
 set -euo pipefail
 
 PREFIX=${NETNS_CLUSTER_PREFIX:-mpt}
 SUBNET=${NETNS_CLUSTER_SUBNET:-10.99.0}
-MPIRUN=${MPIRUN:-mpirun}
+MPIRUN=${NETNS_CLUSTER_MPIRUN:-mpirun}
 STATE=/run/mpitrain-netns/$PREFIX
 SW=$PREFIX-sw
 MAX_HOSTS=16
@@ -63,7 +67,7 @@ die() { echo "netns-cluster: $*" >&2; exit 1; }
 note() { echo "netns-cluster: $*" >&2; }
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -88,7 +92,8 @@ ns_processes() {
   local map
   map=$(cd /run/netns && stat -L -c '%i %n' -- "$@" 2>/dev/null) || true
   [ -n "$map" ] || return 0
-  stat -L -c '%i %n' /proc/[0-9]*/ns/net 2>/dev/null | awk -v map="$map" '
+  # (stat fails for processes that end meanwhile: not an error here)
+  { stat -L -c '%i %n' /proc/[0-9]*/ns/net 2>/dev/null || true; } | awk -v map="$map" '
     BEGIN { n = split(map, lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); ns[f[1]] = f[2] } }
     ($1 in ns) {
       split($2, p, "/"); comm = "?"
@@ -140,7 +145,7 @@ cmd_down() {
   # Kill every process inside the namespaces (mpirun, orted, ranks): all were
   # started in them through this script, and a namespace with live processes
   # would outlive its name.
-  for i in $(seq 1 40); do
+  for ((i = 0; i < 40; i++)); do
     procs=$(ns_processes "${namespaces[@]}")
     [ -z "$procs" ] && break
     kill -KILL $(awk '{ print $1 }' <<<"$procs") 2>/dev/null || true
@@ -150,7 +155,7 @@ cmd_down() {
   # Deleting a namespace also deletes its veth ends (the peer goes with them)
   # and the bridge inside the switch namespace.
   if [ ${#namespaces[@]} -gt 0 ]; then
-    printf 'netns del %s\n' "${namespaces[@]}" | ip -force -batch - 2>/dev/null || note "could not delete all of: ${namespaces[*]}"
+    printf 'netns del %s\n' "${namespaces[@]}" | ip -force -batch - || note "could not delete all of: ${namespaces[*]}"
   fi
   for f in /etc/netns/"$PREFIX"-h*; do
     [[ -e "$f" && "${f##*/}" =~ ^${PREFIX}-h[0-9]+$ ]] && etc_dirs+=("$f")
@@ -267,23 +272,40 @@ cmd_mpirun() {
 
   local hostfile=$STATE/hostfile.$hosts.$ppn k
   : >"$hostfile"
-  for k in $(seq 1 "$hosts"); do echo "$(host_ns "$k") slots=$ppn" >>"$hostfile"; done
+  for ((k = 1; k <= hosts; k++)); do echo "$PREFIX-h$k slots=$ppn" >>"$hostfile"; done
 
-  local opts=(
-    --hostfile "$hostfile"
-    --mca plm_rsh_agent "$STATE/agent"
-    --mca plm_rsh_no_tree_spawn 1
-    --bind-to none
-    --mca mpi_yield_when_idle 1
-    --mca btl self,tcp
-    --mca btl_tcp_if_include "$SUBNET.0/24"
-    --mca oob_tcp_if_include "$SUBNET.0/24"
-    --mca btl_tcp_links 2
-    --mca odls_base_sigkill_timeout 0
-    --mca oob_tcp_keepalive_time 2
-    --mca oob_tcp_keepalive_intvl 1
-    --mca oob_tcp_keepalive_probes 3
+  # Defaults; any of them the caller sets in the mpirun arguments wins (Open
+  # MPI refuses an MCA parameter given twice).
+  local defaults=(
+    "mca plm_rsh_no_tree_spawn 1"
+    "bind-to none"
+    "mca mpi_yield_when_idle 1"
+    "mca btl self,tcp"
+    "mca btl_tcp_if_include $SUBNET.0/24"
+    "mca oob_tcp_if_include $SUBNET.0/24"
+    "mca btl_tcp_links 2"
+    "mca odls_base_sigkill_timeout 0"
+    "mca oob_tcp_keepalive_time 2"
+    "mca oob_tcp_keepalive_intvl 1"
+    "mca oob_tcp_keepalive_probes 3"
   )
+  local opts=(--hostfile "$hostfile" --mca plm_rsh_agent "$STATE/agent") d words given a prev=""
+  given=" "
+  for a in "$@"; do
+    case $prev in
+      --mca | -mca | --gmca | -gmca) given+="mca $a " ;;
+    esac
+    case $a in --bind-to | -bind-to) given+="bind-to " ;; esac
+    prev=$a
+  done
+  for d in "${defaults[@]}"; do
+    read -r -a words <<<"$d"
+    if [ "${words[0]}" = mca ]; then
+      [[ "$given" == *" mca ${words[1]} "* ]] || opts+=(--mca "${words[1]}" "${words[2]}")
+    else
+      [[ "$given" == *" ${words[0]} "* ]] || opts+=("--${words[0]}" "${words[1]}")
+    fi
+  done
   [ "$EUID" -eq 0 ] && opts+=(--allow-run-as-root)
   host_exec 1 "$MPIRUN" "${opts[@]}" "$@"
 }
@@ -304,7 +326,7 @@ cmd_run() {
   CLEANUP_ON_EXIT=1
   cmd_up "$n" "${up_args[@]}"
   # In the background so that a signal to this script is handled (teardown)
-  # at once, not only after mpirun has ended.
+  # at once, not only after mpirun has ended (mpirun's stdin is /dev/null).
   local rc=0
   cmd_mpirun "${mpirun_args[@]}" -- "$@" &
   wait $! || rc=$?
@@ -343,6 +365,9 @@ RUN_MODE=0
 on_exit() {
   local rc=$?
   trap - EXIT INT TERM
+  trap '' INT TERM  # a second Ctrl-C must not cut the teardown short
+  # Best effort: every step of the teardown runs even if one fails.
+  set +e
   [ "$CLEANUP_ON_EXIT" -eq 1 ] && cmd_down
   exit "$rc"
 }

@@ -4,7 +4,7 @@
 #
 #   bash scripts/slurm-cluster.sh start  [--state DIR] [--nodes N] [--cpus C] [--port P]
 #   bash scripts/slurm-cluster.sh status [--state DIR]
-#   bash scripts/slurm-cluster.sh env    [--state DIR]   # prints: export SLURM_CONF=...
+#   bash scripts/slurm-cluster.sh env    [--state DIR]   # prints the exports for clients
 #   bash scripts/slurm-cluster.sh stop   [--state DIR]
 #
 # `start` installs slurm-wlm and munge from Debian if they are missing, writes
@@ -48,6 +48,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$STATE" in /*) ;; *) STATE=$PWD/$STATE ;; esac
+[[ $NODES =~ ^[1-9][0-9]*$ && $CPUS =~ ^[1-9][0-9]*$ && $PORT =~ ^[1-9][0-9]*$ ]] \
+  || { echo "slurm-cluster: --nodes, --cpus and --port take positive integers" >&2; exit 2; }
 CONF=$STATE/slurm.conf
 PIDS=$STATE/pids
 MUNGE_SOCKET=$STATE/munge/munge.socket.2
@@ -97,10 +99,15 @@ pid_is() {  # pid name start-time
     && [ "$(awk '{print $20}' <<<"$stat")" = "$3" ]
 }
 
-wait_until() {  # seconds description command...
-  local limit=$1 what=$2 t=0
+# Polls until the command succeeds; gives up after `seconds`, or at once
+# when one of the watched daemons (PIDs from $PIDS, by name) has died.
+wait_until() {  # seconds watched-name command...
+  local limit=$1 watched=$2 t=0 pid name started
   shift 2
   until "$@" >/dev/null 2>&1; do
+    while read -r pid name started; do
+      [ "$name" = "$watched" ] && ! pid_is "$pid" "$name" "$started" && { echo "slurm-cluster: $name (pid $pid) died" >&2; return 1; }
+    done <"$PIDS"
     t=$((t + 1))
     [ "$t" -le $((limit * 5)) ] || return 1
     sleep 0.2
@@ -143,6 +150,7 @@ write_conf() {
     # The configured CPUs may differ from the cores (oversubscribed emulation).
     echo "SlurmdParameters=config_overrides"
     echo "MpiDefault=none"
+    echo "MailProg=/bin/true"
     echo "ReturnToService=2"
     # Finished jobs stay visible to `scontrol show job` for an hour.
     echo "MinJobAge=3600"
@@ -212,11 +220,11 @@ start() {
     slurmd -D -N "n$i" </dev/null >>"$STATE/log/slurmd-n$i.out" 2>&1 &
     record $! slurmd
   done
-  wait_until 30 nodes all_nodes_idle \
+  wait_until 30 slurmd all_nodes_idle \
     || { sinfo -N >&2 || true; tail -5 "$STATE"/log/slurmd-n1.log >&2 || true; die "the nodes did not become idle (logs: $STATE/log/)"; }
   trap - EXIT INT TERM
   say "up in $((SECONDS - t0)) s (install ${t_install} s): slurmctld on port $PORT, nodes n1..n$NODES with $CPUS CPUs each, state in $STATE"
-  say "use it with: export SLURM_CONF=$CONF"
+  say "use it with: eval \"\$(bash $0 env --state $STATE)\"   # SLURM_CONF and OMPI_MCA_btl"
 }
 
 # Stops the daemons listed in $PIDS, newest first (nodes, controller, munged).
@@ -249,7 +257,7 @@ stop() {
       say "cancelling jobs: $(tr '\n' ' ' <<<"$jobs")"
       # shellcheck disable=SC2086
       scancel $jobs 2>/dev/null || true
-      wait_until 20 jobs no_jobs_running || echo "slurm-cluster: jobs still running after 20 s" >&2
+      wait_until 20 - no_jobs_running || echo "slurm-cluster: jobs still running after 20 s" >&2
     fi
   fi
   local n
@@ -275,6 +283,11 @@ case "$cmd" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  env) echo "export SLURM_CONF=$CONF" ;;
+  env)
+    echo "export SLURM_CONF=$CONF"
+    # The emulated nodes share one host name: Open MPI's shared-memory
+    # transport would pair ranks of different nodes and crash, so use TCP.
+    echo "export OMPI_MCA_btl=self,tcp"
+    ;;
   *) usage ;;
 esac

@@ -92,7 +92,10 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
                                   const TrainProgress& progress) {
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc_bytes(crc, params, static_cast<size_t>(count) * sizeof(float));
-  for (const auto& [name, data] : state) {
+  // Buffers in name order, so the caller's order of state names does not matter.
+  auto sorted = state;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [name, data] : sorted) {
     crc = crc_bytes(crc, name.data(), name.size());
     crc = crc_bytes(crc, data, static_cast<size_t>(count) * sizeof(float));
   }
@@ -118,6 +121,20 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
   const std::string file = tmp.string();
   std::vector<std::pair<std::string, const float*>> state;
   for (const auto& [sname, data] : optimizer.state_buffers()) state.emplace_back(sname, data);
+  // The checksum is taken over exactly what a reader reconstructs: the
+  // parameter views, with the alignment padding between them as zeros.
+  const auto count = static_cast<size_t>(arena.param_count());
+  auto as_read = [&](const float* data) {
+    std::vector<float> out(count, 0.0f);
+    for (const ParamView& v : arena.views())
+      std::copy_n(data + v.offset, static_cast<size_t>(v.size), out.begin() + v.offset);
+    return out;
+  };
+  const std::vector<float> params_as_read = as_read(arena.params());
+  std::vector<std::vector<float>> state_as_read;
+  std::vector<std::pair<std::string, const float*>> state_for_crc;
+  for (const auto& [sname, data] : state) state_as_read.push_back(as_read(data));
+  for (size_t i = 0; i < state.size(); ++i) state_for_crc.emplace_back(state[i].first, state_as_read[i].data());
   h5::silence_errors();
   try {
     {
@@ -147,10 +164,11 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
       h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
       h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
       h5::write_attr_int(root, "checksum_crc32",
-                         checkpoint_checksum(arena.params(), arena.param_count(), state, progress));
+                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, progress));
       // The weights and optimizer state alone: equal in two runs that reached
       // the same state bitwise (the full checksum also covers timings).
-      h5::write_attr_int(root, "state_crc32", checkpoint_checksum(arena.params(), arena.param_count(), state, {}));
+      h5::write_attr_int(root, "state_crc32",
+                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, {}));
       h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
     }
     maybe_die_in_write();
@@ -242,11 +260,42 @@ CheckpointMeta read_meta(hid_t f, const std::string& path) {
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   h5::silence_errors();
-  h5::Handle f = open_checkpoint(path);
-  return read_meta(f.get(), path);
+  try {
+    h5::Handle f = open_checkpoint(path);
+    return read_meta(f.get(), path);
+  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
+  }
+}
+
+std::vector<std::string> checkpoint_state_names(const std::string& path) {
+  h5::silence_errors();
+  try {
+    h5::Handle f = open_checkpoint(path);
+    if (!h5::path_exists(f.get(), "/optimizer")) return {};
+    h5::Handle g(h5::check_id(H5Gopen2(f.get(), "/optimizer", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
+    return h5::child_names(g.get(), path + ":/optimizer");
+  } catch (const SystemError& e) {
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + ")");
+  }
+}
+
+namespace {
+Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
+                                     const std::vector<std::string>& state_names);
 }
 
 Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names) {
+  try {
+    return read_checkpoint_unchecked(path, arena, state_names);
+  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
+  }
+}
+
+namespace {
+Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
+                                     const std::vector<std::string>& state_names) {
   h5::silence_errors();
   h5::Handle f = open_checkpoint(path);
   Checkpoint c;
@@ -275,5 +324,7 @@ Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const st
     throw UserError("checkpoint '" + path + "' fails its checksum: the file is corrupted; resume from an older checkpoint");
   return c;
 }
+
+}  // namespace
 
 }  // namespace mpitrain

@@ -23,8 +23,6 @@ namespace mpitrain {
 
 // Defined in inspect_command.cpp: the checkpoint's optimizer state names in
 // the order its checksum covers them.
-std::vector<std::string> checkpoint_state_names(const std::string& path, const CheckpointMeta& meta,
-                                                const Arena& arena);
 
 namespace {
 
@@ -94,8 +92,8 @@ void check_data_fits(const EvalOptions& o, const CheckpointMeta& meta, const Mod
   const SplitInfo& s = data.split(o.split);
   const std::string prefix = "--data '" + o.data + "' does not fit checkpoint '" + o.checkpoint + "': ";
   if (s.x_width != model.input_width())
-    throw UserError(prefix + "its /" + o.split + "/x has " + std::to_string(s.x_width) + " features per row, the model " +
-                    meta.model_spec + " takes " + std::to_string(model.input_width()) +
+    throw UserError(prefix + "its /" + o.split + "/x has " + std::to_string(s.x_width) +
+                    " features per row, the model " + meta.model_spec + " takes " + std::to_string(model.input_width()) +
                     ": evaluate on data shaped like the training data");
   if (data.num_classes() != meta.num_classes || s.y_width != meta.y_width)
     throw UserError(prefix + "the data has " + std::to_string(data.num_classes()) + " classes and target width " +
@@ -125,17 +123,22 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
     if (!data->has_split(o.split))
       throw UserError("--data '" + o.data + "' has no /" + o.split + " split: choose another --split");
     if (comm.rank() != 0) return;
-    meta = read_checkpoint_meta(o.checkpoint);
-    activation = activation_name(activation_from_config(meta.config_ini));
-    model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
-    const Checkpoint ck =
-        read_checkpoint(o.checkpoint, model->arena(), checkpoint_state_names(o.checkpoint, meta, model->arena()));
-    std::copy(ck.params.begin(), ck.params.end(), model->arena().params());
+    try {
+      meta = read_checkpoint_meta(o.checkpoint);
+      activation = activation_name(activation_from_config(meta.config_ini));
+      model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
+      const Checkpoint ck =
+          read_checkpoint(o.checkpoint, model->arena(), checkpoint_state_names(o.checkpoint));
+      std::copy(ck.params.begin(), ck.params.end(), model->arena().params());
+    } catch (const SystemError& e) {  // an HDF5 call failed on damaged structure: the user's file, not a fault
+      throw UserError("checkpoint '" + o.checkpoint + "' cannot be read, it is corrupted: " + e.what());
+    }
     check_data_fits(o, meta, *model, *data);
   });
   comm.broadcast(meta.model_spec, 0);
   comm.broadcast(activation, 0);
-  if (comm.rank() != 0) model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
+  if (comm.rank() != 0)
+    model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
   Arena& arena = model->arena();
   comm.broadcast(arena.params(), arena.param_count() * static_cast<long long>(sizeof(float)), 0);
 

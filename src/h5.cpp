@@ -229,4 +229,20 @@ void write_dataset(hid_t loc, const std::string& name, hid_t mem_type,
     check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", ctx);
 }
 
+// Names of the links in a group, in HDF5's name order (what h5py shows).
+std::vector<std::string> child_names(hid_t group, const std::string& context) {
+  H5G_info_t info;
+  h5::check(H5Gget_info(group, &info), "H5Gget_info", context);
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) throw SystemError("H5Lget_name_by_idx failed on " + context);
+    std::string name(static_cast<size_t>(n) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<size_t>(n));
+    names.push_back(name);
+  }
+  return names;
+}
+
 }  // namespace mpitrain::h5

@@ -7,7 +7,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <set>
 #include <sstream>
 
 #include "mpitrain/checkpoint.hpp"
@@ -20,7 +19,7 @@
 namespace mpitrain {
 namespace {
 
-constexpr const char* kPrefix = "mpitrain inspect: ";
+constexpr const char* kPrefix = "mpitrain: ";  // as train and evaluate
 constexpr hsize_t kLabelBlock = 1 << 16;
 
 std::string shape_text(const std::vector<hsize_t>& dims) {
@@ -33,26 +32,10 @@ h5::Handle open_group(hid_t loc, const std::string& name, const std::string& pat
   return h5::Handle(h5::check_id(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), "H5Gopen2", path + ":" + name), H5Gclose);
 }
 
-// Names of the links in a group, in HDF5's name order (what h5py shows).
-std::vector<std::string> child_names(hid_t group, const std::string& context) {
-  H5G_info_t info;
-  h5::check(H5Gget_info(group, &info), "H5Gget_info", context);
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (n < 0) throw SystemError("H5Lget_name_by_idx failed on " + context);
-    std::string name(static_cast<size_t>(n) + 1, '\0');
-    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
-    name.resize(static_cast<size_t>(n));
-    names.push_back(name);
-  }
-  return names;
-}
-
 // Every dataset below `group` as (relative path, shape), depth first.
 void walk_datasets(hid_t group, const std::string& prefix, const std::string& context,
                    std::vector<std::pair<std::string, std::vector<hsize_t>>>& out) {
-  for (const std::string& name : child_names(group, context)) {
+  for (const std::string& name : h5::child_names(group, context)) {
     h5::Handle obj(h5::check_id(H5Oopen(group, name.c_str(), H5P_DEFAULT), "H5Oopen", context + "/" + name), H5Oclose);
     const H5I_type_t type = H5Iget_type(obj.get());
     if (type == H5I_GROUP) walk_datasets(obj.get(), prefix + name + "/", context + "/" + name, out);
@@ -61,27 +44,6 @@ void walk_datasets(hid_t group, const std::string& prefix, const std::string& co
 }
 
 }  // namespace
-
-// The optimizer state buffers of a checkpoint, in the order the writer used
-// (the checksum covers them in that order): the order of `meta.optimizer`'s
-// buffers when it names a known optimizer with exactly these buffers, else
-// the file's name order. Also used by evaluate_command.cpp.
-std::vector<std::string> checkpoint_state_names(const std::string& path, const CheckpointMeta& meta,
-                                                const Arena& arena) {
-  h5::Handle f = h5::open_file_readonly(path);
-  std::vector<std::string> in_file;
-  if (h5::path_exists(f.get(), "/optimizer")) in_file = child_names(open_group(f.get(), "/optimizer", path).get(), path);
-  try {
-    OptimizerOptions o;
-    o.kind = parse_optimizer(meta.optimizer);
-    std::vector<std::string> ordered;
-    for (const auto& buffer : make_optimizer(o, arena)->state_buffers()) ordered.push_back(buffer.first);
-    if (std::set<std::string>(ordered.begin(), ordered.end()) == std::set<std::string>(in_file.begin(), in_file.end()))
-      return ordered;
-  } catch (const UserError&) {  // an optimizer this build does not know: keep the file's order
-  }
-  return in_file;
-}
 
 namespace {
 
@@ -113,7 +75,8 @@ int inspect_checkpoint(const std::string& path) {
   if (h5::path_exists(f.get(), "/params")) walk_datasets(open_group(f.get(), "/params", path).get(), "", path, params);
   std::cout << "parameters (" << params.size() << " datasets):\n";
   for (const auto& [name, dims] : params) std::cout << "  " << name << " " << shape_text(dims) << "\n";
-  if (h5::path_exists(f.get(), "/optimizer")) walk_datasets(open_group(f.get(), "/optimizer", path).get(), "", path, state);
+  if (h5::path_exists(f.get(), "/optimizer"))
+    walk_datasets(open_group(f.get(), "/optimizer", path).get(), "", path, state);
   std::cout << "optimizer state (" << state.size() << " datasets):\n";
   for (const auto& [name, dims] : state) std::cout << "  " << name << " " << shape_text(dims) << "\n";
   std::cout << "last metrics: " << (meta.last_metrics.empty() ? "(none)" : meta.last_metrics) << "\n"
@@ -130,7 +93,7 @@ int inspect_checkpoint(const std::string& path) {
     throw UserError("checkpoint '" + path + "' holds an unusable model spec: " + e.what());
   }
   try {
-    read_checkpoint(path, model->arena(), checkpoint_state_names(path, meta, model->arena()));
+    read_checkpoint(path, model->arena(), checkpoint_state_names(path));
   } catch (const UserError& e) {
     if (std::string(e.what()).find("checksum") == std::string::npos) throw;
     std::cout << "checksum BAD: the parameters, optimizer state or progress were changed after writing\n";
@@ -196,7 +159,13 @@ int inspect(const std::string& path) {
     h5::Handle f = h5::open_file_readonly(path);  // UserError: missing, a directory, not HDF5
     format = h5::read_attr_string(f.get(), "format").value_or("");
   }
-  if (format == kCheckpointFormat) return inspect_checkpoint(path);
+  if (format == kCheckpointFormat) {
+    try {
+      return inspect_checkpoint(path);
+    } catch (const SystemError& e) {  // an HDF5 call failed on damaged structure
+      throw UserError("checkpoint '" + path + "' cannot be read, it is corrupted: " + e.what());
+    }
+  }
   if (format.starts_with("mpitrain-checkpoint"))
     throw UserError("'" + path + "' is a checkpoint of format '" + format + "'; this mpitrain reads '" +
                     kCheckpointFormat + "'");

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mpitrain/checkpoint.hpp"
@@ -88,7 +89,7 @@ class CheckpointTest : public ::testing::Test {
   }
   // Applies `change` to a read-write copy of `path` opened with HDF5; returns the copy's path.
   std::string altered_copy(const std::string& path, const std::function<void(hid_t)>& change) {
-    const std::string copy = (dir / "altered.h5").string();
+    const std::string copy = (dir / ("altered" + std::to_string(++copies) + ".h5")).string();
     fs::copy_file(path, copy, fs::copy_options::overwrite_existing);
     h5::Handle f(H5Fopen(copy.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
     EXPECT_TRUE(f.valid());
@@ -97,6 +98,7 @@ class CheckpointTest : public ::testing::Test {
   }
 
   fs::path dir;
+  int copies = 0;
   Model model{"5-7-3", Activation::kRelu, 1};
   std::unique_ptr<Optimizer> opt = make_optimizer(OptimizerOptions{}, model.arena());
   TrainProgress progress;
@@ -116,26 +118,18 @@ TEST_F(CheckpointTest, RoundTripRestoresParamsStateProgressAndMeta) {
   for (auto f : kInts) EXPECT_EQ(c.progress.*f, progress.*f);
   for (auto f : kReals) EXPECT_EQ(c.progress.*f, progress.*f);
   for (const CheckpointMeta& m : {c.meta, read_checkpoint_meta(path)}) {
-    EXPECT_EQ(m.version, meta.version);
-    EXPECT_EQ(m.model_spec, meta.model_spec);
-    EXPECT_EQ(m.optimizer, meta.optimizer);
-    EXPECT_EQ(m.config_ini, meta.config_ini);
-    EXPECT_EQ(m.last_metrics, meta.last_metrics);
-    EXPECT_EQ(m.world_size, 3);
-    EXPECT_EQ(m.train_rows, 1234);
-    EXPECT_EQ(m.x_width, 5);
-    EXPECT_EQ(m.num_classes, 3);
-    EXPECT_EQ(m.y_width, 0);
-    EXPECT_EQ(m.seed, 0xF00DF00DF00DF00DULL);
+    EXPECT_EQ(std::tie(m.version, m.model_spec, m.optimizer, m.config_ini, m.last_metrics),
+              std::tie(meta.version, meta.model_spec, meta.optimizer, meta.config_ini, meta.last_metrics));
+    EXPECT_EQ(std::make_tuple(m.world_size, m.train_rows, m.x_width, m.num_classes, m.y_width, m.seed),
+              std::make_tuple(3, 1234LL, 5, 3, 0, 0xF00DF00DF00DF00DULL));
   }
   const std::vector<std::pair<std::string, const float*>> state = {{"velocity", opt->state_buffers()[0].second}};
   EXPECT_EQ(c.checksum, checkpoint_checksum(model.arena().params(), n, state, progress));
   // Readable with h5py: per-layer datasets named after the layers, state of the same shapes.
   h5::Handle f = h5::open_file_readonly(path);
-  h5::Handle w = h5::open_dataset(f.get(), "/params/dense0/W", path);
-  EXPECT_EQ(h5::dataset_dims(w.get(), path), (std::vector<hsize_t>{5, 7}));
-  h5::Handle vb = h5::open_dataset(f.get(), "/optimizer/velocity/dense1/b", path);
-  EXPECT_EQ(h5::dataset_dims(vb.get(), path), (std::vector<hsize_t>{3}));
+  auto dims = [&](const char* name) { return h5::dataset_dims(h5::open_dataset(f.get(), name, path).get(), path); };
+  EXPECT_EQ(dims("/params/dense0/W"), (std::vector<hsize_t>{5, 7}));
+  EXPECT_EQ(dims("/optimizer/velocity/dense1/b"), (std::vector<hsize_t>{3}));
 }
 
 TEST_F(CheckpointTest, EmptyMetricsAndConfigRoundTrip) {
@@ -225,12 +219,14 @@ TEST_F(CheckpointTest, TruncatedFileIsRefused) {
 
 TEST_F(CheckpointTest, MissingFieldIsRefusedByName) {
   const std::string path = write("ckpt-e0001.h5");
-  const std::string no_step = altered_copy(path, [](hid_t f) { ASSERT_GE(H5Adelete_by_name(f, "progress", "global_step", H5P_DEFAULT), 0); });
+  const std::string no_step =
+      altered_copy(path, [](hid_t f) { ASSERT_GE(H5Adelete_by_name(f, "progress", "global_step", H5P_DEFAULT), 0); });
   EXPECT_REFUSED(read(no_step), "'global_step'");
   const std::string no_spec = altered_copy(path, [](hid_t f) { ASSERT_GE(H5Adelete(f, "model_spec"), 0); });
   EXPECT_REFUSED(read(no_spec), "'model_spec'");
   EXPECT_REFUSED(read_checkpoint_meta(no_spec), "'model_spec'");
-  const std::string no_bias = altered_copy(path, [](hid_t f) { ASSERT_GE(H5Ldelete(f, "/params/dense1/b", H5P_DEFAULT), 0); });
+  const std::string no_bias =
+      altered_copy(path, [](hid_t f) { ASSERT_GE(H5Ldelete(f, "/params/dense1/b", H5P_DEFAULT), 0); });
   EXPECT_REFUSED(read(no_bias), "/params/dense1/b");
   EXPECT_REFUSED(read_checkpoint(path, model.arena(), {"adam_m", "adam_v"}), "/optimizer/adam_m/");
 }

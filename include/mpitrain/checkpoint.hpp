@@ -81,6 +81,9 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
 // field, shape mismatch, checksum.
 Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names);
 
+// The optimizer state buffer names a checkpoint holds (under /optimizer).
+std::vector<std::string> checkpoint_state_names(const std::string& path);
+
 // Reads only the metadata (for inspect/evaluate to build the right model).
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 

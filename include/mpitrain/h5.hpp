@@ -47,6 +47,9 @@ bool path_exists(hid_t loc, const std::string& path);
 
 std::vector<hsize_t> dataset_dims(hid_t dset, const std::string& context);
 
+// Names of the links in a group, in HDF5's name order (what h5py shows).
+std::vector<std::string> child_names(hid_t group, const std::string& context);
+
 enum class ElemType { kUint8, kInt32, kFloat32, kOther };
 ElemType dataset_elem_type(hid_t dset, const std::string& context);
 const char* elem_type_name(ElemType t);

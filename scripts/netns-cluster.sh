@@ -160,11 +160,11 @@ cmd_down() {
   for f in /etc/netns/"$PREFIX"-h*; do
     [[ -e "$f" && "${f##*/}" =~ ^${PREFIX}-h[0-9]+$ ]] && etc_dirs+=("$f")
   done
-  if [ -d "$STATE/uts" ]; then
-    for f in "$STATE"/uts/*; do
-      [ -e "$f" ] && { umount "$f" 2>/dev/null || true; }
-    done
-  fi
+  local uts=()
+  for f in "$STATE"/uts/*; do
+    [ -e "$f" ] && uts+=("$f")
+  done
+  [ ${#uts[@]} -gt 0 ] && { umount "${uts[@]}" 2>/dev/null || true; }
   # /etc/netns itself only if `up` created it (and it is empty now).
   local made_etc_netns=0
   [ -e "$STATE/made-etc-netns" ] && made_etc_netns=1
@@ -351,10 +351,10 @@ cmd_status() {
   fi
   n=$(host_count)
   echo "cluster '$PREFIX': $n host(s), shaping (rate delay): $(cat "$STATE/shaping")"
-  for k in $(seq 1 "$n"); do
-    ns=$(host_ns "$k")
-    echo "  $ns: $(host_exec "$k" hostname) $(ip -n "$ns" -4 -o addr show dev eth0 | awk '{ print $4 }')" \
-      "$(tc -n "$ns" qdisc show dev eth0 | head -n 1)"
+  for ((k = 1; k <= n; k++)); do
+    ns=$PREFIX-h$k
+    echo "  $ns: $(nsenter --uts="$STATE/uts/$ns" hostname) $(ip -n "$ns" -4 -o addr show dev eth0 | awk '{ print $4 }')" \
+      "$(tc -n "$ns" qdisc show dev eth0)"
   done
 }
 

@@ -15,7 +15,10 @@
 # the clients find the cluster through SLURM_CONF, munged listens on a socket
 # in the state directory, and the only shared file used is the munge key the
 # Debian package creates (/etc/munge/munge.key; created with mungekey if it
-# is missing).
+# is missing). The controller's state stays in DIR from one start to the
+# next, so job ids (and the run directories named after them) never repeat.
+# Defaults: MPITRAIN_SLURM_STATE for DIR, MPITRAIN_SLURM_PORT for P (16817;
+# the nodes listen on P+1 .. P+N), 4 nodes of 2 CPUs.
 #
 # `stop` cancels the cluster's jobs and stops exactly the daemons `start`
 # started (their PIDs are recorded in DIR/pids), never anything by name.
@@ -28,7 +31,7 @@
 # the cores, `srun --mpi=pmix` (pmi2 does not work with Debian's Open MPI).
 set -euo pipefail
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 cmd=${1:-}
 [ -n "$cmd" ] || usage
@@ -57,7 +60,6 @@ export SLURM_CONF=$CONF
 
 say() { echo "slurm-cluster: $*"; }
 die() { echo "slurm-cluster: error: $*" >&2; exit 1; }
-
 
 # ---------------------------------------------------------------- install
 install_packages() {
@@ -202,8 +204,9 @@ start() {
   for ((i = 0; i <= NODES; i++)); do
     port_free $((PORT + i)) || die "port $((PORT + i)) is in use: choose another base with --port"
   done
-  # A fresh cluster every time: no old jobs, job ids from 1.
-  rm -rf "$STATE/ctld" "$STATE/spool" "$STATE/tmp" "$STATE/run" "$STATE/log" "$STATE/munge" "$STATE/jobcomp.log"
+  # Fresh nodes every time, but the controller's state stays: job ids go on
+  # from the last start, so run directories named after them stay unique.
+  rm -rf "$STATE/spool" "$STATE/tmp" "$STATE/run" "$STATE/log" "$STATE/munge"
   mkdir -p "$STATE/ctld" "$STATE/run" "$STATE/log"
   for ((i = 1; i <= NODES; i++)); do mkdir -p "$STATE/spool/n$i" "$STATE/tmp/n$i"; done
   : >"$PIDS"

@@ -23,28 +23,30 @@ std::map<std::string, std::string> parse_ini(const std::string& text) {
 
 // The options that decide which samples form each step and what the state
 // means: resuming under different values would not continue the same run.
-constexpr const char* kTrajectoryOptions[] = {"model", "activation", "global-batch", "batch-schedule", "seed",
+constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "batch-schedule", "seed",
                                               "drop-last", "val-fraction", "optimizer"};
 
 void check_fits(const Config& c, const RunPlan& plan, const CheckpointMeta& m, const std::string& path) {
-  const auto& train = plan.data->split("train");
-  const int y_width = train.y_width;
   if (m.model_spec != c.model)
     throw UserError("checkpoint '" + path + "' was written for --model " + m.model_spec + ", not " + c.model +
                     ": resume with the same model");
+  // Options first: a different --val-fraction also shows up as different data,
+  // and the option is what the user has to change.
+  const auto then = parse_ini(m.config_ini);
+  for (const auto& [key, value] : c.entries)
+    for (const char* opt : kTrajectoryOptions)
+      if (key == opt && then.count(key) && then.at(key) != value)
+        throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + then.at(key) +
+                        "', this run has '" + value + "': resume with the same --" + key +
+                        " (it decides the sample order and state)");
+  const auto& train = plan.data->split("train");
   if (m.train_rows != plan.train_count || m.x_width != train.x_width || m.num_classes != plan.data->num_classes() ||
-      m.y_width != y_width)
+      m.y_width != train.y_width)
     throw UserError("checkpoint '" + path + "' was written for data of " + std::to_string(m.train_rows) +
                     " training rows x " + std::to_string(m.x_width) + " features, " + std::to_string(m.num_classes) +
                     " classes; --data '" + c.data + "' has " + std::to_string(plan.train_count) + " x " +
                     std::to_string(train.x_width) + ", " + std::to_string(plan.data->num_classes()) +
                     ": resume on the same data");
-  const auto then = parse_ini(m.config_ini);
-  for (const auto& [key, value] : c.entries)
-    for (const char* opt : kTrajectoryOptions)
-      if (key == opt && then.count(key) && then.at(key) != value)
-        throw UserError("checkpoint '" + path + "' was written with --" + key + " " + then.at(key) + ", this run has " +
-                        value + ": resume with the same --" + key + " (it decides the sample order and state)");
 }
 
 }  // namespace
@@ -117,8 +119,8 @@ TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& mo
       throw UserError("--resume: no checkpoint in '" + c.checkpoint_path() + "' (no 'latest' file): start without --resume");
     std::vector<std::string> names;
     for (const auto& b : buffers) names.push_back(b.first);
+    check_fits(c, plan, read_checkpoint_meta(path), path);  // before shapes: name the option to change
     const Checkpoint ck = read_checkpoint(path, arena, names);
-    check_fits(c, plan, ck.meta, path);
     std::copy(ck.params.begin(), ck.params.end(), arena.params());
     for (size_t i = 0; i < buffers.size(); ++i)
       std::copy(ck.state[i].second.begin(), ck.state[i].second.end(), buffers[i].second);

@@ -136,6 +136,8 @@ void validate(Config& c) {
   require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
   require(c.resume != "latest" || !c.checkpoint_path().empty(),
           "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
+  require(std::isfinite(c.noise_ema_decay) && c.noise_ema_decay >= 0 && c.noise_ema_decay < 1,
+          "--noise-ema-decay must be in [0, 1)");
   require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
@@ -234,6 +236,7 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
   t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
   t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
+  t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
   t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
   // Output and resources
   t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");

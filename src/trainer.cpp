@@ -11,6 +11,7 @@
 #include "mpitrain/evaluate.hpp"
 #include "mpitrain/metrics.hpp"
 #include "mpitrain/model.hpp"
+#include "mpitrain/noise_scale.hpp"
 #include "mpitrain/optim.hpp"
 #include "mpitrain/progress.hpp"
 #include "mpitrain/run_plan.hpp"
@@ -20,7 +21,10 @@
 namespace mpitrain {
 namespace {
 
-enum Stat { kLossSum = 0, kCorrect = 1 };  // slots after the gradients in the all-reduce
+// Slots after the gradients in the all-reduce: loss and accuracy sums, and
+// for the noise scale each rank's small-batch |G_r|^2, 1/b_r and whether it
+// had rows (DESIGN.md step 4: they ride along, no extra collective).
+enum Stat { kLossSum = 0, kCorrect = 1, kSmallSq = 2, kInvSmall = 3, kContributors = 4 };
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string fmt(const char* f, double v) {
@@ -177,6 +181,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   std::optional<EarlyStopping> best_tracker;
   if (!plan.val_split.empty() && checkpoints.enabled()) best_tracker.emplace(best_metric, 0, 0.0);
 
+  NoiseScaleEstimator noise(c.noise_ema_decay);
   TrainResult result;
   result.val_loss = result.val_acc = kNaN;
   const double t_start = now_s() - pr.elapsed_s;  // a resumed run keeps counting its training time
@@ -205,9 +210,23 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       maybe_test_stall(comm.rank(), pos.global_step + 1);
       const auto b = static_cast<long long>(s.sampler.batch(step).size());
       arena.zero_grads();
-      const LossSums local = accumulate_shard(s, num_classes, s.sampler.shard(step, comm.size(), comm.rank()), b, times);
-      arena.stats()[kLossSum] = static_cast<float>(local.loss);
-      arena.stats()[kCorrect] = static_cast<float>(local.correct);
+      const auto shard = s.sampler.shard(step, comm.size(), comm.rank());
+      // The small batch of the noise scale: this rank's shard, or on one rank
+      // the first half of the batch (measured before the second half is added).
+      const size_t small = comm.size() > 1 ? shard.size() : shard.size() / 2;
+      LossSums local = accumulate_shard(s, num_classes, shard.first(small), b, times);
+      const double small_norm = l2_norm(arena.grads(), arena.param_count());
+      const LossSums rest = accumulate_shard(s, num_classes, shard.subspan(small), b, times);
+      local.loss += rest.loss;
+      local.correct += rest.correct;
+      float* stats = arena.stats();
+      stats[kLossSum] = static_cast<float>(local.loss);
+      stats[kCorrect] = static_cast<float>(local.correct);
+      // The arena holds sum/b; the small batch's mean gradient is that x b/small.
+      const double to_mean = small > 0 ? static_cast<double>(b) / static_cast<double>(small) : 0.0;
+      stats[kSmallSq] = static_cast<float>(small_norm * small_norm * to_mean * to_mean);
+      stats[kInvSmall] = small > 0 ? 1.0f / static_cast<float>(small) : 0.0f;
+      stats[kContributors] = small > 0 ? 1.0f : 0.0f;
       const double t_reduce = now_s();
       watchdog.beat(Watchdog::Phase::kAllreduce, epoch + 1, step + 1);
       comm.allreduce_sum(arena.grads(), arena.reduce_count());  // empty shards take part too
@@ -217,6 +236,9 @@ TrainResult run_training(const Config& c, const Comm& comm) {
 
       const double step_loss = arena.stats()[kLossSum] / static_cast<double>(b);
       const double grad_norm = l2_norm(arena.grads(), arena.param_count());
+      if (const double n = arena.stats()[kContributors]; n > 0)
+        noise.update(arena.stats()[kSmallSq] / n, arena.stats()[kInvSmall] / n, static_cast<double>(b),
+                     grad_norm * grad_norm);
       lr = schedule.lr_at(pos);
       if (pos.global_step == 0) pr.first_loss = step_loss;
       if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
@@ -239,7 +261,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
         m.add("type", "step").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
             .add("lr", lr).add("global_batch", b).add("loss", step_loss)
             .add("acc", num_classes > 0 ? arena.stats()[kCorrect] / static_cast<double>(b) : kNaN)
-            .add("grad_norm", grad_norm);
+            .add("grad_norm", grad_norm).add("noise_scale", noise.b_simple());
         metrics.write(m);
       }
       if (step + 1 < steps && checkpoints.due_after_step(pr.global_step)) {
@@ -307,6 +329,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
     }
     line += "  lr " + fmt("%.4g", lr) + "  B " + std::to_string(b_epoch) + "  " + fmt("%.1f", train_time) + "s  " +
             fmt("%.0f", samples_per_s) + " samples/s";
+    if (noise.updates() > 0) line += "  B_noise " + fmt("%.0f", noise.b_simple());
     if (reached_now) line += "  [target " + plan.target->text + " reached]";
     progress.println(line);
     JsonObject m;
@@ -317,7 +340,8 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
     m.add("time_s", time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
         .add("time_data_s", time_max[0]).add("time_compute_s", time_max[1]).add("time_allreduce_s", time_max[2])
-        .add("eval_time_s", eval_time);
+        .add("eval_time_s", eval_time).add("noise_scale", noise.b_simple()).add("noise_g2", noise.g2())
+        .add("noise_trace_s", noise.trace_s());
     if (plan.target) m.add("target_reached", pr.target_epoch > 0);
     metrics.write(m);
     checkpoints.set_last_metrics(m.str());

@@ -21,7 +21,7 @@ struct ParamView {
 
 class Arena {
  public:
-  static constexpr int kStatSlots = 4;
+  static constexpr int kStatSlots = 8;
 
   // Registers a parameter of the given shape; returns its offset in floats.
   long long add(const std::string& name, std::vector<long long> shape);

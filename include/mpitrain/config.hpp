@@ -43,6 +43,7 @@ struct Config {
   double early_stop_min_delta = 0.0;
   std::string target;              // e.g. "val_acc>=0.88"
   bool stop_at_target = false;
+  double noise_ema_decay = 0.99;   // EMA decay of the gradient-noise-scale estimates
   double divergence_factor = 10.0; // loss above this x the first step's loss: diverged (0: off)
 
   std::string run_dir;             // this run's own directory: config.ini, metrics.jsonl, checkpoints/

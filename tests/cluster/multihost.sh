@@ -28,9 +28,12 @@ export NETNS_CLUSTER_PREFIX=mptci NETNS_CLUSTER_SUBNET=10.99.7
 export NETNS_CLUSTER_MPIRUN=$MPIEXEC
 cluster() { bash "$CLUSTER_SCRIPT" "$@"; }
 
-# Whatever happens (a failed check, an error, Ctrl-C, ctest's timeout
-# SIGTERM), nothing of the cluster survives the test.
+# Whatever happens (a failed check, an error, Ctrl-C, a SIGTERM), nothing of
+# the cluster survives the test. (After a SIGKILL, the next run's `up`
+# removes the leftovers of this fixed prefix first.)
 trap 'timeout 20 bash "$CLUSTER_SCRIPT" down' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
@@ -177,6 +180,16 @@ long_run_ends() {
   check "no process left on the hosts" _no_processes_on_hosts
 }
 
+# stop_long_run: when a case cannot go on, ends the background run (SIGKILL
+# to every process on host 1: mpirun and rank 0) and shows its output.
+stop_long_run() {
+  kill -KILL $(cluster pids 1 | awk '{ print $1 }') 2>/dev/null
+  wait "$LONG_PID"
+  OUT="$LONG_DIR/stdout" ERR="$LONG_DIR/stderr" RC=$(cat "$LONG_DIR/rc" 2>/dev/null || echo "?")
+  LAST_CMD=("(4-host run of 5000 epochs)") ELAPSED="?" LAST_TIMEOUT=90
+  show_output
+}
+
 case_ "SIGKILL of the rank on host 3 mid-run ends the job"
 if check "4-host run started and wrote 2 epochs" long_run kill; then
   # Proof that the ranks talk over TCP between namespaces: the rank on host 3
@@ -187,14 +200,17 @@ if check "4-host run started and wrote 2 epochs" long_run kill; then
     _ "$SS" "${NETNS_CLUSTER_SUBNET//./\\.}" || echo "$SS" | sed 's/^/  | /'
   echo "$SS" | grep '"mpitrain"' | sed 's/^/  tcp: /'
   PIDS=$(cluster pids 3 | awk '$2 == "mpitrain" { print $1 }')
-  check "exactly one mpitrain process in host 3's namespace (found: ${PIDS//$'\n'/ })" \
-    [ "$(wc -w <<<"$PIDS")" -eq 1 ]
-  T_FAULT=$(now)
-  kill -KILL $PIDS
-  long_run_ends "SIGKILL of rank 2 (pid $PIDS)"
-  expect_stderr "rank 2 with PID $PIDS on node mptci-h3 exited on signal 9"
+  if check "exactly one mpitrain process in host 3's namespace (found: ${PIDS//$'\n'/ })" \
+    [ "$(wc -w <<<"$PIDS")" -eq 1 ]; then
+    T_FAULT=$(now)
+    kill -KILL "$PIDS"
+    long_run_ends "SIGKILL of rank 2 (pid $PIDS)"
+    expect_stderr "rank 2 with PID $PIDS on node mptci-h3 exited on signal 9"
+  else
+    stop_long_run
+  fi
 else
-  show_output
+  stop_long_run
 fi
 
 case_ "cutting host 3's link mid-run ends the job (oob keepalive)"
@@ -204,6 +220,8 @@ if check "4-host run started and wrote 2 epochs" long_run cut; then
   long_run_ends "cutting the link of host 3"
   expect_stderr "lost communication with a remote daemon"
   ip -n "$NETNS_CLUSTER_PREFIX-sw" link set v3 up
+else
+  stop_long_run
 fi
 
 # ---------------------------------------------------------------------------

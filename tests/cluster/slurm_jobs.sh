@@ -4,7 +4,7 @@
 #   bash tests/cluster/slurm_jobs.sh MPITRAIN MAKE_TEST_DATASET MPIEXEC WORK_DIR
 #
 # Starts a private 4-node Slurm cluster on this machine
-# (scripts/slurm-cluster.sh, state in WORK_DIR/slurm), submits with sbatch
+# (scripts/slurm-cluster.sh, state in WORK_DIR/slurm_jobs/slurm), submits with sbatch
 #   - jobs/fashion-mnist-mlp.sbatch on 1 node and on 2 emulated nodes,
 #   - the same on 2 nodes launched with mpirun instead of srun,
 #   - jobs/batch-sweep.sbatch as a 2-task job array (B = 32 and 128),
@@ -88,6 +88,7 @@ eval "$("${CLUSTER[@]}" env "${CLUSTER_OPTS[@]}")"   # SLURM_CONF, OMPI_MCA_btl
 export MPITRAIN MPITRAIN_CONFIG=$WORK/small.ini
 unset MPITRAIN_ARGS MPITRAIN_RUNS MPITRAIN_LAUNCHER BATCH_SIZES NODE_COUNTS SCALING WEAK_BATCH_PER_RANK
 
+one="" two="" via_mpirun="" sweep="" scaling="" taken=""   # job ids, set by submit
 submit() {  # variable sbatch-args...: submits, stores the job id in the variable
   local var=$1 id
   shift
@@ -134,8 +135,10 @@ while :; do
   for id in "${!state[@]}"; do
     case ${state[$id]} in PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|"") pending=$((pending + 1)) ;; esac
   done
-  # The array is one entry until its tasks start: count its two tasks.
-  [ -n "${state[${sweep}_0]:-}" ] && [ -n "${state[${sweep}_1]:-}" ] || pending=$((pending + 1))
+  # Every job must have been seen; the array is one entry until its tasks start.
+  for id in "$one" "$two" "$via_mpirun" "$scaling" "$taken" "${sweep}_0" "${sweep}_1"; do
+    [ -n "${state[$id]:-}" ] || pending=$((pending + 1))
+  done
   [ "$pending" -eq 0 ] && break
   if [ $((SECONDS - T_SUBMIT)) -ge "$WAIT_S" ]; then
     echo "FATAL: jobs still unfinished $WAIT_S s after submission:"
@@ -169,6 +172,8 @@ check_run() {
   check "run directory has config.ini, metrics.jsonl, train.log" \
     test -s "$dir/config.ini" -a -s "$m" -a -s "$dir/train.log"
   check "train.log in the run directory is the trainer's output" has "$dir/train.log" "mpitrain "
+  check "checkpoints in the run directory, and config.ini points at none outside it" \
+    bash -c "test -s '$dir/checkpoints/latest' && grep -qx 'metrics = ' '$dir/config.ini' && grep -qx 'checkpoint-dir = ' '$dir/config.ini'"
   check "metrics header: \"ranks\":$ranks, \"nodes\":$nodes" \
     bash -c "head -n 1 '$m' | grep -qF '\"ranks\":$ranks,' && head -n 1 '$m' | grep -qF '\"nodes\":$nodes,'"
   check "metrics header: slurm job_id $jobid, nodes $nodes, tasks_per_node $tpn, cpus_per_task 1" \
@@ -192,7 +197,7 @@ check "2 ranks on 1 node and 4 on 2 nodes, same B and seed: same final test loss
 # Ranks started by mpirun inherit the environment of its daemons' srun step
 # (one daemon per node), so SLURM_TASKS_PER_NODE reads 1(x2) there.
 check_run "$via_mpirun" "$R/fashion-mnist-mlp-$via_mpirun" "$R/fashion-mnist-mlp-$via_mpirun.log" 4 2 any "$via_mpirun"
-check "the mpirun job was launched by mpirun" has "$R/fashion-mnist-mlp-$via_mpirun.log" "+ mpirun --bind-to none"
+check "the mpirun job was launched by mpirun" has "$R/fashion-mnist-mlp-$via_mpirun.log" "+ mpirun --bind-to none "
 
 for task in 0 1; do
   B=$([ "$task" -eq 0 ] && echo 32 || echo 128)

@@ -1,0 +1,34 @@
+// Online gradient noise scale (McCandlish, Kaplan, Amodei et al. 2018,
+// arXiv:1812.06162, appendix A.1). Each step gives two gradient sizes: small
+// batches (each rank's shard, or half the batch on one rank) and the big one
+// (the all-reduced global batch). Since E|G_B|^2 = |G|^2 + tr(S)/B,
+//   |G|^2 ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
+//   tr(S) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
+// With uneven shards, |G_small|^2 is the mean over ranks of each rank's
+// |G_r|^2, whose expectation is |G|^2 + tr(S) * mean(1/b_r); so 1/B_small is
+// the mean of 1/b_r over the ranks that had rows. Both estimates are noisy,
+// so each gets its own bias-corrected exponential moving average, and
+// B_simple = EMA(tr S) / EMA(|G|^2).
+#pragma once
+
+namespace mpitrain {
+
+class NoiseScaleEstimator {
+ public:
+  explicit NoiseScaleEstimator(double ema_decay) : decay_(ema_decay) {}
+  // small_sq_mean: mean over contributing ranks of |G_r|^2; inv_small_mean:
+  // mean of 1/b_r over them; big_sq: |G_big|^2 of the b_big-row batch.
+  // Steps where the two batch sizes coincide carry no information and are skipped.
+  void update(double small_sq_mean, double inv_small_mean, double b_big, double big_sq);
+  long long updates() const { return t_; }
+  double g2() const;       // bias-corrected EMA of |G|^2 (NaN before the first update)
+  double trace_s() const;  // bias-corrected EMA of tr(S)
+  double b_simple() const; // trace_s / g2
+
+ private:
+  double decay_;
+  long long t_ = 0;
+  double ema_g2_ = 0.0, ema_s_ = 0.0, decay_pow_ = 1.0;
+};
+
+}  // namespace mpitrain

@@ -95,7 +95,17 @@ void write_run_dir(const Config& c) {
   if (std::fclose(f) != 0 || !ok) throw UserError("cannot write '" + ini.string() + "'");
 }
 
-[[noreturn]] void report_divergence(const Comm& comm, MetricsWriter& metrics, const StepPosition& pos, double lr,
+// One line per run for sweep tools: <run-dir>/summary.json (also for runs that diverged).
+void write_run_summary(const Config& c, const JsonObject& summary) {
+  if (c.run_dir.empty()) return;
+  const std::string path = (std::filesystem::path(c.run_dir) / "summary.json").string();
+  if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fprintf(f, "%s\n", summary.str().c_str());
+    std::fclose(f);
+  }
+}
+
+[[noreturn]] void report_divergence(const Config& c, const Comm& comm, MetricsWriter& metrics, const StepPosition& pos, double lr,
                                     double loss, double grad_norm, const std::string& why) {
   if (comm.rank() == 0) {
     std::fprintf(stderr,
@@ -106,13 +116,18 @@ void write_run_dir(const Config& c) {
     m.add("type", "diverged").add("epoch", pos.epoch + 1).add("step", pos.global_step + 1)
         .add("lr", lr).add("loss", loss).add("grad_norm", grad_norm).add("reason", why);
     metrics.write(m);
+    JsonObject summary;
+    summary.add("type", "summary").add("stop_reason", "diverged").add("ranks", comm.size())
+        .add("global_batch", pos.global_batch).add("lr", lr).add("epochs", pos.epoch + 1)
+        .add("steps", pos.global_step + 1).add("target_reached", false);
+    write_run_summary(c, summary);
   }
   throw ReportedError(kExitDiverged);
 }
 
 // The closing lines on stdout and the metrics summary line (rank 0).
 void print_summary(const Config& c, const RunPlan& plan, const TrainResult& r, const EarlyStopping* early,
-                   bool has_test, bool show_acc, MetricsWriter& metrics) {
+                   bool has_test, bool show_acc, int ranks, double noise_scale, MetricsWriter& metrics) {
   std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", r.epochs_done, r.steps, r.time_s,
               static_cast<double>(r.samples) / r.time_s);
   if (show_acc) std::printf(", final acc %.4f", r.eval_acc);
@@ -126,7 +141,10 @@ void print_summary(const Config& c, const RunPlan& plan, const TrainResult& r, c
   }
   std::fflush(stdout);
   JsonObject m;
-  m.add("type", "summary").add("stop_reason", r.stop_reason).add("epochs", r.epochs_done).add("steps", r.steps)
+  m.add("type", "summary").add("stop_reason", r.stop_reason).add("ranks", ranks).add("global_batch", c.global_batch)
+      .add("lr", plan.schedule->scaled_rate(c.global_batch)).add("noise_scale", noise_scale)
+      .add("samples_per_s", static_cast<double>(r.samples) / r.time_s)
+      .add("epochs", r.epochs_done).add("steps", r.steps)
       .add("samples", r.samples).add("time_s", r.time_s).add("train_loss", r.train_loss).add("val_loss", r.val_loss)
       .add("val_acc", r.val_acc).add("test_loss", has_test ? r.eval_loss : kNaN)
       .add("test_acc", has_test ? r.eval_acc : kNaN);
@@ -137,8 +155,8 @@ void print_summary(const Config& c, const RunPlan& plan, const TrainResult& r, c
       m.add("target_epoch", r.target_epoch).add("target_step", r.target_step).add("target_samples", r.target_samples)
           .add("target_time_s", r.target_time_s);
   }
-  (void)c;
   metrics.write(m);
+  write_run_summary(c, m);
 }
 
 }  // namespace
@@ -242,9 +260,9 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       lr = schedule.lr_at(pos);
       if (pos.global_step == 0) pr.first_loss = step_loss;
       if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
-        report_divergence(comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
+        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
       if (c.divergence_factor > 0 && pr.first_loss > 0 && step_loss > c.divergence_factor * pr.first_loss)
-        report_divergence(comm, metrics, pos, lr, step_loss, grad_norm,
+        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm,
                           "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
                               " x the first step's " + fmt("%.4g", pr.first_loss));
       s.optimizer->step(arena, lr);
@@ -382,7 +400,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   result.target_samples = pr.target_samples;
   result.target_time_s = pr.target_time_s;
   if (root) print_summary(c, plan, result, early ? &*early : nullptr, s.test_reader.has_value(),
-                          num_classes > 0 && (s.test_reader || s.val_reader), metrics);
+                          num_classes > 0 && (s.test_reader || s.val_reader), comm.size(), noise.b_simple(), metrics);
   result.params.assign(arena.params(), arena.params() + arena.param_count());
   return result;
 }

@@ -17,7 +17,8 @@ void usage(std::FILE* out) {
                "  train     data-parallel training (run under mpirun/srun); 'mpitrain train --help'\n"
                "  convert   idx|csv -> HDF5 dataset; 'mpitrain convert idx --help'\n"
                "  inspect   FILE: what a checkpoint or dataset file holds\n"
-               "  evaluate  --checkpoint FILE --data FILE [--split test]: exact loss/accuracy (under mpirun)\n");
+               "  evaluate  --checkpoint FILE --data FILE [--split test]: exact loss/accuracy (under mpirun)\n"
+               "  bench     compute time per sample and all-reduce cost vs raw MPI_Allreduce (under mpirun)\n");
 }
 }  // namespace
 
@@ -34,6 +35,10 @@ int main(int argc, char** argv) {
   }
   if (command == "convert") return mpitrain::convert_command(args);
   if (command == "inspect") return mpitrain::inspect_command(args);
+  if (command == "bench") {
+    mpitrain::MpiEnvironment mpi(&argc, &argv);
+    return mpitrain::bench_command(args);
+  }
   if (command == "evaluate") {
     mpitrain::MpiEnvironment mpi(&argc, &argv);
     return mpitrain::evaluate_command(args);

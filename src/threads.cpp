@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -48,6 +49,9 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   constexpr int kName = 256;
   char name[kName] = {};
   gethostname(name, kName - 1);
+  // Slurm's emulated or containerised nodes may share a host name; the node
+  // name Slurm gave this rank's slurmd is the readable label then.
+  if (const char* node = std::getenv("SLURMD_NODENAME"); node && *node) std::snprintf(name, kName, "%s", node);
   std::vector<char> all(comm.rank() == 0 ? static_cast<size_t>(kName) * comm.size() : 0);
   check_mpi(MPI_Gather(name, kName, MPI_CHAR, all.data(), kName, MPI_CHAR, 0, comm.get()), "MPI_Gather");
   for (int r = 0; comm.rank() == 0 && r < comm.size(); ++r) {

@@ -13,4 +13,8 @@ int inspect_command(const std::vector<std::string>& args);
 // the ranks of the job (run under mpirun). Returns the exit code.
 int evaluate_command(const std::vector<std::string>& args);
 
+// Compute time per sample and all-reduce cost (vs raw MPI_Allreduce) on the
+// job's ranks, for the performance model. Returns the exit code.
+int bench_command(const std::vector<std::string>& args);
+
 }  // namespace mpitrain

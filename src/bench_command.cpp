@@ -1,0 +1,195 @@
+// `mpitrain bench`: the two measurements a performance model needs, taken
+// on the current ranks (OSU micro-benchmark style: warm-up iterations not
+// counted, a barrier before each timed iteration, MPI_Wtime, min/avg/max over
+// ranks):
+//  - compute time per sample of forward + loss + backward for the model, at
+//    several shard sizes (one sgemm per layer over the whole shard);
+//  - all-reduce time of the trainer's path (Comm::allreduce_sum on the
+//    duplicated communicator) against raw MPI_Allreduce of the same bytes on
+//    MPI_COMM_WORLD, for a range of message sizes, and an alpha-beta fit
+//    t(n) = alpha + beta * bytes of the trainer's path.
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "mpitrain/comm.hpp"
+#include "mpitrain/errors.hpp"
+#include "mpitrain/evaluate.hpp"
+#include "mpitrain/metrics.hpp"
+#include "mpitrain/model.hpp"
+#include "mpitrain/rng.hpp"
+#include "mpitrain/threads.hpp"
+#include "mpitrain/tools.hpp"
+
+namespace po = boost::program_options;
+
+namespace mpitrain {
+namespace {
+
+struct BenchOptions {
+  std::string model = "784-256-128-100-10";
+  std::string shard_sizes = "16,64,128,256,512";
+  long long min_bytes = 4, max_bytes = 1 << 24;
+  int iters = 20, warmup = 3, threads = 0;
+  std::string json;
+};
+
+std::vector<long long> parse_list(const std::string& text) {
+  std::vector<long long> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v <= 0) throw UserError("bad --shard-sizes item '" + item + "': use e.g. 16,64,256");
+    out.push_back(v);
+  }
+  return out;
+}
+
+struct Stats { double min, avg, max; };
+
+// min/avg/max over ranks of each rank's mean time per iteration.
+Stats over_ranks(const Comm& comm, double seconds) {
+  double mn = seconds, mx = seconds, sum = seconds;
+  comm.allreduce_min(&mn, 1);
+  comm.allreduce_max(&mx, 1);
+  comm.allreduce_sum(&sum, 1);
+  return {mn, sum / comm.size(), mx};
+}
+
+template <typename F>
+double time_iterations(const Comm& comm, int warmup, int iters, F&& body) {
+  for (int i = 0; i < warmup; ++i) body();
+  double total = 0;
+  for (int i = 0; i < iters; ++i) {
+    comm.barrier();
+    const double t0 = MPI_Wtime();
+    body();
+    total += MPI_Wtime() - t0;
+  }
+  return total / iters;
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  Comm comm;
+  const bool root = comm.rank() == 0;
+  try {
+    BenchOptions o;
+    bool help = false;
+    std::string help_text;
+    comm.collective_check([&] {
+      po::options_description desc("mpitrain bench [options]   (run under mpirun)");
+      desc.add_options()("help,h", "print this help")
+          ("model", po::value(&o.model)->default_value(o.model), "model spec to time")
+          ("shard-sizes", po::value(&o.shard_sizes)->default_value(o.shard_sizes), "rows per rank to time compute at")
+          ("min-bytes", po::value(&o.min_bytes)->default_value(o.min_bytes), "smallest all-reduce message")
+          ("max-bytes", po::value(&o.max_bytes)->default_value(o.max_bytes), "largest all-reduce message")
+          ("iters", po::value(&o.iters)->default_value(o.iters), "timed iterations per point")
+          ("warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed iterations per point")
+          ("threads", po::value(&o.threads)->default_value(o.threads), "BLAS threads per rank (0: automatic)")
+          ("json", po::value(&o.json), "also write the results as one JSON object to this file");
+      po::variables_map vm;
+      try {
+        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        po::notify(vm);
+      } catch (const po::error& e) {
+        throw UserError(std::string(e.what()) + " (see 'mpitrain bench --help')");
+      }
+      help = vm.count("help") > 0;
+      std::ostringstream os;
+      os << desc;
+      help_text = os.str();
+      if (o.iters < 1 || o.warmup < 0 || o.min_bytes < 4 || o.max_bytes < o.min_bytes)
+        throw UserError("--iters >= 1, --warmup >= 0 and 4 <= --min-bytes <= --max-bytes");
+      parse_model_spec(o.model);
+      parse_list(o.shard_sizes);
+    });
+    if (help) {
+      if (root) std::printf("%s", help_text.c_str());
+      return 0;
+    }
+    const Placement place = configure_threads(comm, o.threads);
+    const auto shards = parse_list(o.shard_sizes);
+    long long max_shard = 0;
+    for (long long s : shards) max_shard = std::max(max_shard, s);
+    Model model(o.model, Activation::kRelu, static_cast<int>(max_shard));
+    model.init(1);
+    TargetBuffers targets(static_cast<int>(max_shard), 0);
+    Rng rng(7);
+    for (long long i = 0; i < max_shard * model.input_width(); ++i) model.input()[i] = static_cast<float>(rng.normal());
+    for (long long i = 0; i < max_shard; ++i)
+      targets.labels[static_cast<size_t>(i)] = static_cast<int>(rng.uniform_below(static_cast<std::uint64_t>(model.output_width())));
+
+    JsonObject out;
+    out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("model", o.model)
+        .add("params", model.param_count()).add("flops_per_sample", 3.0 * model.forward_flops_per_sample());
+    if (root)
+      std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank, model %s (%lld parameters)\n"
+                  "compute (forward + loss + backward), seconds per sample, min/avg/max over ranks:\n",
+                  comm.size(), place.threads_per_rank, o.model.c_str(), model.param_count());
+    std::vector<JsonObject> compute_rows;
+    for (long long s : shards) {
+      const int rows = static_cast<int>(s);
+      const double t = time_iterations(comm, o.warmup, o.iters, [&] {
+        model.arena().zero_grads();
+        forward_loss(model, model.output_width(), rows, targets, 1.0f / static_cast<float>(rows));
+        model.backward(rows);
+      });
+      const Stats st = over_ranks(comm, t / static_cast<double>(s));
+      const double gflops = 3.0 * model.forward_flops_per_sample() / st.avg / 1e9;
+      if (root) std::printf("  shard %6lld  %.3e / %.3e / %.3e s  (%.1f GFLOP/s per rank)\n", s, st.min, st.avg, st.max, gflops);
+      JsonObject r;
+      r.add("shard", s).add("s_per_sample_min", st.min).add("s_per_sample_avg", st.avg).add("s_per_sample_max", st.max);
+      compute_rows.push_back(r);
+    }
+    out.add_array("compute", compute_rows);
+
+    if (root)
+      std::printf("all-reduce (float sum), seconds per call, avg over ranks (min / max):\n"
+                  "  %12s  %24s  %24s  %6s\n", "bytes", "mpitrain", "raw MPI_Allreduce", "ratio");
+    std::vector<float> buf(static_cast<size_t>(o.max_bytes / 4), 1.0f);
+    std::vector<JsonObject> ar_rows;
+    // Weighted least squares (weights 1/t^2, i.e. relative error), so the
+    // microsecond latencies of small messages count as much as large ones.
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (long long bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 4) {
+      const long long count = bytes / 4;
+      const double ours = time_iterations(comm, o.warmup, o.iters, [&] { comm.allreduce_sum(buf.data(), count); });
+      const double raw = time_iterations(comm, o.warmup, o.iters, [&] {
+        MPI_Allreduce(MPI_IN_PLACE, buf.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      });
+      const Stats a = over_ranks(comm, ours), b = over_ranks(comm, raw);
+      if (root)
+        std::printf("  %12lld  %.3e (%.2e/%.2e)  %.3e (%.2e/%.2e)  %6.3f\n", bytes, a.avg, a.min, a.max, b.avg, b.min,
+                    b.max, a.avg / b.avg);
+      JsonObject r;
+      r.add("bytes", bytes).add("s", a.avg).add("s_min", a.min).add("s_max", a.max).add("raw_s", b.avg)
+          .add("ratio", a.avg / b.avg);
+      ar_rows.push_back(r);
+      const auto x = static_cast<double>(bytes);
+      const double w = 1.0 / (a.avg * a.avg);
+      sw += w; sx += w * x; sy += w * a.avg; sxx += w * x * x; sxy += w * x * a.avg;
+    }
+    const double det = sw * sxx - sx * sx;
+    const double beta = det > 0 ? std::max(0.0, (sw * sxy - sx * sy) / det) : 0.0;
+    const double alpha = std::max(0.0, (sy - beta * sx) / sw);
+    if (root) std::printf("alpha-beta fit of the mpitrain path: alpha %.3e s, beta %.3e s/byte (%.2f GB/s)\n", alpha, beta,
+                          beta > 0 ? 1e-9 / beta : 0.0);
+    out.add_array("allreduce", ar_rows).add("alpha_s", alpha).add("beta_s_per_byte", beta);
+    if (root && !o.json.empty()) {
+      MetricsWriter w(o.json);
+      w.write(out);
+    }
+    return 0;
+  } catch (const ReportedError& e) {
+    return e.exit_code;
+  } catch (const std::exception& e) {
+    comm.abort_all(e.what(), kExitSystemError);
+  }
+}
+
+}  // namespace mpitrain

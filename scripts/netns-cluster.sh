@@ -30,17 +30,17 @@
 # How MPI runs across it (Open MPI 4.1): mpirun runs inside host 1 (from the
 # root namespace the remote daemons could not reach it) and starts orted on the
 # other hosts through `--mca plm_rsh_agent AGENT`, a small script that enters
-# the host's namespaces where ssh would log in. Any option below that the
-# caller gives among the mpirun arguments replaces the default. Options it adds, and why:
+# the host's namespaces where ssh would log in. Options it adds, and why (one
+# that the caller gives among the mpirun arguments replaces the default):
 #   --bind-to none, mpi_yield_when_idle 1: every emulated host sees all cores;
 #       bound ranks would all pin to core 0 and busy-poll.
 #   btl self,tcp and the subnet for btl/oob: ranks talk through sockets over
 #       the veths, like separate machines (no shared memory between hosts).
 #   btl_tcp_links 2: under a rate limit, one TCP connection per peer pair is
-#       roughly half-duplex (a 2-host all-reduce of 4 MB at 100mbit: 0.65 s);
-#       two connections restore full speed (0.34 s) -- but only for messages
-#       Open MPI stripes over both, which depends on the size: 1071110 floats
-#       are striped, 1071111 are not (measured with Open MPI 4.1.4).
+#       roughly half-duplex (2 hosts, 4 MB MPI_Allreduce at 100mbit: 0.65 s);
+#       a second connection restores full speed (0.35 s). Measured with Open
+#       MPI 4.1.4: collectives on MPI_COMM_WORLD open it (most runs), those
+#       on an MPI_Comm_dup'ed communicator never do and stay at 0.62 s.
 #   odls_base_sigkill_timeout 0, short oob_tcp_keepalive_*: a killed rank or a
 #       cut link ends the whole job in seconds instead of minutes.
 #

@@ -11,6 +11,7 @@ packages=(
   libboost-program-options-dev
   libgtest-dev
   zlib1g-dev
+  iproute2
   dataset-fashion-mnist
 )
 

@@ -77,7 +77,7 @@ double time_iterations(const Comm& comm, int warmup, int iters, F&& body) {
 int bench_command(const std::vector<std::string>& args) {
   Comm comm;
   const bool root = comm.rank() == 0;
-  try {
+  return run_on_all_ranks(comm, [&] {
     BenchOptions o;
     bool help = false;
     std::string help_text;
@@ -185,11 +185,7 @@ int bench_command(const std::vector<std::string>& args) {
       w.write(out);
     }
     return 0;
-  } catch (const ReportedError& e) {
-    return e.exit_code;
-  } catch (const std::exception& e) {
-    comm.abort_all(e.what(), kExitSystemError);
-  }
+  });
 }
 
 }  // namespace mpitrain

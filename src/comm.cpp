@@ -112,4 +112,16 @@ void Comm::collective_check(const std::function<void()>& fn) const {
   throw ReportedError(kExitUserError);
 }
 
+int run_on_all_ranks(const Comm& comm, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const ReportedError& e) {
+    return e.exit_code;
+  } catch (const UserError& e) {
+    comm.abort_all(e.what(), kExitUserError);
+  } catch (const std::exception& e) {
+    comm.abort_all(e.what(), kExitSystemError);
+  }
+}
+
 }  // namespace mpitrain

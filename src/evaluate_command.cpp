@@ -167,17 +167,7 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
 
 int evaluate_command(const std::vector<std::string>& args) {
   Comm comm;
-  try {
-    return run(args, comm);
-  } catch (const ReportedError& e) {
-    return e.exit_code;
-  } catch (const UserError& e) {
-    // Found after the collective checks on one rank only: the others may be
-    // inside a collective, so end them all.
-    comm.abort_all(e.what(), kExitUserError);
-  } catch (const std::exception& e) {
-    comm.abort_all(e.what(), kExitSystemError);
-  }
+  return run_on_all_ranks(comm, [&] { return run(args, comm); });
 }
 
 }  // namespace mpitrain

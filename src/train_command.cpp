@@ -10,7 +10,7 @@ namespace mpitrain {
 
 int train_command(const std::vector<std::string>& args) {
   Comm comm;
-  try {
+  return run_on_all_ranks(comm, [&] {
     ParseResult parsed;
     comm.collective_check([&] { parsed = parse_train_args(args); });
     if (parsed.action == ParseResult::Action::kHelp) {
@@ -20,15 +20,7 @@ int train_command(const std::vector<std::string>& args) {
     h5::silence_errors();
     run_training(parsed.config, comm);
     return 0;
-  } catch (const ReportedError& e) {
-    return e.exit_code;
-  } catch (const UserError& e) {
-    // A user error found after start-up on one rank only: the others may be
-    // inside a collective, so end them all.
-    comm.abort_all(e.what(), kExitUserError);
-  } catch (const std::exception& e) {
-    comm.abort_all(e.what(), kExitSystemError);
-  }
+  });
 }
 
 }  // namespace mpitrain

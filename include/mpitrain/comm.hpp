@@ -61,6 +61,12 @@ class Comm {
   int size_ = 1;
 };
 
+// Runs a command's body on every rank and turns what it throws into the
+// process exit code: ReportedError (already reported by rank 0) gives its
+// code; any other error was found on one rank after the collective checks,
+// where the others may be blocked in a collective, so it ends them all.
+int run_on_all_ranks(const Comm& comm, const std::function<int()>& body);
+
 // Throws SystemError naming `call` and the MPI error string when rc != MPI_SUCCESS.
 void check_mpi(int rc, const char* call);
 

@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 
 
@@ -64,8 +65,12 @@ STATUS_NOT_RUN = "not run"
 
 # ---------------------------------------------------------------- the fit
 
-def fit_steps_to_target(batches, steps):
+def fit_steps_to_target(batches, steps, relative=False):
     """Least squares of S = S_min + E_min * (1/B) over the points (B, S).
+
+    relative=True weights each residual by 1/S (relative errors), so every B
+    counts the same on the log-log plot instead of the small batches, with
+    their thousands of steps, deciding the fit.
 
     McCandlish et al. (2018), eq. 2.11: (S/S_min - 1)(E/E_min - 1) = 1 with
     E = B*S is S = S_min + E_min/B, a straight line in 1/B. Returns a dict
@@ -78,7 +83,8 @@ def fit_steps_to_target(batches, steps):
     if len(set(b.tolist())) < 3:
         return None
     design = np.column_stack([np.ones_like(b), 1.0 / b])
-    (s_min, e_min), *_ = np.linalg.lstsq(design, s, rcond=None)
+    w = 1.0 / s if relative else np.ones_like(s)
+    (s_min, e_min), *_ = np.linalg.lstsq(design * w[:, None], s * w, rcond=None)
     predicted = design @ np.array([s_min, e_min])
     ss_res = float(np.sum((s - predicted) ** 2))
     ss_tot = float(np.sum((s - s.mean()) ** 2))
@@ -139,7 +145,9 @@ def load_run(path, planned=None):
     src = summary or {}
     run["B"] = int(src.get("global_batch") or _num(config.get("global-batch")) or planned.get("global_batch") or 0)
     run["P"] = int(src.get("ranks") or header.get("ranks") or planned.get("ranks") or 0)
-    run["lr"] = _num(src.get("lr")) or _num(header.get("effective_lr")) or planned.get("lr")
+    # The configured rate (a run that diverged during warmup reports the rate
+    # in force then in its summary).
+    run["lr"] = planned.get("lr") or _num(header.get("effective_lr")) or _num(src.get("lr"))
     run["multiplier"] = planned.get("lr_multiplier")
     run["target"] = src.get("target") or config.get("target") or ""
     if summary is None:
@@ -150,12 +158,18 @@ def load_run(path, planned=None):
         run["status"] = STATUS_REACHED
     else:
         run["status"] = STATUS_MISSED
+    run["noise_ema_decay"] = _num(config.get("noise-ema-decay"))
+    run["S_interp"] = None
     if run["status"] == STATUS_REACHED:
         run["S"] = int(summary["target_step"])
         run["E"] = int(summary["target_samples"])
         run["T"] = float(summary["target_time_s"])
+        run["target_epoch"] = int(summary.get("target_epoch") or 0)
+        crossing = interpolate_crossing(run)
+        if crossing:
+            run["S_interp"], run["E_interp"], run["T_interp"] = crossing
     else:
-        run["S"] = run["E"] = run["T"] = None
+        run["S"] = run["E"] = run["T"] = run["target_epoch"] = None
     # Steps trained (a lower bound on steps-to-target for a missed target).
     run["steps_run"] = int(src.get("steps") or (run["epochs"][-1]["step"] if run["epochs"] else 0))
     run["epochs_run"] = int(src.get("epochs") or len(run["epochs"]))
@@ -169,6 +183,44 @@ def load_run(path, planned=None):
             run["noise_at_target"] = _num(at[0].get("noise_scale"))
     run.update(time_split(run["epochs"]))
     return run
+
+
+def parse_target(text):
+    """'test_acc>=0.85' -> ('test_acc', 0.85), or None."""
+    m = re.match(r"^\s*(\w+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$", text or "")
+    return (m.group(1), float(m.group(3))) if m else None
+
+
+def interpolate_crossing(run):
+    """(steps, samples, seconds) at which the target metric crossed its
+    threshold, linear between the last epoch where the target did not hold
+    and the first where it did. mpitrain evaluates once per epoch, so the
+    recorded steps are the end of that epoch; this estimates the crossing
+    inside it. None when the target held after the first epoch (no earlier
+    evaluation to interpolate from) or the metric is missing."""
+    target = parse_target(run["target"])
+    k = run.get("target_epoch") or 0
+    if target is None or k < 2:
+        return None
+    by_epoch = {e.get("epoch"): e for e in run["epochs"]}
+    e0, e1 = by_epoch.get(k - 1), by_epoch.get(k)
+    if not e0 or not e1:
+        return None
+    metric, threshold = target
+    v0, v1 = _num(e0.get(metric)), _num(e1.get(metric))
+    if v0 is None or v1 is None or v1 == v0:
+        return None
+    frac = min(1.0, max(0.0, (threshold - v0) / (v1 - v0)))
+    return tuple(e0[key] + frac * (e1[key] - e0[key]) for key in ("step", "samples", "time_s"))
+
+
+def use_interpolated(runs):
+    """Steps, samples and seconds to the target become the interpolated ones
+    where they exist (--interpolate)."""
+    for r in runs:
+        if r.get("S_interp") is not None:
+            r["S_epoch_end"] = r["S"]
+            r["S"], r["E"], r["T"] = r["S_interp"], r["E_interp"], r["T_interp"]
 
 
 def time_split(epochs):
@@ -205,11 +257,14 @@ def load_sweeps(dirs):
                 continue
             if not any(os.path.exists(os.path.join(path, f)) for f in ("summary.json", "metrics.jsonl", "config.ini")):
                 continue  # logs/, report/ and other non-run directories
-            runs.append(load_run(path, planned.get(entry)))
+            run = load_run(path, planned.get(entry))
+            if len(dirs) > 1:  # the same grid point may be in two sweeps
+                run["name"] = f"{os.path.basename(os.path.normpath(sweep))}/{entry}"
+            runs.append(run)
             seen.add(entry)
         for name, p in planned.items():
             if name not in seen:
-                runs.append(dict(name=name, dir=os.path.join(sweep, name), summary=None, epochs=[], steps=[],
+                runs.append(dict(name=name if len(dirs) == 1 else f"{os.path.basename(os.path.normpath(sweep))}/{name}", dir=os.path.join(sweep, name), summary=None, epochs=[], steps=[],
                                  B=p.get("global_batch", 0), P=p.get("ranks", 0), lr=p.get("lr"),
                                  multiplier=p.get("lr_multiplier"), target=plan.get("target", ""),
                                  status=STATUS_NOT_RUN, S=None, E=None, T=None, steps_run=0, epochs_run=0,
@@ -324,9 +379,8 @@ def plot_steps(plt, runs, best, fit, factor, path, key, ylabel, title):
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -368,9 +422,8 @@ def plot_noise(plt, runs, best, fit, path):
     ax.set_ylabel("noise scale B_simple = tr(S) / |G|^2  (EMA)")
     ax.set_title("online gradient noise scale over training (star: target reached)", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -410,13 +463,28 @@ def plot_time_split(plt, rep, path):
     plt.close(fig)
 
 
-def rank_scaling(rep):
-    """{B: [(P, samples/s, efficiency)]} for every B measured at >= 2 rank counts."""
+def same_config_over_ranks(runs, b, lr=None):
+    """{P: [runs]} of the one rate at B measured at the most rank counts (the
+    given rate if any), so that only P differs between the points."""
+    groups = {}
+    for r in runs:
+        if r["B"] == b and r.get("samples_per_s") and (lr is None or r["lr"] == lr):
+            groups.setdefault(r["lr"], {}).setdefault(r["P"], []).append(r)
+    if not groups:
+        return {}
+    return max(groups.values(), key=lambda g: (len(g), sum(x["steps_run"] for xs in g.values() for x in xs)))
+
+
+def rank_scaling(runs):
+    """{B: [(P, samples/s, efficiency)]} for every B measured at >= 2 rank
+    counts with the same rate. A repeated (B, P, lr) counts its fastest run:
+    other work on the machine only ever slows a run down."""
     table = {}
-    for b in sorted({b for b, _ in rep}):
-        pts = sorted((p, rep[(b, p)]["samples_per_s"]) for bb, p in rep if bb == b)
-        if len(pts) < 2:
+    for b in sorted({r["B"] for r in runs}):
+        by_p = same_config_over_ranks(runs, b)
+        if len(by_p) < 2:
             continue
+        pts = sorted((p, max(x["samples_per_s"] for x in xs)) for p, xs in by_p.items())
         p0, t0 = pts[0]
         table[b] = [(p, t, (t / t0) / (p / p0)) for p, t in pts]
     return table
@@ -448,13 +516,13 @@ def plot_ranks(plt, table, path):
 
 
 def time_to_target_by_ranks(runs, best):
-    """{B: [(P, seconds)]}: at each B the best rate's runs, per rank count."""
+    """{B: [(P, seconds)]}: at each B the best rate's runs, per rank count
+    (the fastest of repeated runs)."""
     table = {}
     for b, r in best.items():
-        same = [x for x in runs if x["B"] == b and x["lr"] == r["lr"] and x["status"] == STATUS_REACHED]
-        pts = sorted({x["P"]: x["T"] for x in same}.items())
-        if len(pts) >= 2:
-            table[b] = pts
+        by_p = same_config_over_ranks([x for x in runs if x["status"] == STATUS_REACHED], b, r["lr"])
+        if len(by_p) >= 2:
+            table[b] = sorted((p, min(x["T"] for x in xs)) for p, xs in by_p.items())
     return table
 
 
@@ -486,7 +554,47 @@ def fmt(v, spec="{:.4g}", none="-"):
     return spec.format(v)
 
 
-def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_table, ttt_table, pngs):
+def ema_settled(run):
+    """Did the run train for 3 EMA windows (1/(1-decay) steps) before the target?
+    Before that the bias-corrected EMA still weighs the first steps' estimates."""
+    decay = run.get("noise_ema_decay")
+    if not decay or not 0 < decay < 1 or run["S"] is None:
+        return True
+    return run["S"] >= 3 / (1 - decay)
+
+
+def disagreement_notes(runs, best, fit):
+    """Reasons why the online B_simple and the fitted B_crit differ, with this sweep's numbers."""
+    notes = ["B_simple = tr(S)/|G|^2 leaves out the Hessian: the critical batch tracks B_noise = "
+             "tr(HS)/(G^T H G), which B_simple equals only for a well-conditioned Hessian (McCandlish et al. "
+             "2018, section 2.2). They report B_simple within an order of magnitude of B_crit, not closer."]
+    grows = [r for r in best.values() if len(noise_series(r)) >= 2 and noise_series(r)[-1][1] > 1.5 * noise_series(r)[0][1]]
+    if grows:
+        notes.append(f"B_simple grows as training proceeds ({len(grows)} of {len(best)} best runs end at more than "
+                     "1.5x their first estimate, noise_scale.png), so its value depends on when it is read; "
+                     "B_crit summarises whole runs to one target.")
+    short = [f"B={b} ({r['S']:.0f} steps)" for b, r in best.items()
+             if r.get("noise_ema_decay") and not ema_settled(r)]
+    if short and len(short) == len(best):  # else they are left out of the median
+        window = 1 / (1 - next(r["noise_ema_decay"] for r in best.values() if r.get("noise_ema_decay")))
+        notes.append(f"{', '.join(short)} reached the target within 3 EMA windows ({window:.0f} steps, "
+                     "--noise-ema-decay) of the start, so their B_simple still averages the small "
+                     "early-training estimates.")
+    ends = [(b, r.get("target_epoch")) for b, r in best.items() if r.get("S_epoch_end") is None]
+    small = []
+    for b, k in ends:
+        if k != ends[0][1]:
+            break
+        small.append(b)
+    if len(small) >= 2:
+        notes.append(f"B = {', '.join(map(str, small))} all reached the target after epoch {ends[0][1]}; counted at "
+                     f"epoch ends their steps are exactly {ends[0][1]} x ceil(N/B), perfect scaling by "
+                     "construction, which pulls E_min (and so B_crit) towards that many epochs of samples "
+                     "(`--interpolate` estimates the crossing inside the epoch).")
+    return notes
+
+
+def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_table, ttt_table, pngs, interpolated):
     targets = sorted({r["target"] for r in runs if r["target"]})
     count = {s: sum(1 for r in runs if r["status"] == s)
              for s in (STATUS_REACHED, STATUS_MISSED, STATUS_DIVERGED, STATUS_UNFINISHED, STATUS_NOT_RUN)}
@@ -496,8 +604,15 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
     w(f"Sweep: {', '.join('`' + s + '`' for s in sweeps)}. Target: {', '.join('`' + t + '`' for t in targets) or '(none)'}.")
     w(f"Runs: {len(runs)}: {count[STATUS_REACHED]} reached the target, {count[STATUS_MISSED]} did not, "
       f"{count[STATUS_DIVERGED]} diverged, {count[STATUS_UNFINISHED]} unfinished, {count[STATUS_NOT_RUN]} not run.\n")
-    w("Steps to the target are counted at the end of the epoch in which the target first held (mpitrain checks "
-      "the target once per epoch), so they are upper bounds, in whole epochs of ceil(N/B) steps.\n")
+    if interpolated:
+        w("Steps, samples and seconds to the target are **interpolated** (`--interpolate`): mpitrain checks the "
+          "target once per epoch, and the crossing is placed linearly between the last epoch where the target "
+          "did not hold and the first where it did. A target reached after the first epoch keeps the "
+          "end-of-epoch count. The recorded counts are in the table of every run.\n")
+    else:
+        w("Steps to the target are counted at the end of the epoch in which the target first held (mpitrain checks "
+          "the target once per epoch), so they are upper bounds, in whole epochs of ceil(N/B) steps; "
+          "`--interpolate` estimates the crossing inside the epoch (column *interpolated* below).\n")
 
     w("## Fit: S(B) = S_min + E_min / B\n")
     if fit is None:
@@ -511,6 +626,10 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
         w(f"| B_crit = E_min / S_min | {fmt(fit['b_crit'])} |")
         w(f"| R^2 | {fit['r2']:.4f} |")
         w(f"| points (B values) | {fit['n']} |\n")
+        rel = fit.get("relative")
+        if rel and not rel["problem"]:
+            w(f"Weighted by 1/S instead (relative residuals, every B counting the same on the log-log plot): "
+              f"S_min {fmt(rel['s_min'])}, E_min {fmt(rel['e_min'])}, B_crit {fmt(rel['b_crit'])}.\n")
         if fit["problem"]:
             w(f"The fit is not meaningful: {fit['problem']}.\n")
         else:
@@ -533,53 +652,64 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
         sfit = fmt(fit["s_min"] + fit["e_min"] / b) if fit and not fit["problem"] else "-"
         reg = regime_of(b, fit["b_crit"], factor) if fit and not fit["problem"] else "-"
         epochs = r["summary"].get("target_epoch") if r["summary"] else None
-        w(f"| {b} | {fmt(r['lr'], '{:.6g}')} | {fmt(r['multiplier'], '{:g}')} | {r['S']} | {r['E']} | {sfit} "
+        w(f"| {b} | {fmt(r['lr'], '{:.6g}')} | {fmt(r['multiplier'], '{:g}')} | {fmt(r['S'], '{:.0f}')} "
+          f"| {fmt(r['E'], '{:.0f}')} | {sfit} "
           f"| {fmt(r['T'], '{:.2f}')} | {fmt(epochs, '{}')} | {reg} |")
     w("")
 
     w("## Noise scale vs the fitted B_crit\n")
     w("B_simple = tr(S)/|G|^2 is the online estimate (McCandlish et al. 2018, appendix A.1) from the metrics; "
       "shown for the best rate at each B, at the end of the run and at the epoch the target was reached.\n")
-    w("| B | lr | B_simple at target | B_simple final |")
-    w("|---|---|---|---|")
-    at_target = []
+    w("| B | lr | B_simple at target | B_simple final | >= 3 EMA windows |")
+    w("|---|---|---|---|---|")
+    at_target, settled = [], []
     for b in sorted({r["B"] for r in runs}):
         r = best.get(b)
         if r is None:
             continue
         if r["noise_at_target"]:
             at_target.append(r["noise_at_target"])
-        w(f"| {b} | {fmt(r['lr'], '{:.6g}')} | {fmt(r['noise_at_target'], '{:.4g}')} | {fmt(r['noise_final'], '{:.4g}')} |")
+            if ema_settled(r):
+                settled.append(r["noise_at_target"])
+        w(f"| {b} | {fmt(r['lr'], '{:.6g}')} | {fmt(r['noise_at_target'], '{:.4g}')} "
+          f"| {fmt(r['noise_final'], '{:.4g}')} | {'yes' if ema_settled(r) else 'no'} |")
     w("")
     if at_target:
-        med = float(np.median(at_target))
-        w(f"Median B_simple at the target over the B values: **{med:.4g}**.")
+        med_all = float(np.median(at_target))
+        med = float(np.median(settled)) if settled else med_all
+        if settled and len(settled) < len(at_target):
+            w(f"Median B_simple at the target: **{med:.4g}** over the {len(settled)} runs that trained for at "
+              f"least 3 EMA windows before it ({med_all:.4g} over all {len(at_target)}: the short runs' EMA "
+              "still averages the small early-training estimates).")
+        else:
+            w(f"Median B_simple at the target over the B values: **{med:.4g}**.")
         if fit and not fit["problem"]:
             ratio = max(med, fit["b_crit"]) / min(med, fit["b_crit"])
             w(f"Fitted B_crit: **{fit['b_crit']:.4g}**; they differ by a factor of {ratio:.2f}"
               + (" (more than 3x: see the note below)." if ratio > 3 else " (within 3x).") + "\n")
             if ratio > 3:
-                w("Why they can differ: B_simple leaves out the Hessian (the critical batch tracks "
-                  "B_noise = tr(HS)/(G^T H G), which B_simple only approximates when the Hessian is "
-                  "well-conditioned); it is measured along one run and grows as training proceeds, while "
-                  "B_crit summarises the whole run to one target; and steps to the target are counted in whole "
-                  "epochs, which flattens S(B) at large B where an epoch is only a few steps.\n")
+                w("Why they differ:\n")
+                for line in disagreement_notes(runs, best, fit):
+                    w(f"- {line}")
+                w("")
         else:
             w("")
 
     w("## Every run\n")
-    w("| run | B | P | lr | x | status | epochs | steps to target (or run) | samples to target | "
+    w("| run | B | P | lr | x | status | epochs | steps to target (or run) | interpolated | samples to target | "
       "seconds to target | final test_acc | B_simple final | samples/s |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
-        steps = str(r["S"]) if r["S"] is not None else (f"({r['steps_run']})" if r["steps_run"] else "-")
+        recorded = r.get("S_epoch_end", r["S"])
+        steps = str(recorded) if recorded is not None else (f"({r['steps_run']})" if r["steps_run"] else "-")
         status = r["status"]
         if status == STATUS_DIVERGED:
             status = f"**diverged** at step {r['steps_run']}"
         elif status in (STATUS_MISSED, STATUS_UNFINISHED, STATUS_NOT_RUN):
             status = f"**{status}**"
         w(f"| {r['name']} | {r['B']} | {r['P']} | {fmt(r['lr'], '{:.6g}')} | {fmt(r['multiplier'], '{:g}')} "
-          f"| {status} | {r['epochs_run']} | {steps} | {fmt(r['E'], '{}')} | {fmt(r['T'], '{:.2f}')} "
+          f"| {status} | {r['epochs_run']} | {steps} | {fmt(r.get('S_interp'), '{:.0f}')} | {fmt(r['E'], '{:.0f}')} "
+          f"| {fmt(r['T'], '{:.2f}')} "
           f"| {fmt(r['test_acc'], '{:.4f}')} | {fmt(r['noise_final'], '{:.4g}')} | {fmt(r['samples_per_s'], '{:.0f}')} |")
     w("")
 
@@ -600,6 +730,8 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
           f"(P = {', '.join(map(str, n_ranks)) or '-'}): the plots of throughput, efficiency and time to the "
           "target vs ranks are skipped. Sweep with `--ranks 1,2,4` for them.\n")
     else:
+        w("Training samples/s of one rate at each B on every rank count (the fastest of repeated runs), "
+          "and the efficiency: speed-up over the fewest ranks divided by the rank ratio.\n")
         w("| B | P | samples/s | efficiency |")
         w("|---|---|---|---|")
         for b, pts in ranks_table.items():
@@ -630,6 +762,9 @@ def main(argv=None):
     ap.add_argument("--out", default="", help="output directory (default: SWEEP/report)")
     ap.add_argument("--regime-factor", type=float, default=4.0,
                     help="perfect scaling for B <= B_crit/F, maximal data parallelism for B >= F*B_crit (default 4)")
+    ap.add_argument("--interpolate", action="store_true",
+                    help="place the target's crossing inside the epoch, linearly between the epoch evaluations "
+                         "(default: the end of the epoch, as recorded)")
     args = ap.parse_args(argv)
     if args.regime_factor <= 1:
         raise SystemExit("report: error: --regime-factor must be > 1")
@@ -642,13 +777,17 @@ def main(argv=None):
     runs = load_sweeps(args.sweeps)
     if not runs:
         raise SystemExit(f"report: error: no run directories in {', '.join(args.sweeps)}")
+    if args.interpolate:
+        use_interpolated(runs)
     os.makedirs(out, exist_ok=True)
     best = best_per_batch(runs)
     fit = fit_steps_to_target(list(best), [r["S"] for r in best.values()])
+    if fit:
+        fit["relative"] = fit_steps_to_target(list(best), [r["S"] for r in best.values()], relative=True)
     fit_note = "" if fit else (f"only {len(best)} global batch size(s) reached the target; "
                                "the fit needs at least 3")
     rep = representative(runs)
-    ranks_table = rank_scaling(rep)
+    ranks_table = rank_scaling(runs)
     ttt_table = time_to_target_by_ranks(runs, best)
 
     pngs = []
@@ -671,11 +810,11 @@ def main(argv=None):
         pngs.append(("time_to_target_vs_ranks.png", "time to the target vs ranks"))
 
     write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, args.regime_factor,
-                  rep, ranks_table, ttt_table, pngs)
+                  rep, ranks_table, ttt_table, pngs, args.interpolate)
     keep = ("name", "B", "P", "lr", "multiplier", "status", "S", "E", "T", "steps_run", "epochs_run", "test_acc",
             "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target")
     with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(dict(fit=fit, fit_note=fit_note, regime_factor=args.regime_factor,
+        json.dump(dict(fit=fit, fit_note=fit_note, interpolated=args.interpolate, regime_factor=args.regime_factor,
                        best={str(b): r["name"] for b, r in best.items()},
                        runs=[{k: r.get(k) for k in keep} for r in runs]), f, indent=1)
         f.write("\n")

@@ -12,6 +12,7 @@ packages=(
   libgtest-dev
   zlib1g-dev
   iproute2
+  python3-numpy python3-matplotlib
   dataset-fashion-mnist
 )
 

@@ -153,11 +153,13 @@ def plan_runs(args):
                 runs.append(dict(name=name, global_batch=b, ranks=p, lr=float(lr_text),
                                  lr_multiplier=m, rule_lr=base, warmup_epochs=warmup,
                                  epochs=epochs_at.get(b, args.epochs), train=train))
-    # Multiplier 1 (or the one closest to it) first at every B, then the rest:
-    # a sweep cut short by its budget still has one rate at every B.
-    def priority(r):
-        return (abs(math.log(r["lr_multiplier"])), r["lr_multiplier"], ranks.index(r["ranks"]), r["global_batch"])
-    runs.sort(key=priority)
+    # Round k runs the k-th closest multiplier to 1 at every B: round 0 is
+    # multiplier 1 (or the one closest to it), so a sweep cut short by its
+    # budget still has one rate at every B.
+    def round_of(r):
+        ms = sorted(set(per_batch.get(r["global_batch"], multipliers)), key=lambda m: (abs(math.log(m)), m))
+        return ms.index(r["lr_multiplier"])
+    runs.sort(key=lambda r: (round_of(r), ranks.index(r["ranks"]), r["global_batch"]))
     return runs
 
 
@@ -173,6 +175,23 @@ def finished(path):
         return summary if summary.get("stop_reason") else None
     except (OSError, ValueError):
         return None
+
+
+def earlier_plan(args):
+    """{name: run} of OUT/sweep.json as the previous invocation left it."""
+    try:
+        with open(os.path.join(args.out, "sweep.json")) as f:
+            return {r["name"]: r for r in json.load(f).get("runs", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def skip_note(args, run):
+    """' (trained with other options: ...)' when the finished run's command differs."""
+    old = args.earlier.get(run["name"])
+    if not old or old.get("train") == run["train"]:
+        return ""
+    return "; NOTE: it was trained with other options (remove its directory to re-run it with these)"
 
 
 def describe(summary):
@@ -197,6 +216,8 @@ def write_plan(args, runs):
     except (OSError, ValueError, KeyError, TypeError):
         pass
     for r in runs:
+        if r["name"] in old and finished(run_dir(args, r)) is not None:
+            continue  # skipped: the entry says how it was trained
         old[r["name"]] = r
     plan = dict(name=args.name, target=args.target, base_lr=args.base_lr, ref_batch=args.ref_batch,
                 lr_rule=args.lr_rule, lr_max=args.lr_max, command=sys.argv,
@@ -236,7 +257,7 @@ def run_local(args, runs):
         summary = finished(path)
         if summary is not None:
             counts["skipped"] += 1
-            print(f"{head}: skip (finished: {describe(summary)})", flush=True)
+            print(f"{head}: skip (finished: {describe(summary)}){skip_note(args, run)}", flush=True)
             continue
         cmd = launcher + ["-np", str(run["ranks"])] + run["train"]
         if args.dry_run:
@@ -279,7 +300,7 @@ def run_local(args, runs):
                 raise
         took = time.monotonic() - t_run
         summary = finished(path)
-        if rc is None:
+        if rc is None and summary is None:
             counts["stopped"] += 1
             print(f" stopped after {fmt_s(took)} ({'budget spent' if limit_s == left_s else 'run timeout'}); "
                   f"a re-run starts it again", flush=True)
@@ -307,7 +328,7 @@ def run_local(args, runs):
              f" ({counts['reached']} reached the target, {counts['missed']} did not, "
              f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['stopped']} stopped by a time limit), "
              f"{counts['not_started']} not started; {fmt_s(elapsed)}"), flush=True)
-    if not args.dry_run:
+    if not args.dry_run and args.report is None:
         print(f"next: python3 scripts/report.py {shlex.quote(args.out)}", flush=True)
     # Diverged, missed and time-limited runs are results; only a run that
     # failed (exit code without a summary.json) makes the sweep fail.
@@ -349,7 +370,7 @@ if [ -e "$dir" ]; then
 fi
 mkdir -p {logs}
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-echo "sweep {name} task $task: run $name on $ranks ranks, job ${{SLURM_JOB_ID:-?}}"
+echo "sweep {name} task $task: run $name on $ranks rank(s), job ${{SLURM_JOB_ID:-?}}"
 if [ "$launcher" = mpirun ]; then
   launch=(mpirun -np "$ranks")
 else
@@ -409,7 +430,7 @@ def run_slurm(args, runs):
         summary = finished(run_dir(args, run))
         if summary is not None:
             skipped += 1
-            print(f"[{i}] {run['name']}: skip (finished: {describe(summary)})", flush=True)
+            print(f"[{i}] {run['name']}: skip (finished: {describe(summary)}){skip_note(args, run)}", flush=True)
         else:
             todo.setdefault(run["ranks"], []).append(i)
     print(f"wrote {script}: {len(runs)} array tasks; {skipped} finished, "
@@ -431,16 +452,19 @@ def run_slurm(args, runs):
             print(f"sweep: error: sbatch failed (exit {proc.returncode})", file=sys.stderr)
             status = 1
     if not args.dry_run:
-        print(f"when the jobs are done: python3 scripts/report.py {shlex.quote(args.out)}", flush=True)
+        when = "when the jobs are done" if todo else "every run is finished"
+        print(f"{when}: python3 scripts/report.py {shlex.quote(args.out)}", flush=True)
     return status
 
 
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Example (the Fashion-MNIST study of README.md, about 25 minutes on 2 cores):\n"
+        epilog="The Fashion-MNIST study (docs/scaling-study.md; 34 runs, 2-4 minutes on 2 cores):\n"
                "  python3 scripts/sweep.py --name fmnist --batch-min 32 --batch-max 8192 --ranks 2 \\\n"
-               "      --lr-multipliers 0.5,1,2 --target 'test_acc>=0.85' --epochs 10",
+               "      --lr-multipliers 0.5,1,2,4 --lr-multipliers-at 4096:0.25,0.5,1 \\\n"
+               "      --lr-multipliers-at 8192:0.125,0.25,0.5 --target 'test_acc>=0.85' --epochs 20 \\\n"
+               "      --metrics-every-steps 10 --drop-checkpoints --budget-min 25 --report=--interpolate",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_argument_group("grid")
     g.add_argument("--batch-min", type=int, default=32, help="smallest global batch (default 32)")
@@ -476,6 +500,9 @@ def main():
     r.add_argument("--run-timeout-min", type=float, default=0.0, help="stop a single run after this long (0: none)")
     r.add_argument("--drop-checkpoints", action="store_true", help="delete each finished run's checkpoints/ (final.h5)")
     r.add_argument("--dry-run", action="store_true", help="print the plan, run and submit nothing")
+    r.add_argument("--report", nargs="?", const="", default=None, metavar="ARGS",
+                   help="afterwards run scripts/report.py on the sweep (into OUT/report), with ARGS if given, "
+                        "e.g. --report=--interpolate")
     s = ap.add_argument_group("slurm")
     s.add_argument("--slurm", action="store_true", help="write OUT/sweep.sbatch and submit job arrays with sbatch")
     s.add_argument("--slurm-launcher", choices=["srun", "mpirun"], default="srun", help="inside each task (default srun)")
@@ -489,6 +516,7 @@ def main():
     if not args.target:
         raise SystemExit("sweep: error: --target is required: steps-to-target is what the sweep measures")
     runs = plan_runs(args)
+    args.earlier = earlier_plan(args)
     if not args.dry_run or args.slurm:
         os.makedirs(args.out, exist_ok=True)
     if not args.dry_run:
@@ -506,7 +534,15 @@ def main():
     print(f"sweep {args.name}: {len(runs)} runs into {args.out}; target {args.target}, "
           f"at most {args.epochs} epochs" + (f", budget {args.budget_min:g} min" if args.budget_min > 0 else ""),
           flush=True)
-    return run_slurm(args, runs) if args.slurm else run_local(args, runs)
+    if args.slurm:
+        return run_slurm(args, runs)
+    status = run_local(args, runs)
+    if args.report is not None and not args.dry_run:
+        report = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.py"),
+                  args.out] + shlex.split(args.report)
+        print("+ " + shlex.join(report), flush=True)
+        status = subprocess.run(report).returncode or status
+    return status
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class OptionTable {
   explicit OptionTable(po::options_description& desc) : desc_(desc) {}
   template <typename T>
   void add(const char* name, T* field, const char* help) {
-    desc_.add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field))->value_name(kind<T>()), help);
+    desc_.add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field))->value_name(short_kind<T>()), help);
     printers_.emplace_back(name, [field] { return to_text(*field); });
     kinds_.emplace_back(name, kind<T>());
   }
@@ -59,6 +59,12 @@ class OptionTable {
   }
 
  private:
+  template <typename T>
+  static const char* short_kind() {
+    if constexpr (std::is_same_v<T, std::string>) return "TEXT";
+    else if constexpr (std::is_integral_v<T>) return "INT";
+    else return "NUM";
+  }
   template <typename T>
   static const char* kind() {
     if constexpr (std::is_same_v<T, std::string>) return "text";

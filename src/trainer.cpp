@@ -332,8 +332,8 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       pr.best_epoch = early->best_epoch();
       pr.best_value = early->best_value();
     }
-    const bool new_best = best_tracker && best_tracker->update(epoch + 1, em[best_metric]) == false &&
-                          best_tracker->best_epoch() == epoch + 1;
+    if (best_tracker) best_tracker->update(epoch + 1, em[best_metric]);  // patience 0: never asks to stop
+    const bool new_best = best_tracker && best_tracker->best_epoch() == epoch + 1;
 
     const double samples_per_s = static_cast<double>(epoch_samples) / train_time;
     std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs) + "  train loss " +

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 #include "mpitrain/errors.hpp"
 #include "mpitrain/h5.hpp"
@@ -33,6 +35,21 @@ constexpr RealField kRealFields[] = {
     {"epoch_loss_sum", &TrainProgress::epoch_loss_sum}, {"epoch_correct_sum", &TrainProgress::epoch_correct_sum},
     {"elapsed_s", &TrainProgress::elapsed_s}, {"best_value", &TrainProgress::best_value},
     {"target_time_s", &TrainProgress::target_time_s}};
+
+// Progress fields added after the format's first release (best.h5 tracker,
+// noise-scale estimator). Files written before them lack these attributes;
+// the reader treats them as optional and leaves the defaults. Calls
+// f(name, field, default) for each, for a const or non-const progress.
+template <class P, class F>
+void for_each_added_field(P& p, F&& f) {
+  static const TrainProgress d{};
+  f("best_ckpt_epoch", p.best_ckpt_epoch, d.best_ckpt_epoch);
+  f("best_ckpt_value", p.best_ckpt_value, d.best_ckpt_value);
+  f("noise_updates", p.noise.updates, d.noise.updates);
+  f("noise_ema_g2", p.noise.ema_g2, d.noise.ema_g2);
+  f("noise_ema_s", p.noise.ema_s, d.noise.ema_s);
+  f("noise_decay_pow", p.noise.decay_pow, d.noise.decay_pow);
+}
 
 uLong crc_bytes(uLong crc, const void* data, size_t bytes) {
   const auto* p = static_cast<const Bytef*>(data);
@@ -101,6 +118,18 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
   }
   for (const auto& f : kIntFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(long long));
   for (const auto& f : kRealFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(double));
+  // The added fields count only where their bits differ from the default, each
+  // tagged with its name (NUL included) so that which field holds a value is
+  // covered too. Why not always, or behind a version attribute: an older file
+  // has none of them, is read with the defaults, and so gets exactly the CRC it
+  // was written with -- no version logic needed -- while in a newer file any
+  // change to an added attribute (or deleting a non-default one) alters the
+  // CRC. And state_crc32, taken with a default progress, keeps its value.
+  for_each_added_field(progress, [&](const char* name, const auto& value, const auto& def) {
+    if (std::memcmp(&value, &def, sizeof value) == 0) return;
+    crc = crc_bytes(crc, name, std::strlen(name) + 1);
+    crc = crc_bytes(crc, &value, sizeof value);
+  });
   return static_cast<std::uint32_t>(crc);
 }
 
@@ -149,6 +178,12 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
       h5::Handle prog = h5::create_group(f.get(), "progress", file);
       for (const auto& fld : kIntFields) h5::write_attr_int(prog.get(), fld.name, progress.*fld.field);
       for (const auto& fld : kRealFields) h5::write_attr_double(prog.get(), fld.name, progress.*fld.field);
+      for_each_added_field(progress, [&](const char* attr, const auto& value, const auto&) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>)
+          h5::write_attr_int(prog.get(), attr, value);
+        else
+          h5::write_attr_double(prog.get(), attr, value);
+      });
       const hid_t root = f.get();
       h5::write_attr_string(root, "format", kCheckpointFormat);
       h5::write_attr_string(root, "version", meta.version);
@@ -317,6 +352,14 @@ Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena
     if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + std::string(fld.name) + "'");
     c.progress.*fld.field = *v;
   }
+  // Optional: absent in checkpoints written before these fields existed.
+  for_each_added_field(c.progress, [&](const char* name, auto& value, const auto&) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>) {
+      if (auto v = h5::read_attr_int(prog.get(), name)) value = *v;
+    } else {
+      if (auto v = h5::read_attr_double(prog.get(), name)) value = *v;
+    }
+  });
   c.checksum = static_cast<std::uint32_t>(need_int(f.get(), "checksum_crc32", path));
   std::vector<std::pair<std::string, const float*>> state;
   for (const auto& [sname, buf] : c.state) state.emplace_back(sname, buf.data());

@@ -4,6 +4,7 @@
 // checkpoint, absent) is refused with a message naming the problem.
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -30,13 +31,37 @@ constexpr long long TrainProgress::*kInts[] = {
     &TrainProgress::epoch, &TrainProgress::step_in_epoch, &TrainProgress::global_step, &TrainProgress::samples,
     &TrainProgress::global_batch, &TrainProgress::optimizer_steps, &TrainProgress::epoch_samples,
     &TrainProgress::best_epoch, &TrainProgress::target_epoch, &TrainProgress::target_step,
-    &TrainProgress::target_samples};
+    &TrainProgress::target_samples, &TrainProgress::best_ckpt_epoch};
 constexpr double TrainProgress::*kReals[] = {
     &TrainProgress::previous_lr, &TrainProgress::first_loss, &TrainProgress::epoch_loss_sum,
     &TrainProgress::epoch_correct_sum, &TrainProgress::elapsed_s, &TrainProgress::best_value,
-    &TrainProgress::target_time_s};
-static_assert(sizeof(TrainProgress) == (std::size(kInts) + std::size(kReals)) * 8,
+    &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value};
+using NoiseState = NoiseScaleEstimator::State;
+constexpr long long NoiseState::*kNoiseInts[] = {&NoiseState::updates};
+constexpr double NoiseState::*kNoiseReals[] = {&NoiseState::ema_g2, &NoiseState::ema_s, &NoiseState::decay_pow};
+static_assert(sizeof(NoiseState) == (std::size(kNoiseInts) + std::size(kNoiseReals)) * 8,
+              "NoiseScaleEstimator::State gained a field: add it to kNoiseInts/kNoiseReals (and the checkpoint)");
+static_assert(sizeof(TrainProgress) == (std::size(kInts) + std::size(kReals)) * 8 + sizeof(NoiseState),
               "TrainProgress gained a field: add it to kInts/kReals (and to the checkpoint and its checksum)");
+// The /progress attributes added after the first format (optional when reading).
+const std::vector<std::string> kAddedAttrs = {"best_ckpt_epoch", "best_ckpt_value", "noise_updates",
+                                              "noise_ema_g2",    "noise_ema_s",     "noise_decay_pow"};
+
+// The checksum as the first format computed it (before the added fields):
+// what a checkpoint written by an older build carries.
+std::uint32_t old_format_checksum(const std::vector<float>& params, const std::string& state_name,
+                                  const std::vector<float>& state, const TrainProgress& p) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto add = [&](const void* data, size_t bytes) { crc = crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(bytes)); };
+  add(params.data(), params.size() * sizeof(float));
+  add(state_name.data(), state_name.size());
+  add(state.data(), state.size() * sizeof(float));
+  for (auto f : kInts)
+    if (f != &TrainProgress::best_ckpt_epoch) add(&(p.*f), sizeof(long long));
+  for (auto f : kReals)
+    if (f != &TrainProgress::best_ckpt_value) add(&(p.*f), sizeof(double));
+  return static_cast<std::uint32_t>(crc);
+}
 
 // The UserError message fn throws ("" if it throws none; other exceptions fail the test).
 std::string user_error(const std::function<void()>& fn) {
@@ -71,6 +96,9 @@ class CheckpointTest : public ::testing::Test {
     }
     for (size_t i = 0; i < std::size(kInts); ++i) progress.*kInts[i] = 100 + 7 * static_cast<long long>(i);
     for (size_t i = 0; i < std::size(kReals); ++i) progress.*kReals[i] = 0.25 + 1.5 * static_cast<double>(i);
+    for (size_t i = 0; i < std::size(kNoiseInts); ++i) progress.noise.*kNoiseInts[i] = 300 + static_cast<long long>(i);
+    for (size_t i = 0; i < std::size(kNoiseReals); ++i)
+      progress.noise.*kNoiseReals[i] = -0.375 - 2.5 * static_cast<double>(i);
     meta = {"9.8.7-test", "5-7-3", "sgd", "model = 5-7-3\nactivation = tanh\n", R"({"type": "epoch", "test_acc": 0.5})",
             3, 1234, 5, 3, 0, 0xF00DF00DF00DF00DULL};  // seed above 2^63: stored as int64, must come back
   }
@@ -117,6 +145,8 @@ TEST_F(CheckpointTest, RoundTripRestoresParamsStateProgressAndMeta) {
   EXPECT_EQ(c.state[0].second, floats(opt->state_buffers()[0].second, n));
   for (auto f : kInts) EXPECT_EQ(c.progress.*f, progress.*f);
   for (auto f : kReals) EXPECT_EQ(c.progress.*f, progress.*f);
+  for (auto f : kNoiseInts) EXPECT_EQ(c.progress.noise.*f, progress.noise.*f);
+  for (auto f : kNoiseReals) EXPECT_EQ(c.progress.noise.*f, progress.noise.*f);
   for (const CheckpointMeta& m : {c.meta, read_checkpoint_meta(path)}) {
     EXPECT_EQ(std::tie(m.version, m.model_spec, m.optimizer, m.config_ini, m.last_metrics),
               std::tie(meta.version, meta.model_spec, meta.optimizer, meta.config_ini, meta.last_metrics));
@@ -257,6 +287,111 @@ TEST_F(CheckpointTest, OtherFilesAreRefused) {
   EXPECT_REFUSED(read_checkpoint_meta((dir / "absent.h5").string()), "does not exist");
 }
 
+TEST_F(CheckpointTest, AddedProgressFieldsRoundTripExactly) {
+  progress.best_ckpt_epoch = 17;
+  progress.best_ckpt_value = 0.1 + 0.2;  // not a short binary fraction: must come back bit for bit
+  NoiseScaleEstimator est(0.95);
+  for (int i = 1; i <= 37; ++i) est.update(3.0 + 0.1 * i, 1.0 / 16, 64, 1.0 + 0.01 * i);
+  progress.noise = est.state();
+  ASSERT_EQ(progress.noise.updates, 37);
+  const Checkpoint c = read(write("ckpt-e0001.h5"));
+  EXPECT_EQ(c.progress.best_ckpt_epoch, 17);
+  EXPECT_EQ(c.progress.best_ckpt_value, 0.1 + 0.2);
+  EXPECT_EQ(c.progress.noise.updates, progress.noise.updates);
+  EXPECT_EQ(c.progress.noise.ema_g2, progress.noise.ema_g2);
+  EXPECT_EQ(c.progress.noise.ema_s, progress.noise.ema_s);
+  EXPECT_EQ(c.progress.noise.decay_pow, progress.noise.decay_pow);
+  // The trainer's path: an estimator restored from the checkpoint continues as the original.
+  NoiseScaleEstimator resumed(0.95);
+  resumed.restore(c.progress.noise);
+  for (int i = 0; i < 5; ++i) {
+    est.update(2.5 + i, 1.0 / 8, 32, 1.25);
+    resumed.update(2.5 + i, 1.0 / 8, 32, 1.25);
+  }
+  EXPECT_EQ(resumed.updates(), est.updates());
+  EXPECT_EQ(resumed.b_simple(), est.b_simple());
+  EXPECT_EQ(resumed.g2(), est.g2());
+  EXPECT_EQ(resumed.trace_s(), est.trace_s());
+  // Stored as named attributes of /progress (readable with h5py).
+  h5::Handle f = h5::open_file_readonly((dir / "ckpt-e0001.h5").string());
+  h5::Handle g(H5Gopen2(f.get(), "/progress", H5P_DEFAULT), H5Gclose);
+  EXPECT_EQ(h5::read_attr_int(g.get(), "best_ckpt_epoch"), 17);
+  EXPECT_EQ(h5::read_attr_int(g.get(), "noise_updates"), 37);
+  EXPECT_EQ(h5::read_attr_double(g.get(), "noise_decay_pow"), progress.noise.decay_pow);
+}
+
+TEST_F(CheckpointTest, AlteredAddedFieldFailsTheChecksum) {
+  const std::string path = write("ckpt-e0001.h5");
+  for (const std::string& name : kAddedAttrs) {
+    SCOPED_TRACE(name);
+    const bool is_int = name == "best_ckpt_epoch" || name == "noise_updates";
+    // Changed in place.
+    EXPECT_REFUSED(read(altered_copy(path, [&](hid_t f) {
+                     h5::Handle g(H5Gopen2(f, "/progress", H5P_DEFAULT), H5Gclose);
+                     if (is_int)
+                       h5::write_attr_int(g.get(), name, *h5::read_attr_int(g.get(), name) + 1);
+                     else
+                       h5::write_attr_double(g.get(), name, *h5::read_attr_double(g.get(), name) * 1.0000001);
+                   })),
+                   "checksum");
+    // Deleted from a file whose value was not the default: read as the default, which does not verify.
+    EXPECT_REFUSED(read(altered_copy(path, [&](hid_t f) {
+                     ASSERT_GE(H5Adelete_by_name(f, "progress", name.c_str(), H5P_DEFAULT), 0);
+                   })),
+                   "checksum");
+  }
+  // A default value set to something else in a file whose added fields are all defaults.
+  progress.best_ckpt_epoch = 0;
+  progress.best_ckpt_value = 0;
+  progress.noise = {};
+  const std::string defaults = write("ckpt-e0002.h5");
+  EXPECT_NO_THROW(read(defaults));
+  EXPECT_REFUSED(read(altered_copy(defaults, [](hid_t f) {
+                   h5::Handle g(H5Gopen2(f, "/progress", H5P_DEFAULT), H5Gclose);
+                   h5::write_attr_int(g.get(), "best_ckpt_epoch", 3);
+                 })),
+                 "checksum");
+  EXPECT_NO_THROW(read(path));  // the original is intact
+}
+
+TEST_F(CheckpointTest, CheckpointFromBeforeTheAddedFieldsLoadsWithDefaults) {
+  // An older build's checkpoint: no added attributes, and the checksum of the
+  // first format (computed here independently of checkpoint_checksum).
+  const std::string path = write("ckpt-e0001.h5");
+  const long long n = model.arena().param_count();
+  std::vector<float> params(static_cast<size_t>(n), 0.0f), velocity(static_cast<size_t>(n), 0.0f);
+  for (const ParamView& v : model.arena().views())
+    for (long long k = 0; k < v.size; ++k) {
+      params[v.offset + k] = model.arena().params()[v.offset + k];
+      velocity[v.offset + k] = opt->state_buffers()[0].second[v.offset + k];
+    }
+  const std::string old = altered_copy(path, [&](hid_t f) {
+    for (const std::string& name : kAddedAttrs)
+      ASSERT_GE(H5Adelete_by_name(f, "progress", name.c_str(), H5P_DEFAULT), 0) << name;
+    h5::write_attr_int(f, "checksum_crc32", old_format_checksum(params, "velocity", velocity, progress));
+  });
+  Checkpoint c;
+  ASSERT_NO_THROW(c = read(old));
+  const TrainProgress fresh;
+  EXPECT_EQ(c.progress.best_ckpt_epoch, 0);
+  EXPECT_EQ(c.progress.best_ckpt_value, 0.0);
+  EXPECT_EQ(c.progress.noise.updates, 0);
+  EXPECT_EQ(c.progress.noise.ema_g2, 0.0);
+  EXPECT_EQ(c.progress.noise.ema_s, 0.0);
+  EXPECT_EQ(c.progress.noise.decay_pow, 1.0);
+  EXPECT_EQ(fresh.noise.decay_pow, NoiseScaleEstimator(0.9).state().decay_pow);  // defaults = a fresh estimator
+  EXPECT_EQ(fresh.noise.updates, NoiseScaleEstimator(0.9).state().updates);
+  for (auto f : kInts)
+    if (f != &TrainProgress::best_ckpt_epoch) EXPECT_EQ(c.progress.*f, progress.*f);
+  for (auto f : kReals)
+    if (f != &TrainProgress::best_ckpt_value) EXPECT_EQ(c.progress.*f, progress.*f);
+  EXPECT_EQ(c.params, floats(model.arena().params(), n));
+  // Its state_crc32 is the first format's too.
+  h5::Handle f = h5::open_file_readonly(old);
+  EXPECT_EQ(h5::read_attr_int(f.get(), "state_crc32"),
+            static_cast<long long>(old_format_checksum(params, "velocity", velocity, {})));
+}
+
 TEST(CheckpointChecksum, ChangesWithParamsStateAndEveryProgressField) {
   std::vector<float> params(40, 0.5f), velocity(40, -0.25f);
   TrainProgress p;
@@ -283,7 +418,41 @@ TEST(CheckpointChecksum, ChangesWithParamsStateAndEveryProgressField) {
     EXPECT_NE(crc(), base);
     p.*f -= 0.5;
   }
+  for (auto f : kNoiseInts) {
+    p.noise.*f += 1;
+    EXPECT_NE(crc(), base);
+    p.noise.*f -= 1;
+  }
+  for (auto f : kNoiseReals) {
+    p.noise.*f += 0.5;
+    EXPECT_NE(crc(), base);
+    p.noise.*f -= 0.5;
+  }
   EXPECT_EQ(crc(), base);
+  // Which added field holds a value is covered, not just the value.
+  TrainProgress a, b;
+  a.noise.ema_g2 = 2.0;
+  b.noise.ema_s = 2.0;
+  EXPECT_NE(checkpoint_checksum(params.data(), 40, {}, a), checkpoint_checksum(params.data(), 40, {}, b));
+}
+
+TEST(CheckpointChecksum, DefaultProgressKeepsTheFirstFormatsValue) {
+  // state_crc32 (taken with a default progress) and checkpoints written before
+  // the added fields existed keep their values.
+  std::vector<float> params(40), velocity(40);
+  for (int i = 0; i < 40; ++i) params[i] = 0.5f * static_cast<float>(i), velocity[i] = -0.25f * static_cast<float>(i);
+  TrainProgress p;
+  for (size_t i = 0; i < std::size(kInts); ++i) p.*kInts[i] = 3 + static_cast<long long>(i);
+  for (size_t i = 0; i < std::size(kReals); ++i) p.*kReals[i] = 1.25 * static_cast<double>(i);
+  p.best_ckpt_epoch = 0;
+  p.best_ckpt_value = 0.0;
+  EXPECT_EQ(checkpoint_checksum(params.data(), 40, {{"velocity", velocity.data()}}, p),
+            old_format_checksum(params, "velocity", velocity, p));
+  EXPECT_EQ(checkpoint_checksum(params.data(), 40, {{"velocity", velocity.data()}}, {}),
+            old_format_checksum(params, "velocity", velocity, {}));
+  p.noise.decay_pow = 0.5;  // any non-default added field changes it
+  EXPECT_NE(checkpoint_checksum(params.data(), 40, {{"velocity", velocity.data()}}, p),
+            old_format_checksum(params, "velocity", velocity, p));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "mpitrain/noise_scale.hpp"
@@ -99,4 +100,34 @@ TEST(NoiseScale, BiasCorrectedEmaAndDegenerateSteps) {
   // Second step tr(S) = 40, |G|^2 = 1: EMA = (0.9*0.1*20 + 0.1*40) / (1 - 0.81) = 30.526...
   est.update(3.0 + 1.0 / 0.075 * 0.075 * 0 + (40.0 - 20.0) * 0.075, 0.1, 40, 1.0 + 40.0 * 0.025 - 0.5);
   EXPECT_NEAR(est.trace_s(), (0.9 * 0.1 * 20.0 + 0.1 * 40.0) / (1 - 0.81), 1e-9);
+}
+
+TEST(NoiseScale, RestoredStateContinuesExactlyAsTheUninterruptedEstimator) {
+  // Step i's inputs, varied so every EMA term matters; step 7 is degenerate (skipped).
+  auto feed = [](NoiseScaleEstimator& est, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const double inv_small = i == 7 ? 1.0 / 64 : 1.0 / (8 + i % 5);
+      est.update(3.0 + 0.37 * i, inv_small, 64, 1.0 + 0.011 * i * i);
+    }
+  };
+  NoiseScaleEstimator whole(0.97), first(0.97);
+  feed(whole, 0, 60);
+  feed(first, 0, 25);
+  const NoiseScaleEstimator::State saved = first.state();
+  EXPECT_EQ(saved.updates, 24);  // step 7 skipped
+  NoiseScaleEstimator resumed(0.97);
+  // A fresh estimator's state is the State defaults (what an old checkpoint restores).
+  const NoiseScaleEstimator::State fresh = resumed.state(), defaults{};
+  EXPECT_EQ(std::tie(fresh.updates, fresh.ema_g2, fresh.ema_s, fresh.decay_pow),
+            std::tie(defaults.updates, defaults.ema_g2, defaults.ema_s, defaults.decay_pow));
+  resumed.restore(saved);
+  EXPECT_EQ(resumed.updates(), first.updates());
+  EXPECT_EQ(resumed.b_simple(), first.b_simple());
+  feed(resumed, 25, 60);
+  EXPECT_EQ(resumed.updates(), whole.updates());
+  EXPECT_EQ(resumed.b_simple(), whole.b_simple());
+  EXPECT_EQ(resumed.g2(), whole.g2());
+  EXPECT_EQ(resumed.trace_s(), whole.trace_s());
+  const NoiseScaleEstimator::State a = resumed.state(), b = whole.state();
+  EXPECT_EQ(std::tie(a.updates, a.ema_g2, a.ema_s, a.decay_pow), std::tie(b.updates, b.ema_g2, b.ema_s, b.decay_pow));
 }

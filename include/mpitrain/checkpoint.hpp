@@ -3,7 +3,10 @@
 //   /params/<layer>/<W|b>             parameters, named after the layers
 //   /optimizer/<buffer>/<layer>/<W|b> optimizer state of the same shapes
 //   /progress                         attributes: epoch, step_in_epoch, global_step, samples,
-//                                     global_batch, optimizer_steps, previous_lr, ...
+//                                     global_batch, optimizer_steps, previous_lr, ...,
+//                                     best_ckpt_epoch, best_ckpt_value, noise_updates,
+//                                     noise_ema_g2, noise_ema_s, noise_decay_pow (optional:
+//                                     absent in older checkpoints, read as the defaults)
 //   root attributes                   format, version, model_spec, world_size, config (INI),
 //                                     optimizer, data shape, last_metrics (JSON), checksum
 //
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "mpitrain/arena.hpp"
+#include "mpitrain/noise_scale.hpp"  // no includes of its own
 #include "mpitrain/optim.hpp"
 
 namespace mpitrain {
@@ -44,6 +48,12 @@ struct TrainProgress {
   double best_value = 0.0;
   long long target_epoch = 0, target_step = 0, target_samples = 0;  // target_epoch 0: not reached
   double target_time_s = 0.0;
+  // Added later; optional in the file (older checkpoints load with these defaults).
+  // The tracker behind best.h5: best validation value so far (0 epoch: none yet).
+  long long best_ckpt_epoch = 0;
+  double best_ckpt_value = 0.0;
+  // The online gradient-noise-scale estimator (NoiseScaleEstimator::state()).
+  NoiseScaleEstimator::State noise;
 };
 
 struct CheckpointMeta {
@@ -63,6 +73,9 @@ struct Checkpoint {
 };
 
 // CRC-32 over the arena-layout params, the state buffers and the progress.
+// The progress fields added later (best_ckpt_*, noise) count only where they
+// differ from their defaults, so a checkpoint written before they existed
+// still verifies, and a default TrainProgress gives the same value as before.
 std::uint32_t checkpoint_checksum(const float* params, long long count,
                                   const std::vector<std::pair<std::string, const float*>>& state,
                                   const TrainProgress& progress);

@@ -25,6 +25,21 @@ class NoiseScaleEstimator {
   double trace_s() const;  // bias-corrected EMA of tr(S)
   double b_simple() const; // trace_s / g2
 
+  // Everything update() changes, for checkpoints: restore(state()) on an
+  // estimator built with the same decay continues bit-for-bit as the original.
+  // (The decay itself is configuration, not state, and is not included.)
+  struct State {
+    long long updates = 0;
+    double ema_g2 = 0, ema_s = 0, decay_pow = 1;
+  };
+  State state() const { return {t_, ema_g2_, ema_s_, decay_pow_}; }
+  void restore(const State& s) {
+    t_ = s.updates;
+    ema_g2_ = s.ema_g2;
+    ema_s_ = s.ema_s;
+    decay_pow_ = s.decay_pow;
+  }
+
  private:
   double decay_;
   long long t_ = 0;

@@ -8,6 +8,8 @@
 //    duplicated communicator) against raw MPI_Allreduce of the same bytes on
 //    MPI_COMM_WORLD, for a range of message sizes, and an alpha-beta fit
 //    t(n) = alpha + beta * bytes of the trainer's path.
+#include <cblas.h>
+
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include "mpitrain/comm.hpp"
 #include "mpitrain/errors.hpp"
 #include "mpitrain/evaluate.hpp"
+#include "mpitrain/grad_reducer.hpp"
 #include "mpitrain/metrics.hpp"
 #include "mpitrain/model.hpp"
 #include "mpitrain/rng.hpp"
@@ -32,6 +35,7 @@ struct BenchOptions {
   std::string shard_sizes = "16,64,128,256,512";
   long long min_bytes = 4, max_bytes = 1 << 24;
   int iters = 20, warmup = 3, threads = 0;
+  long long bucket_bytes = GradientReducer::kDefaultBucketBytes;
   std::string json;
 };
 
@@ -91,6 +95,8 @@ int bench_command(const std::vector<std::string>& args) {
           ("iters", po::value(&o.iters)->default_value(o.iters), "timed iterations per point")
           ("warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed iterations per point")
           ("threads", po::value(&o.threads)->default_value(o.threads), "BLAS threads per rank (0: automatic)")
+          ("bucket-bytes", po::value(&o.bucket_bytes)->default_value(o.bucket_bytes),
+           "gradient all-reduce bucket size, as in train (0: one all-reduce)")
           ("json", po::value(&o.json), "also write the results as one JSON object to this file");
       po::variables_map vm;
       try {
@@ -105,6 +111,7 @@ int bench_command(const std::vector<std::string>& args) {
       help_text = os.str();
       if (o.iters < 1 || o.warmup < 0 || o.min_bytes < 4 || o.max_bytes < o.min_bytes)
         throw UserError("--iters >= 1, --warmup >= 0 and 4 <= --min-bytes <= --max-bytes");
+      if (o.bucket_bytes < 0) throw UserError("--bucket-bytes must be >= 0 (0: one all-reduce)");
       parse_model_spec(o.model);
       parse_list(o.shard_sizes);
     });
@@ -131,6 +138,29 @@ int bench_command(const std::vector<std::string>& args) {
       std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank, model %s (%lld parameters)\n"
                   "compute (forward + loss + backward), seconds per sample, min/avg/max over ranks:\n",
                   comm.size(), place.threads_per_rank, o.model.c_str(), model.param_count());
+    // The ceiling: only the sgemm calls of forward and backward, at the same
+    // shapes and on the same threads (no bias, activation, loss or copies).
+    const std::vector<int> widths = parse_model_spec(o.model);
+    int max_width = 0;
+    for (int w : widths) max_width = std::max(max_width, w);
+    std::vector<float> ga(static_cast<size_t>(max_shard * max_width), 0.5f), gb(ga.size(), 0.25f),
+        gw(static_cast<size_t>(max_width) * max_width, 0.01f), gc(ga.size() > gw.size() ? ga.size() : gw.size());
+    auto sgemm_pass = [&](int rows) {
+      for (size_t l = 0; l + 1 < widths.size(); ++l) {
+        const int in = widths[l], out = widths[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out, in, 1.0f, ga.data(), in, gw.data(), out, 1.0f,
+                    gc.data(), out);  // forward: (R, I) x (I, O)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, rows, 1.0f, ga.data(), in, gb.data(), out, 1.0f,
+                    gc.data(), out);  // weight gradient: (I, R) x (R, O)
+        if (l > 0)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, out, 1.0f, gb.data(), out, gw.data(), out, 0.0f,
+                      gc.data(), in);  // input gradient: (R, O) x (O, I); the first layer needs none
+      }
+    };
+    double gemm_flops = 0;  // per sample, of exactly the calls above
+    for (size_t l = 0; l + 1 < widths.size(); ++l)
+      gemm_flops += 2.0 * widths[l] * widths[l + 1] * (l > 0 ? 3.0 : 2.0);
+    out.add("gemm_flops_per_sample", gemm_flops);
     std::vector<JsonObject> compute_rows;
     for (long long s : shards) {
       const int rows = static_cast<int>(s);
@@ -140,10 +170,16 @@ int bench_command(const std::vector<std::string>& args) {
         model.backward(rows);
       });
       const Stats st = over_ranks(comm, t / static_cast<double>(s));
-      const double gflops = 3.0 * model.forward_flops_per_sample() / st.avg / 1e9;
-      if (root) std::printf("  shard %6lld  %.3e / %.3e / %.3e s  (%.1f GFLOP/s per rank)\n", s, st.min, st.avg, st.max, gflops);
+      const double tg = time_iterations(comm, o.warmup, o.iters, [&] { sgemm_pass(rows); });
+      const Stats sg = over_ranks(comm, tg / static_cast<double>(s));
+      const double gflops = gemm_flops / st.avg / 1e9, ceiling = gemm_flops / sg.avg / 1e9;
+      if (root)
+        std::printf("  shard %6lld  %.3e / %.3e / %.3e s  %6.1f GFLOP/s per rank; sgemm alone %6.1f GFLOP/s; ratio %.3f\n",
+                    s, st.min, st.avg, st.max, gflops, ceiling, sg.avg / st.avg);
       JsonObject r;
-      r.add("shard", s).add("s_per_sample_min", st.min).add("s_per_sample_avg", st.avg).add("s_per_sample_max", st.max);
+      r.add("shard", s).add("s_per_sample_min", st.min).add("s_per_sample_avg", st.avg).add("s_per_sample_max", st.max)
+          .add("gflops", gflops).add("sgemm_s_per_sample", sg.avg).add("sgemm_gflops", ceiling)
+          .add("fraction_of_sgemm", sg.avg / st.avg);
       compute_rows.push_back(r);
     }
     out.add_array("compute", compute_rows);
@@ -180,6 +216,33 @@ int bench_command(const std::vector<std::string>& args) {
     if (root) std::printf("alpha-beta fit of the mpitrain path: alpha %.3e s, beta %.3e s/byte (%.2f GB/s)\n", alpha, beta,
                           beta > 0 ? 1e-9 / beta : 0.0);
     out.add_array("allreduce", ar_rows).add("alpha_s", alpha).add("beta_s_per_byte", beta);
+
+    // The trainer's gradient all-reduce of this model (GradientReducer: its
+    // buckets started back to front, then waited for) against one raw
+    // MPI_Allreduce of the same bytes.
+    {
+      Arena& arena = model.arena();
+      arena.zero_grads();  // sums of zeros stay zeros however many iterations run
+      GradientReducer reducer(arena, comm, o.bucket_bytes, comm.size() > 1);
+      const long long bytes = arena.reduce_count() * 4;
+      const double ours = time_iterations(comm, o.warmup, o.iters, [&] {
+        reducer.begin_step();
+        reducer.finish();
+      });
+      std::vector<float> raw_buf(static_cast<size_t>(arena.reduce_count()), 0.0f);
+      const double raw = time_iterations(comm, o.warmup, o.iters, [&] {
+        MPI_Allreduce(MPI_IN_PLACE, raw_buf.data(), static_cast<int>(raw_buf.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      });
+      const Stats a = over_ranks(comm, ours), b = over_ranks(comm, raw);
+      if (root)
+        std::printf("gradient all-reduce of this model: %lld bytes in %d bucket(s) of <= %lld bytes: %.3e s; raw "
+                    "MPI_Allreduce %.3e s; ratio %.3f\n",
+                    bytes, reducer.bucket_count(), o.bucket_bytes, a.avg, b.avg, a.avg / b.avg);
+      JsonObject g;
+      g.add("bytes", bytes).add("buckets", reducer.bucket_count()).add("bucket_bytes", o.bucket_bytes).add("s", a.avg)
+          .add("s_max", a.max).add("raw_s", b.avg).add("ratio", a.avg / b.avg);
+      out.add_object("gradient_allreduce", g);
+    }
     if (root && !o.json.empty()) {
       MetricsWriter w(o.json);
       w.write(out);

@@ -25,7 +25,7 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
   MPI_Initialized(&init);
   if (!init) {
     int provided = 0;
-    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     initialized_here_ = true;
   }
 }

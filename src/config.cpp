@@ -146,6 +146,8 @@ void validate(Config& c) {
           "--noise-ema-decay must be in [0, 1)");
   require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
+  require(c.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
+  require(c.eval_every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
           "--progress-interval-s must be > 0");
   require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
@@ -242,6 +244,8 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
   t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
   t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
+  t.add("eval-every-steps", &c.eval_every_steps,
+        "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
   t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
   t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
   // Output and resources
@@ -256,6 +260,9 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
   t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
+  t.add("bucket-bytes", &c.bucket_bytes,
+        "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
+  t.add_flag("prefetch", &c.prefetch, "read the next rows on a background thread while the current ones compute");
   t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
   t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
 

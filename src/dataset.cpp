@@ -112,7 +112,11 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
 }
 
 SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int capacity_rows)
-    : context_(file.path() + ":/" + split), info_(file.split(split)), capacity_(std::max(capacity_rows, 1)) {
+    : context_(file.path() + ":/" + split),
+      x_context_(context_ + "/x"),
+      y_context_(context_ + "/y"),
+      info_(file.split(split)),
+      capacity_(std::max(capacity_rows, 1)) {
   h5::Handle dapl(h5::check_id(H5Pcreate(H5P_DATASET_ACCESS), "H5Pcreate", context_), H5Pclose);
   h5::check(H5Pset_chunk_cache(dapl.get(), 521, kChunkCacheBytes, 0.75), "H5Pset_chunk_cache", context_);
   x_ = h5::Handle(h5::check_id(H5Dopen2(file.handle(), ("/" + split + "/x").c_str(), dapl.get()), "H5Dopen2", context_),
@@ -155,7 +159,7 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
   const bool u8 = info_.x_type == h5::ElemType::kUint8;
   h5::check(H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, x_mem_.get(), x_space_.get(), H5P_DEFAULT,
                     u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())),
-            "H5Dread", context_ + "/x");
+            "H5Dread", x_context_);
 
   for (int d = 1; d < y_rank_; ++d) count[d] = y_dims_[d];
   h5::check(H5Sselect_hyperslab(y_space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
@@ -165,10 +169,10 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
             "H5Sselect_hyperslab", context_);
   if (info_.y_width == 0)
     h5::check(H5Dread(y_.get(), H5T_NATIVE_INT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data()),
-              "H5Dread", context_ + "/y");
+              "H5Dread", y_context_);
   else
     h5::check(H5Dread(y_.get(), H5T_NATIVE_FLOAT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_y_f32_.data()),
-              "H5Dread", context_ + "/y");
+              "H5Dread", y_context_);
 }
 
 void SplitReader::read_rows(std::span<const std::int64_t> rows, float* x, int* labels, float* targets) {

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/resource.h>
+
 #include "mpitrain/errors.hpp"
 
 namespace mpitrain {
@@ -117,6 +119,12 @@ void MetricsWriter::write(const JsonObject& line) {
   const std::string text = line.str() + "\n";
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
     throw SystemError("writing metrics file '" + path_ + "' failed: " + std::strerror(errno));
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0.0;
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
 }  // namespace mpitrain

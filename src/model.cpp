@@ -31,13 +31,24 @@ Model::Model(const std::string& spec, Activation activation, int capacity_rows)
     : spec_(spec), widths_(parse_model_spec(spec)), capacity_(std::max(capacity_rows, 1)) {
   const size_t n_dense = widths_.size() - 1;
   const auto hidden_init = activation == Activation::kTanh ? Dense::Init::kGlorot : Dense::Init::kHe;
+  // ReLU and tanh are fused into the hidden Dense layers (applied in place on
+  // their output, one activation buffer per Dense); GELU's derivative needs
+  // the pre-activation, so it stays a separate layer with its own buffer.
+  const FusedActivation fused = activation == Activation::kRelu   ? FusedActivation::kRelu
+                                : activation == Activation::kTanh ? FusedActivation::kTanh
+                                                                  : FusedActivation::kNone;
   for (size_t i = 0; i < n_dense; ++i) {
     const bool last = i + 1 == n_dense;
     layers_.push_back(std::make_unique<Dense>("dense" + std::to_string(i), widths_[i], widths_[i + 1],
-                                              last ? Dense::Init::kGlorot : hidden_init));
-    if (!last) layers_.push_back(std::make_unique<ActivationLayer>(activation, widths_[i + 1]));
+                                              last ? Dense::Init::kGlorot : hidden_init,
+                                              last ? FusedActivation::kNone : fused));
+    if (!last && fused == FusedActivation::kNone)
+      layers_.push_back(std::make_unique<ActivationLayer>(activation, widths_[i + 1]));
   }
-  for (auto& layer : layers_) layer->register_params(arena_);
+  for (auto& layer : layers_) {
+    param_begin_.push_back(arena_.param_count());  // parameters are registered in forward order
+    layer->register_params(arena_);
+  }
   arena_.allocate();
   for (auto& layer : layers_) layer->bind(arena_);
 
@@ -68,18 +79,22 @@ double Model::forward_flops_per_sample() const {
   return f;
 }
 
-float* Model::forward(int rows) {
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->forward(acts_[i].data(), acts_[i + 1].data(), rows);
+float* Model::forward(int rows, const float* x) {
+  input_ = x ? x : acts_.front().data();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i]->forward(i == 0 ? input_ : acts_[i].data(), acts_[i + 1].data(), rows);
   return acts_.back().data();
 }
 
-void Model::backward(int rows) {
+void Model::backward(int rows, BackwardHook* hook) {
   // Reverse order of forward; gradients ping-pong between two buffers. The
   // first layer needs no input gradient.
   float* dy = grad_a_.data();
   float* dx = grad_b_.data();
   for (size_t i = layers_.size(); i-- > 0;) {
-    layers_[i]->backward(acts_[i].data(), acts_[i + 1].data(), dy, i == 0 ? nullptr : dx, rows);
+    const float* x = i == 0 ? (input_ ? input_ : acts_.front().data()) : acts_[i].data();
+    layers_[i]->backward(x, acts_[i + 1].data(), dy, i == 0 ? nullptr : dx, rows);
+    if (hook) hook->after_layer(i, param_begin_[i]);
     std::swap(dy, dx);
   }
 }

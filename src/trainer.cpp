@@ -16,15 +16,12 @@
 #include "mpitrain/progress.hpp"
 #include "mpitrain/run_plan.hpp"
 #include "mpitrain/sampler.hpp"
+#include "mpitrain/train_step.hpp"
 #include "mpitrain/watchdog.hpp"
 
 namespace mpitrain {
 namespace {
 
-// Slots after the gradients in the all-reduce: loss and accuracy sums, and
-// for the noise scale each rank's small-batch |G_r|^2, 1/b_r and whether it
-// had rows (DESIGN.md step 4: they ride along, no extra collective).
-enum Stat { kLossSum = 0, kCorrect = 1, kSmallSq = 2, kInvSmall = 3, kContributors = 4 };
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string fmt(const char* f, double v) {
@@ -35,9 +32,9 @@ std::string fmt(const char* f, double v) {
 
 // Readers and buffers of one run, sized once before the first step.
 struct RunState {
-  RunState(const Config& c, const RunPlan& plan)
+  RunState(const Config& c, const RunPlan& plan, const Comm& comm)
       : model(c.model, c.activation, plan.capacity),
-        train_reader(*plan.data, "train", plan.capacity),
+        step(model, *plan.data, comm, plan.data->num_classes(), plan.capacity, c.bucket_bytes, c.prefetch),
         targets(plan.capacity, plan.data->split("train").y_width),
         sampler(plan.train_count, c.global_batch, c.drop_last, c.seed, plan.train_rows) {
     model.init(c.seed);  // the same seed on every rank: identical weights, no broadcast needed
@@ -47,39 +44,12 @@ struct RunState {
     if (plan.eval_test) test_reader.emplace(*plan.data, "test", plan.capacity);
   }
   Model model;
+  GradientStep step;
   std::unique_ptr<Optimizer> optimizer;
-  SplitReader train_reader;
   std::optional<SplitReader> val_reader, test_reader;
-  TargetBuffers targets;
+  TargetBuffers targets;  // for evaluation
   EpochSampler sampler;
 };
-
-struct StepTimes {
-  double data = 0, compute = 0, allreduce = 0;
-};
-
-// Forward/backward over this rank's shard in micro-batches of the model's
-// capacity; gradients add up in the arena. Returns the local loss sums.
-LossSums accumulate_shard(RunState& s, int num_classes, std::span<const std::int64_t> shard, long long b,
-                          StepTimes& t) {
-  LossSums local;
-  const auto grad_scale = 1.0f / static_cast<float>(b);  // sum over rows / b: the all-reduce gives the mean
-  const size_t cap = static_cast<size_t>(s.model.capacity_rows());
-  for (size_t off = 0; off < shard.size(); off += cap) {
-    const auto part = shard.subspan(off, std::min(cap, shard.size() - off));
-    const double t0 = now_s();
-    s.train_reader.read_rows(part, s.model.input(), s.targets.labels.data(), s.targets.targets.data());
-    const double t1 = now_s();
-    const auto rows = static_cast<int>(part.size());
-    const LossSums l = forward_loss(s.model, num_classes, rows, s.targets, grad_scale);
-    s.model.backward(rows);
-    local.loss += l.loss;
-    local.correct += l.correct;
-    t.data += t1 - t0;
-    t.compute += now_s() - t1;
-  }
-  return local;
-}
 
 // Creates the run directory and records the effective configuration in it.
 void write_run_dir(const Config& c) {
@@ -170,7 +140,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   MetricsWriter metrics;
   comm.collective_check([&] { plan = make_run_plan(c, comm); });
   const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
-  RunState s(c, plan);
+  RunState s(c, plan, comm);
   TrainProgress pr;  // the loop's state: exactly what a checkpoint saves
   if (!c.resume.empty()) pr = restore_checkpoint(c, plan, s.model, *s.optimizer, comm);
   comm.collective_check([&] {
@@ -198,8 +168,10 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   const std::string best_metric = early ? early->metric() : "val_loss";
   std::optional<EarlyStopping> best_tracker;
   if (!plan.val_split.empty() && checkpoints.enabled()) best_tracker.emplace(best_metric, 0, 0.0);
+  if (best_tracker && pr.best_ckpt_epoch > 0) best_tracker->restore(pr.best_ckpt_epoch, pr.best_ckpt_value);
 
   NoiseScaleEstimator noise(c.noise_ema_decay);
+  noise.restore(pr.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
   TrainResult result;
   result.val_loss = result.val_acc = kNaN;
   const double t_start = now_s() - pr.elapsed_s;  // a resumed run keeps counting its training time
@@ -207,101 +179,16 @@ TrainResult run_training(const Config& c, const Comm& comm) {
     pr.optimizer_steps = s.optimizer->step_count();
     pr.previous_lr = s.optimizer->previous_lr();
     pr.elapsed_s = now_s() - t_start;
+    pr.noise = noise.state();
+    if (best_tracker) {
+      pr.best_ckpt_epoch = best_tracker->best_epoch();
+      pr.best_ckpt_value = best_tracker->best_value();
+    }
     return pr;
   };
-  if (pr.global_step == 0) pr.first_loss = kNaN;
-  const long long first_epoch = pr.epoch;
-  for (long long epoch = first_epoch; epoch < c.epochs; ++epoch) {
-    const long long steps = schedule.steps_in_epoch(epoch);
-    const long long b_epoch = batch_at_epoch(plan.phases, epoch);
-    s.sampler.set_global_batch(b_epoch);
-    s.sampler.start_epoch(epoch);
-    pr.epoch = epoch;
-    pr.global_batch = b_epoch;
-    const double t_epoch = now_s();
-    StepTimes times;
-    double lr = 0;
-    const long long resumed_samples = pr.epoch_samples;  // for this epoch's throughput
-    for (long long step = pr.step_in_epoch; step < steps; ++step) {
-      const StepPosition pos = schedule.position(epoch, step);
-      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
-      maybe_test_stall(comm.rank(), pos.global_step + 1);
-      const auto b = static_cast<long long>(s.sampler.batch(step).size());
-      arena.zero_grads();
-      const auto shard = s.sampler.shard(step, comm.size(), comm.rank());
-      // The small batch of the noise scale: this rank's shard, or on one rank
-      // the first half of the batch (measured before the second half is added).
-      const size_t small = comm.size() > 1 ? shard.size() : shard.size() / 2;
-      LossSums local = accumulate_shard(s, num_classes, shard.first(small), b, times);
-      const double small_norm = l2_norm(arena.grads(), arena.param_count());
-      const LossSums rest = accumulate_shard(s, num_classes, shard.subspan(small), b, times);
-      local.loss += rest.loss;
-      local.correct += rest.correct;
-      float* stats = arena.stats();
-      stats[kLossSum] = static_cast<float>(local.loss);
-      stats[kCorrect] = static_cast<float>(local.correct);
-      // The arena holds sum/b; the small batch's mean gradient is that x b/small.
-      const double to_mean = small > 0 ? static_cast<double>(b) / static_cast<double>(small) : 0.0;
-      stats[kSmallSq] = static_cast<float>(small_norm * small_norm * to_mean * to_mean);
-      stats[kInvSmall] = small > 0 ? 1.0f / static_cast<float>(small) : 0.0f;
-      stats[kContributors] = small > 0 ? 1.0f : 0.0f;
-      const double t_reduce = now_s();
-      watchdog.beat(Watchdog::Phase::kAllreduce, epoch + 1, step + 1);
-      comm.allreduce_sum(arena.grads(), arena.reduce_count());  // empty shards take part too
-      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
-      const double t_update = now_s();
-      times.allreduce += t_update - t_reduce;
-
-      const double step_loss = arena.stats()[kLossSum] / static_cast<double>(b);
-      const double grad_norm = l2_norm(arena.grads(), arena.param_count());
-      if (const double n = arena.stats()[kContributors]; n > 0)
-        noise.update(arena.stats()[kSmallSq] / n, arena.stats()[kInvSmall] / n, static_cast<double>(b),
-                     grad_norm * grad_norm);
-      lr = schedule.lr_at(pos);
-      if (pos.global_step == 0) pr.first_loss = step_loss;
-      if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
-        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
-      if (c.divergence_factor > 0 && pr.first_loss > 0 && step_loss > c.divergence_factor * pr.first_loss)
-        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm,
-                          "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
-                              " x the first step's " + fmt("%.4g", pr.first_loss));
-      s.optimizer->step(arena, lr);
-      times.compute += now_s() - t_update;
-
-      pr.epoch_loss_sum += arena.stats()[kLossSum];
-      pr.epoch_correct_sum += arena.stats()[kCorrect];
-      pr.epoch_samples += b;
-      pr.samples += b;
-      pr.step_in_epoch = step + 1;
-      ++pr.global_step;
-      if (root && c.metrics_every_steps > 0 && pr.global_step % c.metrics_every_steps == 0) {
-        JsonObject m;
-        m.add("type", "step").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
-            .add("lr", lr).add("global_batch", b).add("loss", step_loss)
-            .add("acc", num_classes > 0 ? arena.stats()[kCorrect] / static_cast<double>(b) : kNaN)
-            .add("grad_norm", grad_norm).add("noise_scale", noise.b_simple());
-        metrics.write(m);
-      }
-      if (step + 1 < steps && checkpoints.due_after_step(pr.global_step)) {
-        watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, step + 1);
-        checkpoints.save(Checkpointer::step_name(epoch, step + 1), snapshot(), s.model, *s.optimizer, metrics, true);
-      }
-      const double elapsed = now_s() - t_epoch;
-      progress.update({epoch + 1, c.epochs, step + 1, steps, pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples),
-                       static_cast<double>(pr.epoch_samples - resumed_samples) / elapsed,
-                       (now_s() - t_start) / static_cast<double>(pr.global_step) *
-                           static_cast<double>(schedule.total_steps() - pr.global_step)});
-    }
-    const double train_time = now_s() - t_epoch;
-    double time_max[3] = {times.data, times.compute, times.allreduce};
-    comm.allreduce_max(time_max, 3);  // the slowest rank sets the pace
-    result.train_loss = pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples);
-    result.train_acc = num_classes > 0 ? pr.epoch_correct_sum / static_cast<double>(pr.epoch_samples) : kNaN;
-    const long long epoch_samples = pr.epoch_samples - resumed_samples;
-
-    watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, steps);
-    const double t_eval = now_s();
-    EpochMetrics em{{"train_loss", result.train_loss}, {"train_acc", result.train_acc}};
+  // Exact evaluation of the validation and test splits (collective); fills em and result.
+  auto evaluate_now = [&](EpochMetrics& em) {
+    s.step.drain();  // HDF5 is not thread-safe: no prefetch read may run now
     if (s.val_reader) {
       const EvalResult v = evaluate_split(s.model, *s.val_reader, num_classes, comm, s.targets, plan.val_rows);
       result.val_loss = em["val_loss"] = v.loss;
@@ -315,18 +202,126 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       result.eval_loss = result.val_loss;
       result.eval_acc = result.val_acc;
     }
-    const double eval_time = now_s() - t_eval;
-    const double time_s = now_s() - t_start;
+  };
+  // Records the first time the target holds; true if that is now.
+  auto check_target = [&](EpochMetrics& em, long long epoch, double time_s) {
+    if (!plan.target || pr.target_epoch != 0 || !em.count(plan.target->metric) ||
+        !plan.target->reached(em[plan.target->metric]))
+      return false;
+    pr.target_epoch = epoch + 1;
+    pr.target_step = pr.global_step;
+    pr.target_samples = pr.samples;
+    pr.target_time_s = time_s;
+    return true;
+  };
+  if (pr.global_step == 0) pr.first_loss = kNaN;
+  const long long first_epoch = pr.epoch;
+  bool stop_at_target_now = false;
+  for (long long epoch = first_epoch; epoch < c.epochs; ++epoch) {
+    const long long steps = schedule.steps_in_epoch(epoch);
+    const long long b_epoch = batch_at_epoch(plan.phases, epoch);
+    s.sampler.set_global_batch(b_epoch);
+    s.sampler.start_epoch(epoch);
+    pr.epoch = epoch;
+    pr.global_batch = b_epoch;
+    const double t_epoch = now_s();
+    StepTimes times;
+    double lr = 0, mid_eval_s = 0;
+    const long long resumed_samples = pr.epoch_samples;  // for this epoch's throughput
+    for (long long step = pr.step_in_epoch; step < steps; ++step) {
+      const StepPosition pos = schedule.position(epoch, step);
+      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
+      maybe_test_stall(comm.rank(), pos.global_step + 1);
+      const auto b = static_cast<long long>(s.sampler.batch(step).size());
+      const auto shard = s.sampler.shard(step, comm.size(), comm.rank());
+      const auto next_shard =
+          step + 1 < steps ? s.sampler.shard(step + 1, comm.size(), comm.rank()) : std::span<const std::int64_t>{};
+      watchdog.beat(Watchdog::Phase::kAllreduce, epoch + 1, step + 1);  // the all-reduce starts within backward
+      const StepSums sums = s.step.run(shard, b, next_shard, times);
+      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
+      const double t_update = now_s();
 
-    bool reached_now = false;
-    if (plan.target && pr.target_epoch == 0 && em.count(plan.target->metric) &&
-        plan.target->reached(em[plan.target->metric])) {
-      reached_now = true;
-      pr.target_epoch = epoch + 1;
-      pr.target_step = pr.global_step;
-      pr.target_samples = pr.samples;
-      pr.target_time_s = time_s;
+      const double step_loss = sums.loss / static_cast<double>(b);
+      const double grad_norm = l2_norm(arena.grads(), arena.param_count());
+      if (sums.contributors > 0)
+        noise.update(sums.small_sq_mean, sums.inv_small_mean, static_cast<double>(b), grad_norm * grad_norm);
+      lr = schedule.lr_at(pos);
+      if (pos.global_step == 0) pr.first_loss = step_loss;
+      if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
+        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
+      if (c.divergence_factor > 0 && pr.first_loss > 0 && step_loss > c.divergence_factor * pr.first_loss)
+        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm,
+                          "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
+                              " x the first step's " + fmt("%.4g", pr.first_loss));
+      s.optimizer->step(arena, lr);
+      times.compute += now_s() - t_update;
+
+      pr.epoch_loss_sum += sums.loss;
+      pr.epoch_correct_sum += sums.correct;
+      pr.epoch_samples += b;
+      pr.samples += b;
+      pr.step_in_epoch = step + 1;
+      ++pr.global_step;
+      if (root && c.metrics_every_steps > 0 && pr.global_step % c.metrics_every_steps == 0) {
+        JsonObject m;
+        m.add("type", "step").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
+            .add("lr", lr).add("global_batch", b).add("loss", step_loss)
+            .add("acc", num_classes > 0 ? sums.correct / static_cast<double>(b) : kNaN)
+            .add("grad_norm", grad_norm).add("noise_scale", noise.b_simple());
+        metrics.write(m);
+      }
+      if (step + 1 < steps && checkpoints.due_after_step(pr.global_step)) {
+        watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, step + 1);
+        s.step.drain();  // no HDF5 read may run while the checkpoint is written
+        checkpoints.save(Checkpointer::step_name(epoch, step + 1), snapshot(), s.model, *s.optimizer, metrics, true);
+      }
+      if (c.eval_every_steps > 0 && pr.global_step % c.eval_every_steps == 0 && step + 1 < steps &&
+          (s.val_reader || s.test_reader)) {
+        watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, step + 1);
+        const double t0 = now_s();
+        EpochMetrics em;
+        evaluate_now(em);
+        const bool hit = check_target(em, epoch, now_s() - t_start);
+        mid_eval_s += now_s() - t0;
+        JsonObject m;
+        m.add("type", "eval").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
+            .add("time_s", now_s() - t_start);
+        for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
+          if (em.count(k)) m.add(k, em[k]);
+        if (plan.target) m.add("target_reached", pr.target_epoch > 0);
+        metrics.write(m);
+        if (hit)
+          progress.println("step " + std::to_string(pr.global_step) + " (epoch " + std::to_string(epoch + 1) +
+                           "): " + plan.target->metric + " " + fmt("%.4f", em[plan.target->metric]) + "  [target " +
+                           plan.target->text + " reached]");
+        if (hit && c.stop_at_target) {
+          stop_at_target_now = true;
+          break;
+        }
+      }
+      const double elapsed = now_s() - t_epoch - mid_eval_s;
+      progress.update({epoch + 1, c.epochs, step + 1, steps, pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples),
+                       static_cast<double>(pr.epoch_samples - resumed_samples) / elapsed,
+                       (now_s() - t_start) / static_cast<double>(pr.global_step) *
+                           static_cast<double>(schedule.total_steps() - pr.global_step)});
     }
+    const double train_time = now_s() - t_epoch - mid_eval_s;
+    // The time split, max and min over ranks: the slowest rank sets the pace, a gap shows a straggler.
+    double time_max[5] = {times.data, times.compute, times.allreduce_wait, times.comm, peak_rss_mb()};
+    double time_min[4] = {times.data, times.compute, times.allreduce_wait, times.comm};
+    comm.allreduce_max(time_max, 5);
+    comm.allreduce_min(time_min, 4);
+    result.train_loss = pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples);
+    result.train_acc = num_classes > 0 ? pr.epoch_correct_sum / static_cast<double>(pr.epoch_samples) : kNaN;
+    const long long epoch_samples = pr.epoch_samples - resumed_samples;
+
+    watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, steps);
+    const double t_eval = now_s();
+    EpochMetrics em{{"train_loss", result.train_loss}, {"train_acc", result.train_acc}};
+    evaluate_now(em);
+    const double eval_time = now_s() - t_eval + mid_eval_s;
+    const double time_s = now_s() - t_start;
+    const bool reached_now = check_target(em, epoch, time_s);
     const bool stop_early = early && early->update(epoch + 1, em[early->metric()]);
     if (early) {
       pr.best_epoch = early->best_epoch();
@@ -357,7 +352,12 @@ TrainResult run_training(const Config& c, const Comm& comm) {
     for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
       if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
     m.add("time_s", time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
-        .add("time_data_s", time_max[0]).add("time_compute_s", time_max[1]).add("time_allreduce_s", time_max[2])
+        .add("time_data_s", time_max[0]).add("time_data_min_s", time_min[0])
+        .add("time_compute_s", time_max[1]).add("time_compute_min_s", time_min[1])
+        .add("time_allreduce_s", time_max[2]).add("time_allreduce_min_s", time_min[2])
+        .add("time_comm_s", time_max[3]).add("time_comm_min_s", time_min[3])
+        .add("comm_hidden_fraction", time_max[3] > 0 ? 1.0 - time_max[2] / time_max[3] : kNaN)
+        .add("peak_rss_mb", time_max[4])
         .add("eval_time_s", eval_time).add("noise_scale", noise.b_simple()).add("noise_g2", noise.g2())
         .add("noise_trace_s", noise.trace_s());
     if (plan.target) m.add("target_reached", pr.target_epoch > 0);
@@ -374,7 +374,7 @@ TrainResult run_training(const Config& c, const Comm& comm) {
       checkpoints.save(Checkpointer::epoch_name(epoch + 1), snapshot(), s.model, *s.optimizer, metrics, true);
     if (new_best) checkpoints.save("best.h5", snapshot(), s.model, *s.optimizer, metrics, false);
     result.epochs_done = epoch + 1;
-    if (reached_now && c.stop_at_target) {
+    if ((reached_now || stop_at_target_now) && c.stop_at_target) {
       result.stop_reason = "target";
       break;
     }

@@ -36,6 +36,21 @@ TEST_F(Invariance, NesterovWeightDecayWarmupSqrtScalingMatchesOneRank) {
   EXPECT_LT(runs.multi.train_loss, 0.9 * std::log(3.0));
 }
 
+TEST_F(Invariance, BucketedAllreduceMicroBatchesAndPrefetchMatchOneRank) {
+  // 64-byte buckets: every parameter is its own bucket, started during
+  // backward; 3-row micro-batches: several prefetched chunks per step. The
+  // reference is one rank with one all-reduce after backward and no prefetch.
+  const std::vector<std::string> common = {"--model", "12-16-8-3", "--momentum", "0.9", "--lr-scaling", "none"};
+  auto multi = common, single = common;
+  multi.insert(multi.end(), {"--bucket-bytes", "64", "--micro-batch", "3"});
+  single.insert(single.end(), {"--bucket-bytes", "0", "--prefetch", "false"});
+  const Runs runs = run_both(args("cls.h5", "0.05", multi), args("cls.h5", "0.05", single));
+  EXPECT_TRUE(runs.ok);
+  if (!runs.ok) return;
+  check_invariant(runs, kEpochs * 11, kEpochs * 203, true);
+  EXPECT_LT(runs.multi.train_loss, 0.9 * std::log(3.0));
+}
+
 TEST_F(Invariance, RegressionMatchesOneRank) {
   const Runs runs =
       run_both(args("reg.h5", "0.05", {"--model", "12-8-2", "--momentum", "0.9", "--lr-scaling", "none"}));

@@ -9,7 +9,8 @@
 
 namespace mpitrain {
 
-// Initialises MPI (thread level FUNNELED) if it is not yet initialised, and
+// Initialises MPI (thread level SERIALIZED: the gradient reducer's thread calls
+// MPI while the main thread does not) if it is not yet initialised, and
 // finalises it on destruction only if it initialised it. Never throws from
 // the destructor.
 class MpiEnvironment {

@@ -57,6 +57,9 @@ struct Config {
   double stall_timeout_s = 600;    // watchdog: abort when a rank makes no progress this long (0: off)
   long long metrics_every_steps = 0;  // step lines in the metrics file (0: none)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
+  long long bucket_bytes = 256 * 1024;  // gradient all-reduce bucket size (0: one all-reduce after backward)
+  bool prefetch = true;            // read the next chunk of rows on a background thread
+  long long eval_every_steps = 0;  // also evaluate (for --target) every N steps (0: at epoch ends only)
   std::string progress = "auto";   // auto | live | lines | none
   double progress_interval_s = 5;  // plain progress line period when not a TTY
 

@@ -60,7 +60,7 @@ class SplitReader {
   void read_run(long long file_row, int stage_row, int rows);
   // Converts staged rows into the caller's buffers, in request order.
   void scatter_staged(int count, float* x, int* labels, float* targets);
-  std::string context_;
+  std::string context_, x_context_, y_context_;  // built once: no string is made per read
   SplitInfo info_;
   int capacity_;
   h5::Handle x_, y_, x_space_, y_space_, x_mem_, y_mem_;

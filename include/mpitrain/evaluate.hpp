@@ -23,6 +23,9 @@ struct TargetBuffers {
 // (softmax cross-entropy when num_classes > 0, else MSE), writing the output
 // gradient scaled by grad_scale into model.output_grad().
 LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffers& t, float grad_scale);
+// The same on caller buffers: x (R, W_0), labels (R) or targets (R, k).
+LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, const int* labels, const float* targets,
+                      float grad_scale);
 
 struct EvalResult {
   double loss = 0.0;      // mean over the split

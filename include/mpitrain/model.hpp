@@ -32,13 +32,24 @@ class Model {
 
   // Input buffer (capacity, W_0): the reader writes a shard here.
   float* input() { return acts_.front().data(); }
-  // Runs forward over `rows` rows of input(); returns the output (R, W_last).
-  float* forward(int rows);
+  // Runs forward over `rows` rows of `x` (R, W_0), by default input(); x must
+  // stay valid until backward(). Returns the output (R, W_last).
+  float* forward(int rows, const float* x = nullptr);
   // Gradient w.r.t. the output (R, W_last) to fill before backward(); may be
   // the output buffer itself (the fused losses allow it).
   float* output_grad() { return grad_a_.data(); }
+  // Called after each layer's backward, with the layer's index: from then on
+  // that layer's parameter gradients are final for this pass, so a gradient
+  // reducer can start sending them while earlier layers still compute.
+  class BackwardHook {
+   public:
+    virtual ~BackwardHook() = default;
+    // Gradients in the arena from offset `ready_from` (in floats) to the end
+    // are final once layer `layer_index` is done.
+    virtual void after_layer(size_t layer_index, long long ready_from) = 0;
+  };
   // Backward in the reverse order of forward; adds into arena().grads().
-  void backward(int rows);
+  void backward(int rows, BackwardHook* hook = nullptr);
 
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
@@ -51,6 +62,8 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   Arena arena_;
   std::vector<AlignedBuffer<float>> acts_;  // acts_[i]: input of layer i (capacity, width)
+  std::vector<long long> param_begin_;      // param_begin_[i]: arena offset of layer i's first parameter
+  const float* input_ = nullptr;            // the last forward's input (acts_[0] or the caller's)
   AlignedBuffer<float> grad_a_, grad_b_;    // ping-pong (capacity, max width)
 };
 

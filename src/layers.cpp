@@ -107,7 +107,7 @@ void Dense::forward(const float* x, float* y, int rows) const {
   }
 }
 
-void Dense::backward(const float* x, const float* y, float* dy, float* dx, int rows) {
+void Dense::backward_params(const float* x, const float* y, float* dy, int rows) {
   if (rows == 0) return;
   // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
   // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
@@ -128,9 +128,12 @@ void Dense::backward(const float* x, const float* y, float* dy, float* dx, int r
   // dW (I, O) += x^T (I, R) . dy (R, O)
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, rows, 1.0f, x, in_, dy, out_,
               1.0f, dw_, out_);
+}
+
+void Dense::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
+  if (rows == 0) return;
   // dx (R, I) = dy (R, O) . W^T (O, I)
-  if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in_, out_, 1.0f, dy, out_, w_, out_,
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in_, out_, 1.0f, dy, out_, w_, out_,
                 0.0f, dx, in_);
 }
 
@@ -158,7 +161,7 @@ void ActivationLayer::forward(const float* x, float* y, int rows) const {
   }
 }
 
-void ActivationLayer::backward(const float* x, const float* y, float* dy, float* dx, int rows) {
+void ActivationLayer::backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) {
   if (!dx) return;
   const long long n = static_cast<long long>(rows) * width_;
   switch (kind_) {

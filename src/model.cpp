@@ -93,8 +93,9 @@ void Model::backward(int rows, BackwardHook* hook) {
   float* dx = grad_b_.data();
   for (size_t i = layers_.size(); i-- > 0;) {
     const float* x = i == 0 ? (input_ ? input_ : acts_.front().data()) : acts_[i].data();
-    layers_[i]->backward(x, acts_[i + 1].data(), dy, i == 0 ? nullptr : dx, rows);
-    if (hook) hook->after_layer(i, param_begin_[i]);
+    layers_[i]->backward_params(x, acts_[i + 1].data(), dy, rows);
+    if (hook) hook->after_layer(i, param_begin_[i]);  // this layer's gradients travel while dx is computed
+    if (i > 0) layers_[i]->backward_input(x, acts_[i + 1].data(), dy, dx, rows);
     std::swap(dy, dx);
   }
 }

@@ -40,7 +40,17 @@ class Layer {
   // dy is scratch: a layer may overwrite it (a fused Dense turns it into the
   // pre-activation gradient in place, so no extra buffer is needed); callers
   // must not read it afterwards. dy and dx must not alias each other, x or y.
-  virtual void backward(const float* x, const float* y, float* dy, float* dx, int rows) = 0;
+  void backward(const float* x, const float* y, float* dy, float* dx, int rows) {
+    backward_params(x, y, dy, rows);
+    if (dx) backward_input(x, y, dy, dx, rows);
+  }
+  // Backward in two halves (mlpack's "gradient" and "backward"): the
+  // parameter gradients first (turning dy into the pre-activation gradient
+  // where an activation is fused), then the input gradient from that dy. The
+  // model hands a layer's finished gradients to the all-reduce in between,
+  // so they travel while the input gradient is computed.
+  virtual void backward_params(const float* /*x*/, const float* /*y*/, float* /*dy*/, int /*rows*/) {}
+  virtual void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) = 0;
   // Multiply-adds x2 per sample of forward (backward is about twice this).
   virtual double forward_flops_per_sample() const { return 0.0; }
 };
@@ -62,7 +72,8 @@ class Dense final : public Layer {
   void init(Rng& rng) override;
   void forward(const float* x, float* y, int rows) const override;
   // Overwrites dy with the pre-activation gradient when an activation is fused.
-  void backward(const float* x, const float* y, float* dy, float* dx, int rows) override;
+  void backward_params(const float* x, const float* y, float* dy, int rows) override;
+  void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
   double forward_flops_per_sample() const override { return 2.0 * in_ * out_; }
 
  private:
@@ -82,7 +93,7 @@ class ActivationLayer final : public Layer {
   int in_width() const override { return width_; }
   int out_width() const override { return width_; }
   void forward(const float* x, float* y, int rows) const override;
-  void backward(const float* x, const float* y, float* dy, float* dx, int rows) override;  // dy unchanged
+  void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
 
  private:
   Activation kind_;

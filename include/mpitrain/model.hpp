@@ -38,9 +38,10 @@ class Model {
   // Gradient w.r.t. the output (R, W_last) to fill before backward(); may be
   // the output buffer itself (the fused losses allow it).
   float* output_grad() { return grad_a_.data(); }
-  // Called after each layer's backward, with the layer's index: from then on
-  // that layer's parameter gradients are final for this pass, so a gradient
-  // reducer can start sending them while earlier layers still compute.
+  // Called after each layer's parameter gradients, before its input
+  // gradient, with the layer's index: from then on that layer's gradients
+  // are final for this pass, so a gradient reducer can start sending them
+  // while the rest of backward computes.
   class BackwardHook {
    public:
     virtual ~BackwardHook() = default;

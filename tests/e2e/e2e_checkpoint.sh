@@ -309,6 +309,7 @@ expect_py \
   "[d['epoch'] for d in E] == [1, 2, 3, 4]" \
   "[d['step'] for d in E] == [20, 40, 60, 80] and E[-1]['samples'] == 4 * $N" \
   "[(d['train_loss'], d['test_acc']) for d in E] == [(d['train_loss'], d['test_acc']) for d in epochs_of('$REF/metrics.json')]" \
+  "[d['noise_scale'] for d in E[2:]] == [d['noise_scale'] for d in epochs_of('$REF/metrics.json')[2:]]" \
   "E[2]['train_loss'] < E[0]['train_loss']"
 
 # ---------------------------------------------------------------------------
@@ -323,7 +324,8 @@ expect_same_state "$MID/ck/final.h5" "$REF_FINAL"
 expect_py \
   "[d['epoch'] for d in E] == [2, 3, 4]" \
   "[d['step'] for d in E] == [40, 60, 80]" \
-  "[(d['train_loss'], d['train_acc'], d['test_acc']) for d in E] == [(d['train_loss'], d['train_acc'], d['test_acc']) for d in epochs_of('$REF/metrics.json')[1:]]"
+  "[(d['train_loss'], d['train_acc'], d['test_acc']) for d in E] == [(d['train_loss'], d['train_acc'], d['test_acc']) for d in epochs_of('$REF/metrics.json')[1:]]" \
+  "[d['noise_scale'] for d in E] == [d['noise_scale'] for d in epochs_of('$REF/metrics.json')[1:]]"
 
 # ---------------------------------------------------------------------------
 begin_case "resume a 2-rank checkpoint on 3 ranks: within the P-invariance tolerance"

@@ -61,6 +61,24 @@ expect_py \
   "len(E) < 20"
 
 # ---------------------------------------------------------------------------
+begin_case "target with --eval-every-steps: found at a step inside an epoch, run stops there"
+METRICS="$WORK/target-steps.json"
+# 400 train rows at B=50: 8 steps per epoch; evaluation every 3 steps.
+mpi_run 2 60 "$MPITRAIN" train "${COMMON[@]}" --epochs 20 --global-batch 50 --lr 0.01 --momentum 0.5 \
+  --val-fraction 0.2 --target "val_acc>=0.9" --stop-at-target --eval-every-steps 3 --metrics "$METRICS"
+expect_rc 0
+expect_stdout "[target val_acc>=0.9 reached]"
+# The summary's step is the first evaluation (epoch end or every 3rd step)
+# that meets the target; the eval lines come every 3 steps.
+expect_py \
+  "(ev := [d for d in L if d.get('type') == 'eval']) and all(d['step'] % 3 == 0 for d in ev)" \
+  "(first := next(d for d in L if d.get('type') in ('eval', 'epoch') and d['val_acc'] >= 0.9)) is not None" \
+  "L[-1]['stop_reason'] == 'target' and L[-1]['target_step'] == first['step']" \
+  "L[-1]['target_samples'] == first['samples'] and L[-1]['target_epoch'] == first['epoch']" \
+  "all(d['val_acc'] < 0.9 for d in L if d.get('type') in ('eval', 'epoch') and d['step'] < first['step'])" \
+  "first['type'] != 'eval' or E[-1]['step'] == first['step']"
+
+# ---------------------------------------------------------------------------
 begin_case "target never reached is reported as such"
 METRICS="$WORK/target-miss.json"
 mpi_run 2 60 "$MPITRAIN" train "${COMMON[@]}" --epochs 2 --global-batch 50 --lr 0.01 \

@@ -10,7 +10,8 @@
 #     time to the target from --steps-to-target and from a sweep directory;
 # (b) the outputs: perf_model.md (assumptions, table), perf_model.json and a
 #     PNG; predicted vs measured on hand-made run directories, with the
-#     measured overlap and data wait, the > 15 % flag and --check's exit code;
+#     measured overlap and data wait, the optimizer estimated from the other
+#     run, the > 15 % flag and --check's exit code; --comm-source calibration;
 # (c) errors: a missing, empty, garbled or foreign bench file, and a P = 1
 #     bench asked for P > 1 without --alpha/--beta, each give one clear line
 #     and a non-zero exit (no traceback);
@@ -171,6 +172,15 @@ expect_py "'## Assumptions' in RAW" "'estimate (leave-one-out)' in RAW" \
   "json.load(open('$WORK/b/perf_model.json'))['measured'][0]['epochs_used'] == [2, 3]"
 OUT=$OUT_SAVED
 expect_stdout "perf_model: 1 of 2 measured run(s) within 15 %; off: slow"
+# --comm-source calibration: the trainer's own all-reduce (time_comm_s, 60 us
+# per step at P = 4) sets beta through the ring formula, alpha from the bench:
+# 6 alpha + 1.5 n beta = 60 us, so at P = 8: 14 alpha + 1.75 n beta.
+run_cmd 60 "${MODEL[@]}" --bench "$WORK/bench4.json" --global-batch 256 --ranks 4,8 --calibration "$WORK/runs/ok" \
+  --comm-source calibration --allreduce ring --out "$WORK/b1" --no-plot
+expect_rc 0
+expect_py "[round(r['allreduce_s'] * 1e9, 3) for r in json.load(open('$WORK/b1/perf_model.json'))['predictions']] == [60000.0, round((14 * 4e-5 / 6 + 1.75 * 2e-5 / 1.5) * 1e9, 3)]" \
+  "[round(r['optimizer_s'] * 1e9, 3) for r in json.load(open('$WORK/b1/perf_model.json'))['predictions']] == [100000.0, 100000.0]" \
+  "'P = 4: 60 us per step (the bench' in RAW"
 # --check: the exit code says whether every run is within the tolerance.
 run_cmd 60 "${MODEL[@]}" --bench "$WORK/bench4.json" --global-batch 256 --measured "$WORK/runs/ok" "$WORK/runs/slow" \
   --out "$WORK/b2" --check --no-plot

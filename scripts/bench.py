@@ -47,6 +47,9 @@ CASES = {
     "gemm": {"model": "784-1024-1024-10", "batch": 1024, "label": "MLP 784-1024-1024-10, B=1024"},
 }
 LAYOUTS = {"2x1": (2, 1), "1x2": (1, 2)}
+# Debian's python3-torch installs into the system interpreter, which need not
+# be the first python3 on PATH (pyenv, venvs).
+TORCH_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def log(msg):
@@ -72,8 +75,13 @@ def run(cmd, timeout=1800, env=None, quiet=True):
 
 
 def read_json(path):
+    """One JSON object: a whole (pretty-printed) file, or the last line of a JSON-lines file."""
     with open(path) as f:
-        return json.loads(f.read().strip().splitlines()[-1])
+        text = f.read().strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return json.loads(text.splitlines()[-1])
 
 
 def read_metrics(run_dir):
@@ -149,7 +157,7 @@ def bench_case(args, case, layout, out):
 
     if args.torch:
         pt_json = os.path.join(out, f"{tag}-pytorch.json")
-        run([sys.executable, os.path.join(ROOT, "scripts", "bench_pytorch.py"), "--model", model, "--global-batch",
+        run([TORCH_PYTHON, os.path.join(ROOT, "scripts", "bench_pytorch.py"), "--model", model, "--global-batch",
              str(batch), "--ranks", str(ranks), "--threads", str(threads), "--steps", str(args.torch_steps),
              "--json", pt_json])
         res["pytorch_samples_per_s"] = read_json(pt_json)["samples_per_s"]
@@ -168,7 +176,7 @@ def time_to_target(args, out):
            "epoch": s.get("target_epoch")}
     if args.torch:
         pt_json = os.path.join(out, "target-pytorch.json")
-        run([sys.executable, os.path.join(ROOT, "scripts", "bench_pytorch.py"), "--ranks", "2", "--threads", "1",
+        run([TORCH_PYTHON, os.path.join(ROOT, "scripts", "bench_pytorch.py"), "--ranks", "2", "--threads", "1",
              "--target", "0.88", "--stop-at-target", "--json", pt_json])
         p = read_json(pt_json)
         res.update({"pytorch_reached": p.get("target_reached"), "pytorch_time_s": p.get("target_time_s"),
@@ -301,9 +309,7 @@ def main():
     if not os.path.exists(DATA):
         run(["bash", os.path.join(ROOT, "scripts", "prepare-data.sh")], quiet=False)
     if args.torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
+        if subprocess.run([TORCH_PYTHON, "-c", "import torch"], stderr=subprocess.DEVNULL).returncode != 0:
             log("installing python3-torch (Debian package) for the PyTorch peer")
             run(["apt-get", "install", "-y", "--no-install-recommends", "python3-torch"], quiet=True)
     os.makedirs(args.out, exist_ok=True)

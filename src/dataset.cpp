@@ -4,6 +4,9 @@
 #include <climits>
 #include <cmath>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "mpitrain/errors.hpp"
 
 namespace mpitrain {
@@ -141,9 +144,116 @@ SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int 
   else stage_f32_.resize(cap * info_.x_width);
   if (info_.y_width > 0) stage_y_f32_.resize(cap * info_.y_width);
   else stage_labels_.resize(cap);
+  setup_direct(file.path());
+}
+
+SplitReader::~SplitReader() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void SplitReader::setup_direct(const std::string& path) {
+  constexpr long long kMaxWholeYBytes = 64LL << 20;
+  const bool u8 = info_.x_type == h5::ElemType::kUint8;
+  h5::Handle type(H5Dget_type(x_.get()), H5Tclose);
+  h5::Handle dcpl(H5Dget_create_plist(x_.get()), H5Pclose);
+  if (type.get() < 0 || dcpl.get() < 0) return;
+  // The stored bytes must be the native values: uint8, or little-endian
+  // float32 on a little-endian host.
+  const bool native = u8 ? H5Tequal(type.get(), H5T_STD_U8LE) > 0 || H5Tequal(type.get(), H5T_STD_U8BE) > 0
+                         : H5Tequal(type.get(), H5T_NATIVE_FLOAT) > 0 && H5Tequal(type.get(), H5T_IEEE_F32LE) > 0;
+  if (!native || H5Pget_nfilters(dcpl.get()) != 0) return;
+  const long long y_bytes = info_.rows * std::max(info_.y_width, 1) * 4;
+  if (y_bytes > kMaxWholeYBytes) return;
+  row_bytes_ = static_cast<long long>(info_.x_width) * (u8 ? 1 : 4);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t addr = H5Dget_offset(x_.get());
+    if (addr == HADDR_UNDEF) return;
+    chunk_rows_ = 0;
+    chunk_offsets_.assign(1, static_cast<std::int64_t>(addr));
+  } else if (layout == H5D_CHUNKED) {
+    hsize_t chunk[H5S_MAX_RANK] = {};
+    if (H5Pget_chunk(dcpl.get(), x_rank_, chunk) != x_rank_) return;
+    for (int d = 1; d < x_rank_; ++d)
+      if (chunk[d] != x_dims_[d]) return;  // chunks must hold whole rows
+    chunk_rows_ = static_cast<long long>(chunk[0]);
+    const long long n_chunks = (info_.rows + chunk_rows_ - 1) / chunk_rows_;
+    chunk_offsets_.assign(static_cast<size_t>(n_chunks), -1);
+    hsize_t stored = 0;
+    if (H5Dget_num_chunks(x_.get(), x_space_.get(), &stored) < 0) return;
+    for (hsize_t i = 0; i < stored; ++i) {
+      hsize_t offset[H5S_MAX_RANK] = {};
+      unsigned mask = 0;
+      haddr_t addr = HADDR_UNDEF;
+      hsize_t size = 0;
+      if (H5Dget_chunk_info(x_.get(), x_space_.get(), i, offset, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF ||
+          mask != 0)
+        return;
+      const long long k = static_cast<long long>(offset[0]) / chunk_rows_;
+      if (k < 0 || k >= n_chunks) return;
+      chunk_offsets_[static_cast<size_t>(k)] = static_cast<std::int64_t>(addr);
+    }
+    for (auto o : chunk_offsets_)
+      if (o < 0) return;  // a chunk never written: let HDF5 supply the fill value
+  } else {
+    return;
+  }
+  // y whole, through HDF5, once.
+  if (info_.y_width == 0) {
+    all_labels_.resize(static_cast<size_t>(info_.rows));
+    if (info_.rows > 0 &&
+        H5Dread(y_.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all_labels_.data()) < 0)
+      return;
+  } else {
+    all_targets_.resize(static_cast<size_t>(info_.rows * info_.y_width));
+    if (info_.rows > 0 &&
+        H5Dread(y_.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, all_targets_.data()) < 0)
+      return;
+  }
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  direct_ = fd_ >= 0;
+}
+
+void SplitReader::read_run_direct(long long file_row, int stage_row, int rows) {
+  const bool u8 = info_.x_type == h5::ElemType::kUint8;
+  auto* stage = u8 ? static_cast<char*>(static_cast<void*>(stage_u8_.data()))
+                   : static_cast<char*>(static_cast<void*>(stage_f32_.data()));
+  long long row = file_row;
+  const long long end = file_row + rows;
+  while (row < end) {
+    // The rows of this run that lie in one chunk (or all of them, contiguous) are adjacent in the file.
+    long long n = end - row;
+    std::int64_t offset = 0;
+    if (chunk_rows_ > 0) {
+      const long long k = row / chunk_rows_;
+      n = std::min(n, (k + 1) * chunk_rows_ - row);
+      offset = chunk_offsets_[static_cast<size_t>(k)] + (row - k * chunk_rows_) * row_bytes_;
+    } else {
+      offset = chunk_offsets_[0] + row * row_bytes_;
+    }
+    char* dst = stage + (stage_row + (row - file_row)) * row_bytes_;
+    size_t want = static_cast<size_t>(n * row_bytes_);
+    while (want > 0) {
+      const ssize_t got = pread(fd_, dst, want, offset);
+      if (got <= 0) throw SystemError(context_ + "/x: pread failed at offset " + std::to_string(offset));
+      dst += got;
+      offset += got;
+      want -= static_cast<size_t>(got);
+    }
+    row += n;
+  }
+  const int at = stage_row;
+  if (info_.y_width == 0) {
+    std::copy_n(all_labels_.data() + file_row, rows, stage_labels_.data() + at);
+  } else {
+    const auto yw = static_cast<size_t>(info_.y_width);
+    std::copy_n(all_targets_.data() + static_cast<size_t>(file_row) * yw, static_cast<size_t>(rows) * yw,
+                stage_y_f32_.data() + static_cast<size_t>(at) * yw);
+  }
 }
 
 void SplitReader::read_run(long long file_row, int stage_row, int rows) {
+  if (direct_) return read_run_direct(file_row, stage_row, rows);
   // One regular hyperslab per run of consecutive rows: HDF5 maps a regular
   // selection to chunks cheaply, while an irregular union of rows makes it
   // visit every element (measured: ~25% of a step's time on Fashion-MNIST).

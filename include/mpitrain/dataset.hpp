@@ -46,9 +46,22 @@ class DatasetFile {
 // Reads rows of one split into caller buffers: x (R, x_width) float, and
 // labels (R) int or targets (R, y_width) float. Staging buffers are sized
 // once for capacity_rows; no allocation per read.
+//
+// Fast path ("direct"): when x is stored without filters, contiguous or in
+// chunks of whole rows, in a little-endian type equal to the native one,
+// its rows sit at known file offsets (H5Dget_offset / H5Dget_chunk_info),
+// and a run of rows within one chunk is one pread() of the file. Per-row
+// H5Dread calls cost about 9 us each (measured: 38% of a Fashion-MNIST
+// step at 2 ranks); a pread from the page cache about a tenth of that. The
+// labels/targets (y) are read whole once, when they are at most 64 MB.
+// Other layouts (compressed, partial-row chunks) go through H5Dread.
 class SplitReader {
  public:
   SplitReader(const DatasetFile& file, const std::string& split, int capacity_rows);
+  ~SplitReader();
+  SplitReader(const SplitReader&) = delete;
+  SplitReader& operator=(const SplitReader&) = delete;
+  bool direct() const { return direct_; }  // rows are read with pread, not H5Dread
   const SplitInfo& info() const { return info_; }
   // Arbitrary rows (any order, no duplicates required), written in the given order.
   void read_rows(std::span<const std::int64_t> rows, float* x, int* labels, float* targets);
@@ -60,6 +73,16 @@ class SplitReader {
   void read_run(long long file_row, int stage_row, int rows);
   // Converts staged rows into the caller's buffers, in request order.
   void scatter_staged(int count, float* x, int* labels, float* targets);
+  // The direct path (see above); false: every read goes through H5Dread.
+  void setup_direct(const std::string& path);
+  void read_run_direct(long long file_row, int stage_row, int rows);
+  bool direct_ = false;
+  int fd_ = -1;
+  long long row_bytes_ = 0, chunk_rows_ = 0;   // chunk_rows_ 0: contiguous
+  std::vector<std::int64_t> chunk_offsets_;    // file offset of chunk k (rows [k*chunk_rows_, ...)), or of the data
+  std::vector<int> all_labels_;                // y read whole (direct path)
+  std::vector<float> all_targets_;
+
   std::string context_, x_context_, y_context_;  // built once: no string is made per read
   SplitInfo info_;
   int capacity_;

@@ -187,7 +187,7 @@ def time_to_target(args, out):
 def hosts_case(args, out):
     """The GEMM-bound model on 2 emulated hosts (1 rank each) with rate-limited links."""
     cluster = os.path.join(ROOT, "scripts", "netns-cluster.sh")
-    model, batch = CASES["gemm"]["model"], CASES["gemm"]["batch"]
+    model, batch = CASES["gemm"]["model"], args.host_batch
     res = {"hosts": 2, "rate": args.rate, "model": model, "global_batch": batch}
     bench_json = os.path.join(out, "hosts-bench.json")
     run_dir = os.path.join(out, "hosts-train")
@@ -198,7 +198,7 @@ def hosts_case(args, out):
              "--shard-sizes", str(batch // 2), "--threads", "1", "--iters", str(args.iters), "--max-bytes", "65536",
              "--json", bench_json])
         run(["bash", cluster, "mpirun", "--hosts", "2", "--ppn", "1", "--", args.mpitrain, "train", "--config",
-             "jobs/fashion-mnist-mlp.ini", "--model", model, "--global-batch", str(batch), "--epochs", str(args.epochs),
+             "jobs/fashion-mnist-mlp.ini", "--model", model, "--global-batch", str(batch), "--epochs", str(args.host_epochs),
              "--threads", "1", "--eval-split", "none", "--progress", "none", "--metrics", "", "--checkpoint-dir", "",
              "--run-dir", run_dir])
     finally:
@@ -285,7 +285,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mpitrain", default=os.path.join(ROOT, "build", "mpitrain"))
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "bench"))
-    ap.add_argument("--cases", default="overhead,gemm")
+    ap.add_argument("--cases", default="overhead,gemm", help="overhead, gemm, both (default) or none")
     ap.add_argument("--layouts", default="2x1,1x2")
     ap.add_argument("--epochs", type=int, default=4, help="training epochs per throughput run (the first is not counted)")
     ap.add_argument("--iters", type=int, default=30, help="timed iterations of mpitrain bench")
@@ -294,11 +294,15 @@ def main():
     ap.add_argument("--no-target", dest="target", action="store_false", help="skip the time-to-accuracy case")
     ap.add_argument("--hosts", action="store_true", help="add the emulated-hosts case (needs root)")
     ap.add_argument("--rate", default="1gbit", help="link rate of the emulated hosts (tc tbf)")
+    ap.add_argument("--host-batch", type=int, default=4096,
+                    help="global batch of the emulated-hosts case (backward must be long enough to hide behind)")
+    ap.add_argument("--host-epochs", type=int, default=3, help="training epochs of the emulated-hosts case")
     ap.add_argument("--quick", action="store_true", help="short runs: 2 epochs, 10 iterations, 60 PyTorch steps")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.iters, args.torch_steps = 2, 10, 60
-    for c in args.cases.split(","):
+    args.cases = "" if args.cases == "none" else args.cases
+    for c in filter(None, args.cases.split(",")):
         if c not in CASES:
             raise SystemExit(f"bench: error: unknown case '{c}': use {', '.join(CASES)}")
     for l in args.layouts.split(","):
@@ -315,7 +319,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     results = {"machine": machine_text(), "cases": []}
-    for c in args.cases.split(","):
+    for c in filter(None, args.cases.split(",")):
         for l in args.layouts.split(","):
             results["cases"].append(bench_case(args, c, l, args.out))
     if args.target:

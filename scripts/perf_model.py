@@ -32,13 +32,12 @@ slowest rank's view; b = ceil(B/P) rows on the busiest rank):
 
 alpha and beta are per hop. A bench at P ranks fitted its own all-reduce as
 t(n) = a + b n, which the ring formula calls 2(P-1) alpha + 2(P-1)/P n beta,
-so alpha = a / (2(P-1)) and beta = b P / (2(P-1)). (The trainer's gradient
-all-reduce is an in-place MPI_Iallreduce, for which Open MPI 4.1's libnbc
-always runs a binomial reduce followed by a binomial broadcast:
---allreduce binomial models that path. The bench times blocking
-MPI_Allreduce, another algorithm: --comm-source calibration takes beta from
-the trainer's own all-reduce time, time_comm_s of the --calibration runs, at
-their P instead.) A bench at P = 1 has no
+so alpha = a / (2(P-1)) and beta = b P / (2(P-1)). The trainer reduces its
+gradient buckets with blocking MPI_Allreduce (on its communication thread),
+the call the bench times. (--allreduce binomial models a binomial reduce +
+broadcast instead, what Open MPI 4.1's libnbc runs for MPI_Iallreduce;
+--comm-source calibration takes beta from the trainer's own all-reduce time,
+time_comm_s of the --calibration runs, at their P.) A bench at P = 1 has no
 communication: then --alpha and --beta must be given for P > 1. With benches
 at several P, each P of the table uses the bench nearest to it (log scale)
 for the compute and the nearest multi-rank bench for alpha and beta.
@@ -416,11 +415,10 @@ class Model:
             self.notes.append("The bench files are all at P = 1: they hold no communication measurement.")
         if args.allreduce == "ring":
             self.notes.append("All-reduce per step (ring, --allreduce ring) = k x 2(P-1) alpha + 2(P-1)/P x n x beta, "
-                              "0 on one rank. The trainer's in-place MPI_Iallreduce runs Open MPI 4.1 libnbc's "
-                              "binomial reduce + broadcast instead (--allreduce binomial models it).")
+                              "0 on one rank (the trainer's blocking MPI_Allreduce per bucket).")
         else:
             self.notes.append("All-reduce per step (binomial reduce + binomial broadcast, --allreduce binomial: what "
-                              "Open MPI 4.1's libnbc runs for the trainer's in-place MPI_Iallreduce) = "
+                              "Open MPI 4.1's libnbc runs for MPI_Iallreduce) = "
                               "2 ceil(log2 P) x (k alpha + n beta), 0 on one rank; alpha and beta per hop as above.")
         # Overlap.
         if args.overlap is not None:
@@ -700,8 +698,8 @@ def main(argv=None):
     ap.add_argument("--overlap", type=float, help="fraction of the all-reduce hidden behind backward "
                     "(default: measured, 1 - time_allreduce_s/time_comm_s, else 0)")
     ap.add_argument("--allreduce", choices=["ring", "binomial"], default="ring",
-                    help="the all-reduce's cost: ring (default) or binomial reduce + broadcast (Open MPI 4.1 "
-                         "libnbc's in-place MPI_Iallreduce, the trainer's path)")
+                    help="the all-reduce's cost: ring (default; the trainer's blocking MPI_Allreduce per bucket) or "
+                         "binomial reduce + broadcast (Open MPI 4.1 libnbc's MPI_Iallreduce)")
     ap.add_argument("--comm-source", choices=["bench", "calibration"], default="bench",
                     help="where beta comes from: the benches' all-reduce (default), or the trainer's own all-reduce "
                          "time in the --calibration runs (time_comm_s), at their P")

@@ -5,16 +5,17 @@
 #   2. a calibration run: 32 rows per rank on 5 % of the training set, without
 #      prefetch. It gives the model what the bench does not time: the
 #      optimizer's per-step cost, the read time per row, and the trainer's own
-#      all-reduce time (in-place MPI_Iallreduce, which Open MPI 4.1 runs as a
-#      binomial tree, while the bench times blocking MPI_Allreduce);
+#      all-reduce time (time_comm_s);
 #   3. short training runs of Fashion-MNIST at each global batch.
 # Then the model predicts each training run's step time, and one table
 # compares them with the measured step times (epochs 2.., epoch_time_s /
 # steps_in_epoch). Three variants of the model are shown:
 #   calibrated      all-reduce per step from the calibration run at that P
-#                   (binomial formula for other P); the verdict, by default
+#                   (binomial formula for other P)
 #   bench-binomial  all-reduce from the bench's fit at P, binomial formula
-#   bench-ring      all-reduce from the bench's fit at P, ring formula
+#   bench-ring      all-reduce from the bench's fit at P, ring formula; the
+#                   verdict, by default (the trainer reduces its buckets with
+#                   the blocking MPI_Allreduce the bench times)
 #
 #   bash scripts/validate_perf_model.sh [--mpitrain build/mpitrain] [--hosts] [options]
 #
@@ -36,7 +37,7 @@
 #   --batches LIST      local global batches (default 256,1024)
 #   --epochs N          epochs per run (default 3; the model uses epochs 2..N)
 #   --hosts, --no-local, --layouts LIST, --rate RATE, --host-batches LIST   (see above)
-#   --verdict VARIANT   calibrated (default), bench-binomial or bench-ring
+#   --verdict VARIANT   bench-ring (default), calibrated or bench-binomial
 #   --tolerance F       largest accepted relative error (default 0.15)
 #   --iters N           bench iterations per point (default 20)
 #   --out DIR           default runs/perf-model-validation (replaced if it holds an earlier validation)
@@ -67,7 +68,7 @@ ITERS=20
 OUT=runs/perf-model-validation
 MPIRUN=mpirun
 MODEL_ARGS=""
-VERDICT=calibrated
+VERDICT=bench-ring
 
 die() { echo "validate_perf_model: error: $*" >&2; exit 2; }
 note() { echo "validate_perf_model: $*"; }

@@ -147,6 +147,8 @@ void validate(Config& c) {
   require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
   require(c.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
+  require(c.overlap == "auto" || c.overlap == "on" || c.overlap == "off",
+          "--overlap must be auto, on or off (got '" + c.overlap + "')");
   require(c.eval_every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
   require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
           "--progress-interval-s must be > 0");
@@ -262,6 +264,9 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
   t.add("bucket-bytes", &c.bucket_bytes,
         "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
+  t.add("overlap", &c.overlap,
+        "reduce gradient buckets during backward on a communication thread: on, off, or auto (on when the job spans "
+        "hosts or every rank has a spare core)");
   t.add_flag("prefetch", &c.prefetch, "read the next rows on a background thread while the current ones compute");
   t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
   t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");

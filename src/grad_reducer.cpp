@@ -8,6 +8,13 @@
 
 namespace mpitrain {
 
+bool overlap_enabled(const std::string& mode, int node_count, int ranks_on_node, int threads_per_rank,
+                     int cores_on_node) {
+  if (mode == "on") return true;
+  if (mode == "off") return false;
+  return node_count > 1 || ranks_on_node * (threads_per_rank + 1) <= cores_on_node;
+}
+
 GradientReducer::GradientReducer(Arena& arena, const Comm& comm, long long bucket_bytes, bool track_local_norm)
     : arena_(arena), comm_(comm), track_local_norm_(track_local_norm) {
   const long long stats = Arena::kStatSlots;

@@ -9,6 +9,7 @@
 #include "mpitrain/checkpointer.hpp"
 #include "mpitrain/errors.hpp"
 #include "mpitrain/evaluate.hpp"
+#include "mpitrain/grad_reducer.hpp"
 #include "mpitrain/metrics.hpp"
 #include "mpitrain/model.hpp"
 #include "mpitrain/noise_scale.hpp"
@@ -32,9 +33,9 @@ std::string fmt(const char* f, double v) {
 
 // Readers and buffers of one run, sized once before the first step.
 struct RunState {
-  RunState(const Config& c, const RunPlan& plan, const Comm& comm)
+  RunState(const Config& c, const RunPlan& plan, const Comm& comm, long long bucket_bytes)
       : model(c.model, c.activation, plan.capacity),
-        step(model, *plan.data, comm, plan.data->num_classes(), plan.capacity, c.bucket_bytes, c.prefetch),
+        step(model, *plan.data, comm, plan.data->num_classes(), plan.capacity, bucket_bytes, c.prefetch),
         targets(plan.capacity, plan.data->split("train").y_width),
         sampler(plan.train_count, c.global_batch, c.drop_last, c.seed, plan.train_rows) {
     model.init(c.seed);  // the same seed on every rank: identical weights, no broadcast needed
@@ -140,7 +141,10 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   MetricsWriter metrics;
   comm.collective_check([&] { plan = make_run_plan(c, comm); });
   const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
-  RunState s(c, plan, comm);
+  // Without overlap, one all-reduce after backward (bucket size 0) is the cheapest.
+  const bool overlap =
+      overlap_enabled(c.overlap, place.node_count, place.ranks_on_node, place.threads_per_rank, place.cores_on_node);
+  RunState s(c, plan, comm, overlap ? c.bucket_bytes : 0);
   TrainProgress pr;  // the loop's state: exactly what a checkpoint saves
   if (!c.resume.empty()) pr = restore_checkpoint(c, plan, s.model, *s.optimizer, comm);
   comm.collective_check([&] {
@@ -155,7 +159,15 @@ TrainResult run_training(const Config& c, const Comm& comm) {
   Checkpointer checkpoints(c, plan, comm);
   if (root) {
     print_run_header(c, comm, place, plan, s.model);
-    metrics.write(run_header_json(c, comm, place, plan, s.model));
+    const GradientReducer& reducer = s.step.reducer();
+    if (comm.size() > 1)
+      std::printf("gradient all-reduce: %s\n",
+                  reducer.overlaps() ? (std::to_string(reducer.bucket_count()) +
+                                        " buckets, reduced during backward on a communication thread").c_str()
+                                     : ("one all-reduce after backward (--overlap " + c.overlap + ")").c_str());
+    JsonObject header = run_header_json(c, comm, place, plan, s.model);
+    header.add("allreduce_buckets", reducer.bucket_count()).add("allreduce_overlap", reducer.overlaps());
+    metrics.write(header);
   }
   const bool live = c.progress == "live" || (c.progress == "auto" && stdout_is_terminal());
   Progress progress(root, c.progress != "none", live, c.progress_interval_s);

@@ -42,8 +42,8 @@ TEST_F(Invariance, BucketedAllreduceMicroBatchesAndPrefetchMatchOneRank) {
   // reference is one rank with one all-reduce after backward and no prefetch.
   const std::vector<std::string> common = {"--model", "12-16-8-3", "--momentum", "0.9", "--lr-scaling", "none"};
   auto multi = common, single = common;
-  multi.insert(multi.end(), {"--bucket-bytes", "64", "--micro-batch", "3"});
-  single.insert(single.end(), {"--bucket-bytes", "0", "--prefetch", "false"});
+  multi.insert(multi.end(), {"--bucket-bytes", "64", "--overlap", "on", "--micro-batch", "3"});
+  single.insert(single.end(), {"--bucket-bytes", "0", "--overlap", "off", "--prefetch", "false"});
   const Runs runs = run_both(args("cls.h5", "0.05", multi), args("cls.h5", "0.05", single));
   EXPECT_TRUE(runs.ok);
   if (!runs.ok) return;

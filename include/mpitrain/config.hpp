@@ -58,6 +58,7 @@ struct Config {
   long long metrics_every_steps = 0;  // step lines in the metrics file (0: none)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
   long long bucket_bytes = 256 * 1024;  // gradient all-reduce bucket size (0: one all-reduce after backward)
+  std::string overlap = "auto";    // all-reduce during backward: auto | on | off
   bool prefetch = true;            // read the next chunk of rows on a background thread
   long long eval_every_steps = 0;  // also evaluate (for --target) every N steps (0: at epoch ends only)
   std::string progress = "auto";   // auto | live | lines | none

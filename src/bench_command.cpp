@@ -153,13 +153,13 @@ int bench_command(const std::vector<std::string>& args) {
         gw(static_cast<size_t>(max_width) * max_width, 0.01f), gc(ga.size() > gw.size() ? ga.size() : gw.size());
     auto sgemm_pass = [&](int rows) {
       for (size_t l = 0; l + 1 < widths.size(); ++l) {
-        const int in = widths[l], out = widths[l + 1];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out, in, 1.0f, ga.data(), in, gw.data(), out, 1.0f,
-                    gc.data(), out);  // forward: (R, I) x (I, O)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, rows, 1.0f, ga.data(), in, gb.data(), out, 1.0f,
-                    gc.data(), out);  // weight gradient: (I, R) x (R, O)
+        const int in = widths[l], wo = widths[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, wo, in, 1.0f, ga.data(), in, gw.data(), wo, 1.0f,
+                    gc.data(), wo);  // forward: (R, I) x (I, O)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, wo, rows, 1.0f, ga.data(), in, gb.data(), wo, 1.0f,
+                    gc.data(), wo);  // weight gradient: (I, R) x (R, O)
         if (l > 0)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, out, 1.0f, gb.data(), out, gw.data(), out, 0.0f,
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, wo, 1.0f, gb.data(), wo, gw.data(), wo, 0.0f,
                       gc.data(), in);  // input gradient: (R, O) x (O, I); the first layer needs none
       }
     };

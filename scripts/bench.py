@@ -49,7 +49,10 @@ CASES = {
 LAYOUTS = {"2x1": (2, 1), "1x2": (1, 2)}
 # Debian's python3-torch installs into the system interpreter, which need not
 # be the first python3 on PATH (pyenv, venvs).
-TORCH_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from system_python import SYSTEM_PYTHON  # noqa: E402
+
+TORCH_PYTHON = SYSTEM_PYTHON if os.path.exists(SYSTEM_PYTHON) else sys.executable
 
 
 def log(msg):

@@ -86,13 +86,10 @@ try:
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
 except ImportError as e:
-    # Debian's python3-torch lives in the system interpreter; a pyenv or venv
-    # python3 earlier on PATH does not see it. Re-run under it once.
-    system_python = "/usr/bin/python3"
-    if (os.environ.get("BENCH_PYTORCH_REEXEC") != "1" and os.path.exists(system_python)
-            and os.path.realpath(sys.executable) != os.path.realpath(system_python)):
-        os.environ["BENCH_PYTORCH_REEXEC"] = "1"
-        os.execv(system_python, [system_python] + sys.argv)
+    # Debian's python3-torch lives in the system interpreter (system_python.py).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from system_python import rerun_under_system_python
+    rerun_under_system_python("BENCH_PYTORCH_REEXEC")
     fail(f"{e.name or e}: not importable ({sys.executable}); install it with 'apt-get install python3-torch'", 1)
 
 

@@ -75,11 +75,9 @@ def _import_numpy_matplotlib():
         if importlib.util.find_spec("matplotlib") is None:  # imported only to plot: a bad input fails fast
             raise ImportError("No module named 'matplotlib'")
     except ImportError as e:
-        system = "/usr/bin/python3"
-        if (os.path.exists(system) and os.path.realpath(sys.executable) != os.path.realpath(system)
-                and not os.environ.get("MPITRAIN_PERF_MODEL_REEXEC")):
-            os.environ["MPITRAIN_PERF_MODEL_REEXEC"] = "1"
-            os.execv(system, [system] + sys.argv)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from system_python import rerun_under_system_python
+        rerun_under_system_python("MPITRAIN_PERF_MODEL_REEXEC")
         raise SystemExit(f"perf_model: error: {e}; install Debian's python3-numpy and python3-matplotlib "
                          "(scripts/setup.sh does)")
 

@@ -42,11 +42,9 @@ def _import_numpy_matplotlib():
         import numpy  # noqa: F401
         import matplotlib  # noqa: F401
     except ImportError as e:
-        system = "/usr/bin/python3"
-        if (os.path.exists(system) and os.path.realpath(sys.executable) != os.path.realpath(system)
-                and not os.environ.get("MPITRAIN_REPORT_REEXEC")):
-            os.environ["MPITRAIN_REPORT_REEXEC"] = "1"
-            os.execv(system, [system] + sys.argv)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from system_python import rerun_under_system_python
+        rerun_under_system_python("MPITRAIN_REPORT_REEXEC")
         raise SystemExit(f"report: error: {e}; install Debian's python3-numpy and python3-matplotlib "
                          "(scripts/setup.sh does)")
 

@@ -30,9 +30,7 @@ GradientStep::GradientStep(Model& model, const DatasetFile& data, const Comm& co
 size_t GradientStep::plan_chunks(std::span<const std::int64_t> shard,
                                  std::vector<std::span<const std::int64_t>>& out) const {
   out.clear();
-  // The small batch of the noise scale: this rank's shard, or on one rank the
-  // first half of the batch (its gradient norm is taken before the second half is added).
-  const size_t small = comm_.size() > 1 ? shard.size() : shard.size() / 2;
+  const size_t small = small_batch_rows(shard);
   const auto cap = static_cast<size_t>(capacity_);
   const auto add = [&out, cap](std::span<const std::int64_t> part) {
     for (size_t off = 0; off < part.size(); off += cap) out.push_back(part.subspan(off, std::min(cap, part.size() - off)));
@@ -63,7 +61,7 @@ StepSums GradientStep::run(std::span<const std::int64_t> shard, long long b, std
   arena.zero_grads();
   reducer_.begin_step();
   const size_t split = plan_chunks(shard, chunks_);
-  const size_t small = comm_.size() > 1 ? shard.size() : shard.size() / 2;
+  const size_t small = small_batch_rows(shard);
   if (prefetch_ && !next_first_requested_ && !chunks_.empty()) prefetch_->request(chunks_.front());
   next_first_requested_ = false;
 

@@ -55,6 +55,12 @@ class GradientStep {
   const GradientReducer& reducer() const { return reducer_; }
 
  private:
+  // The small batch of the noise scale: this rank's shard, or on one rank
+  // the first half of the batch (its gradient norm is taken before the
+  // second half is added).
+  size_t small_batch_rows(std::span<const std::int64_t> shard) const {
+    return comm_.size() > 1 ? shard.size() : shard.size() / 2;
+  }
   // Splits a shard into the chunks the model takes; returns where the noise
   // scale's small batch ends (on one rank: after the first half).
   size_t plan_chunks(std::span<const std::int64_t> shard, std::vector<std::span<const std::int64_t>>& out) const;

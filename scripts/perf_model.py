@@ -191,6 +191,17 @@ def loglog_interp(x, xs, ys):
     return float(np.exp(np.interp(math.log(x), np.log(xs), np.log(ys)))), False
 
 
+def loglog_positive(x, xs, ys):
+    """loglog_interp's value, where some ys may be 0 (then linear in log x)."""
+    if all(y > 0 for y in ys):
+        return loglog_interp(x, xs, ys)[0]
+    if x <= xs[0]:
+        return float(ys[0])
+    if x >= xs[-1]:
+        return float(ys[-1])
+    return float(np.interp(math.log(x), np.log(xs), ys))
+
+
 def load_bench(path):
     """One `mpitrain bench --json` file, checked; exits with one clear message
     if it is missing, not JSON, or lacks what the model needs."""
@@ -237,10 +248,26 @@ def load_bench(path):
         if isinstance(r, dict) and _num(r.get("bytes")) and _num(r.get("s")):
             ar.append((float(r["bytes"]), float(r["s"])))
     ar.sort()
+    # The bench's training-step pattern (barrier, forward + backward with the
+    # gradient all-reduce): the compute as the whole job sees it, per sample,
+    # and the all-reduce after a compute of that shard.
+    steps = []
+    for r in obj.get("step") or []:
+        if isinstance(r, dict):
+            s, t, a = _num(r.get("shard")), _num(r.get("s_per_sample")), _num(r.get("allreduce_s"))
+            if s and s > 0 and t and t > 0 and a is not None and a >= 0:
+                steps.append((s, t, a))
+    steps.sort()
     b = dict(path=path, ranks=ranks, threads=obj.get("threads_per_rank"), model=obj.get("model"),
              params=int(params), shards=np.array([p[0] for p in pts]), t_sample=np.array([p[1] for p in pts]),
              t_sample_max=np.array([p[2] for p in pts]),
-             a_fit=a_fit, b_fit=b_fit, allreduce=ar)
+             a_fit=a_fit, b_fit=b_fit, allreduce=ar,
+             step_shards=np.array([p[0] for p in steps]), t_sample_step=np.array([p[1] for p in steps]),
+             allreduce_step=np.array([p[2] for p in steps]),
+             step_optimizer=obj.get("step_optimizer") if steps else None)
+    # Ranks per core on the bench's busiest node (> 1: oversubscribed).
+    rn, cn = _num(obj.get("ranks_on_node")), _num(obj.get("cores_on_node"))
+    b["ranks_per_core"] = max(1.0, rn / cn) if rn and cn and rn > 0 and cn > 0 else 1.0
     # A per-step optimizer time, if a newer bench measures one.
     for key in ("optimizer_s_per_step", "optimizer_s", "time_optimizer_s"):
         if _num(obj.get(key)) is not None:
@@ -339,7 +366,18 @@ class Model:
         self.args = args
         self.notes = []       # assumptions, printed at the top
         self.warnings = []
-        self.stat = "t_sample_max" if args.compute_stat == "max" else "t_sample"
+        with_steps = all(len(b["step_shards"]) for b in self.benches)
+        if args.compute_stat is None:
+            args.compute_stat = "step" if with_steps else "avg"
+        if args.compute_stat == "step" and not with_steps:
+            die("--compute-stat step needs benches with 'step' rows (from a newer `mpitrain bench`): "
+                + ", ".join(b["path"] for b in self.benches if not len(b["step_shards"])) + " has none")
+        self.stat = {"max": "t_sample_max", "step": "t_sample_step"}.get(args.compute_stat, "t_sample")
+        comm_steps = all(len(b["step_shards"]) for b in self.comm_benches)
+        if args.comm_fit is None:
+            args.comm_fit = "in-step" if self.comm_benches and comm_steps else "at-size"
+        if args.comm_fit == "in-step" and not comm_steps:
+            die("--comm-fit in-step needs benches with 'step' rows (from a newer `mpitrain bench`)")
         params = {b["params"] for b in self.benches}
         if len(params) > 1:
             die(f"the bench files time different models ({', '.join(map(str, sorted(params)))} parameters)")
@@ -382,8 +420,10 @@ class Model:
         for b in self.benches:
             self.notes.append(
                 f"Bench `{b['path']}`: P = {b['ranks']}, {b['threads']} BLAS thread(s) per rank, "
-                f"t_sample ({args.compute_stat} over ranks) {fmt_s(b[self.stat][0])} at shard "
-                f"{b['shards'][0]:.0f} .. {fmt_s(b[self.stat][-1])} at shard {b['shards'][-1]:.0f}"
+                + (f"t_sample (in the step pattern, --compute-stat step) " if args.compute_stat == "step" else
+                   f"t_sample ({args.compute_stat} over ranks) ")
+                + f"{fmt_s(self.curve(b)[1][0])} at shard {self.curve(b)[0][0]:.0f} .. "
+                f"{fmt_s(self.curve(b)[1][-1])} at shard {self.curve(b)[0][-1]:.0f}"
                 + (f"; {b['comm_text']} -> per hop alpha = {fmt_s(b['alpha'])}, beta = {b['beta']:.3e} s/B "
                    f"({1e-9 / b['beta'] if b['beta'] > 0 else float('inf'):.3g} GB/s)"
                    if b["ranks"] > 1 else "; no communication (one rank)") + ".")
@@ -393,6 +433,14 @@ class Model:
         self.notes.append("Compute per step = b x t_sample(b), b = ceil(B/P) rows on the busiest rank "
                           "(at least 1), t_sample interpolated log-log over the bench's shard sizes and "
                           "clamped outside them (a warning says when).")
+        if args.compute_stat == "step":
+            self.notes.append(
+                "t_sample comes from the bench's step pattern (barrier, forward + backward with the gradient "
+                "all-reduce, as the trainer runs them; --compute-stat step): the step of the slowest rank minus "
+                "the all-reduce time of the last rank to arrive. It holds the ranks' imbalance and, with more "
+                "ranks than cores, their sharing of the cores, including the cycles ranks that are done spend "
+                "polling in the all-reduce. (The per-rank averages, --compute-stat avg, miss that: one rank's "
+                "short compute fits in one scheduler slice.)")
         # Communication.
         if args.alpha is not None or args.beta is not None:
             if args.alpha is None or args.beta is None:
@@ -436,7 +484,10 @@ class Model:
                               "P (trained without --prefetch, so time_data_s is the whole read). The reads are "
                               "counted in full: with the trainer's default threads (cores per node / ranks per "
                               "node) every core runs BLAS, so the prefetch thread's reads take CPU from the "
-                              "compute instead of hiding behind it.")
+                              "compute instead of hiding behind it. With more ranks than cores on a node (the "
+                              "bench's ranks_on_node / cores_on_node > 1) the reads share the cores as the compute "
+                              "does, so they are scaled by that ratio (the calibration's short reads were timed "
+                              "within one scheduler slice).")
         elif any(r["data_s_per_row"] is not None for r in measured):
             self.notes.append("Data wait per step = b x the measured wait per row (time_data_s / steps / "
                               "ceil(B/P)) of the measured run nearest in P, then B.")
@@ -444,8 +495,11 @@ class Model:
             self.notes.append("Data wait: 0 (no measured runs): the model assumes prefetch hides every read.")
         # Optimizer.
         self.optimizer, self.optimizer_residual = None, False
+        in_step = self.stat == "t_sample_step" and all(b.get("step_optimizer") for b in self.benches)
         if args.optimizer_s is not None:
             self.optimizer, how = args.optimizer_s, "--optimizer-s"
+        elif in_step:
+            self.optimizer = 0.0
         elif any("optimizer_s" in b for b in self.benches):
             self.optimizer = next(b["optimizer_s"] for b in self.benches if "optimizer_s" in b)
             how = "the bench"
@@ -469,6 +523,9 @@ class Model:
                 "the median over the runs at the nearest P; a measured run is predicted from the *other* runs' "
                 "estimate (leave-one-out), never from its own. --calibration (runs at a small B) or "
                 "--optimizer-s set it instead.")
+        elif in_step and args.optimizer_s is None:
+            self.notes.append("Optimizer update: part of t_sample: the bench's step pattern includes the gradient "
+                              f"norm and a {self.benches[0]['step_optimizer']} update (mpitrain bench --optimizer).")
         elif self.optimizer is None:
             self.notes.append("Optimizer update: ignored (neither the bench nor the runs time it separately; "
                               "--optimizer-s sets it). It is O(params) per step and the same at every P and B.")
@@ -509,7 +566,16 @@ class Model:
         if measured is not None:
             text += (f"; at a bucket of {n / 1e3:.0f} kB it gives {fmt_s(fitted)}, the bench measured "
                      f"{fmt_s(measured)} ({100 * (fitted - measured) / measured:+.0f} %)")
-        if how == "at-size":
+        if how == "in-step":
+            k = self.buckets
+            ts = b["allreduce_step"]
+            b["step_beta"] = [max(0.0, (t - k * a) * P / (2 * (P - 1) * self.grad_bytes)) for t in ts]
+            slope = b["step_beta"][-1] * 2 * (P - 1) / P
+            text += ("; in the step pattern (--comm-fit in-step) the trainer's gradient all-reduce took "
+                     + ", ".join(f"{fmt_s(t)} at shard {s:.0f}" for s, t in zip(b["step_shards"], ts))
+                     + ": beta per hop follows it at each shard (interpolated in b), alpha is the fit's; "
+                     f"at shard {b['step_shards'][-1]:.0f}: t(n) = {fmt_s(a)} + n x {slope:.3e} s/B")
+        elif how == "at-size":
             if measured is not None:
                 slope = max(0.0, (measured - a) / n)
                 text += f"; with t({n / 1e3:.0f} kB) as measured (--comm-fit at-size): t(n) = {fmt_s(a)} + n x {slope:.3e} s/B"
@@ -541,8 +607,8 @@ class Model:
             die("--comm-source calibration needs --calibration runs at P > 1 with time_comm_s in their metrics")
         return out
 
-    def comm_params(self, P):
-        """(alpha, beta, bench) for P ranks."""
+    def comm_params(self, P, b_rows):
+        """(alpha, beta, bench) for P ranks with b_rows rows per rank."""
         if self.args.alpha is not None:
             return self.args.alpha, self.args.beta, None
         if self.args.comm_source == "calibration":
@@ -552,6 +618,9 @@ class Model:
             die(f"the bench files are all at P = 1 and hold no communication measurement, so P = {P} cannot "
                 "be predicted: give --alpha and --beta (per hop), or a bench at P > 1")
         b = nearest(self.comm_benches, lambda x: x["ranks"], P)
+        if self.args.comm_fit == "in-step":
+            beta = loglog_positive(b_rows, b["step_shards"], b["step_beta"])
+            return b["alpha"], beta, b
         return b["alpha"], b["beta"], b
 
     def read_runs(self):
@@ -565,11 +634,17 @@ class Model:
         closest_p = nearest(cands, lambda r: r["P"], P)["P"]
         return nearest([r for r in cands if r["P"] == closest_p], lambda r: r["B"], B)
 
+    def curve(self, b):
+        """(shard sizes, t_sample) of bench b for the chosen --compute-stat."""
+        if self.stat == "t_sample_step":
+            return b["step_shards"], b["t_sample_step"]
+        return b["shards"], b[self.stat]
+
     def compute_at(self, P, B):
         """(seconds of forward + backward per step, t_sample, clamped, bench) on the busiest rank."""
         b_rows = max(1, math.ceil(B / P))
         cb = nearest(self.benches, lambda x: x["ranks"], P)
-        t_sample, clamped = loglog_interp(b_rows, cb["shards"], cb[self.stat])
+        t_sample, clamped = loglog_interp(b_rows, *self.curve(cb))
         return b_rows * t_sample, t_sample, clamped, cb
 
     def optimizer_at(self, P, exclude=None):
@@ -595,7 +670,7 @@ class Model:
         b_rows = max(1, math.ceil(B / P))
         compute, t_sample, clamped, cb = self.compute_at(P, B)
         if P > 1:
-            alpha, beta, comm_b = self.comm_params(P)
+            alpha, beta, comm_b = self.comm_params(P, b_rows)
             allreduce = allreduce_time(self.args.allreduce, P, self.buckets, self.grad_bytes, alpha, beta)
         else:
             allreduce, comm_b = 0.0, None
@@ -610,6 +685,8 @@ class Model:
             runs = self.read_runs()
             closest = nearest(runs, lambda r: r["P"], P)["P"]
             data = b_rows * float(np.median([r["data_s_per_row"] for r in runs if r["P"] == closest]))
+            # Reads are CPU work too: with more ranks than cores they share them.
+            data *= cb["ranks_per_core"]
         else:
             r = self.nearest_run(P, B, "data_s_per_row")
             data = b_rows * r["data_s_per_row"] if r else 0.0
@@ -701,11 +778,14 @@ def main(argv=None):
     ap.add_argument("--comm-source", choices=["bench", "calibration"], default="bench",
                     help="where beta comes from: the benches' all-reduce (default), or the trainer's own all-reduce "
                          "time in the --calibration runs (time_comm_s), at their P")
-    ap.add_argument("--comm-fit", choices=["at-size", "bench"], default="at-size",
-                    help="alpha-beta of each bench: its fit's alpha with beta through its measured time at the "
-                         "trainer's bucket size (at-size, default), or its own fit (bench)")
-    ap.add_argument("--compute-stat", choices=["avg", "max"], default="avg",
-                    help="t_sample from the bench's average over ranks (default) or its slowest rank")
+    ap.add_argument("--comm-fit", choices=["in-step", "at-size", "bench"],
+                    help="alpha-beta of each bench: its fit's alpha with beta through the trainer's gradient "
+                         "all-reduce timed in the bench's step pattern at the shard size (in-step, default when "
+                         "the benches have step rows), through its back-to-back time at the trainer's bucket "
+                         "size (at-size, the default otherwise), or its own fit (bench)")
+    ap.add_argument("--compute-stat", choices=["step", "avg", "max"],
+                    help="t_sample from the bench's step pattern (step, default when the benches have step "
+                         "rows), its average over ranks (avg, the default otherwise) or its slowest rank (max)")
     ap.add_argument("--alpha", type=float, help="per-hop latency in seconds (overrides the benches)")
     ap.add_argument("--beta", type=float, help="per-hop seconds per byte (overrides the benches)")
     ap.add_argument("--data-s-per-row", type=float, help="data wait per row on the busiest rank "

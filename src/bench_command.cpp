@@ -22,6 +22,7 @@
 #include "mpitrain/grad_reducer.hpp"
 #include "mpitrain/metrics.hpp"
 #include "mpitrain/model.hpp"
+#include "mpitrain/optim.hpp"
 #include "mpitrain/rng.hpp"
 #include "mpitrain/threads.hpp"
 #include "mpitrain/tools.hpp"
@@ -38,6 +39,7 @@ struct BenchOptions {
   int iters = 20, warmup = 3, threads = 0;
   long long bucket_bytes = GradientReducer::kDefaultBucketBytes;
   std::string overlap = "auto";
+  std::string optimizer = "sgd";
   std::string json;
 };
 
@@ -55,6 +57,72 @@ std::vector<long long> parse_list(const std::string& text) {
 }
 
 struct Stats { double min, avg, max; };
+
+double mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+}
+
+// The trainer's step without its reads, at each shard size: after a barrier,
+// forward + loss + backward with the gradient all-reduce started as the
+// trainer starts it (its reducer, its buckets), then finished, the gradient
+// norm and the optimizer's update (at a tiny rate, so the timing loop
+// leaves the parameters about where they were). Per
+// iteration, the step is the slowest rank's, and the all-reduce the time
+// the last rank to arrive spent in it: the transfer itself, without waiting
+// for peers. What remains of the step is the compute as the whole job sees
+// it: with the slowest rank's imbalance, and, with more ranks than cores,
+// the ranks' sharing of the cores, including the cycles that ranks done
+// early spend polling in the all-reduce (the per-rank timings above miss
+// that: a rank's short compute fits in one scheduler slice). On TCP links
+// the all-reduce after a compute can also differ from back-to-back calls
+// (measured, 2 emulated hosts at 100 Mbit/s: 136 ms back to back, 73 ms
+// after 50 ms of compute), which this pattern reproduces.
+std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReducer& reducer, Optimizer& optimizer,
+                                   const TargetBuffers& targets, const std::vector<long long>& shards, int warmup,
+                                   int iters, bool root) {
+  if (root)
+    std::printf("training step without reads (barrier, forward + backward with the gradient all-reduce, optimizer "
+                "update), mean over %d iterations:\n  %6s  %10s  %10s  %10s  %12s\n",
+                iters, "shard", "step s", "compute s", "in-step AR", "s/sample");
+  std::vector<JsonObject> rows_out;
+  std::vector<double> step(static_cast<size_t>(iters)), wait(step.size()), flight(step.size());
+  for (long long s : shards) {
+    const int rows = static_cast<int>(s);
+    for (int i = 0; i < warmup + iters; ++i) {
+      comm.barrier();
+      const double t0 = MPI_Wtime();
+      model.arena().zero_grads();
+      reducer.begin_step();
+      forward_loss(model, model.output_width(), rows, targets, 1.0f / static_cast<float>(rows));
+      model.backward(rows, &reducer);
+      if (comm.size() > 1) reducer.local_sq_norm();
+      reducer.finish();
+      l2_norm(model.arena().grads(), model.arena().param_count());
+      optimizer.step(model.arena(), 1e-6);
+      const double t1 = MPI_Wtime();
+      if (i < warmup) continue;
+      const auto k = static_cast<size_t>(i - warmup);
+      step[k] = t1 - t0;
+      wait[k] = reducer.last_wait_s();
+      flight[k] = reducer.last_comm_s();
+    }
+    comm.allreduce_max(step.data(), iters);
+    comm.allreduce_min(wait.data(), iters);
+    comm.allreduce_min(flight.data(), iters);
+    const double step_s = mean(step), exposed_s = mean(wait), allreduce_s = mean(flight);
+    const double compute_s = std::max(0.0, step_s - exposed_s);
+    if (root)
+      std::printf("  %6lld  %.3e  %.3e  %.3e  %.3e\n", s, step_s, compute_s, allreduce_s,
+                  compute_s / static_cast<double>(s));
+    JsonObject r;
+    r.add("shard", s).add("step_s", step_s).add("compute_s", compute_s).add("s_per_sample", compute_s / static_cast<double>(s))
+        .add("allreduce_s", allreduce_s).add("allreduce_exposed_s", exposed_s);
+    rows_out.push_back(r);
+  }
+  return rows_out;
+}
 
 // min/avg/max over ranks of each rank's mean time per iteration.
 Stats over_ranks(const Comm& comm, double seconds) {
@@ -101,6 +169,9 @@ int bench_command(const std::vector<std::string>& args) {
            "gradient all-reduce bucket size, as in train (0: one all-reduce)")
           ("overlap", po::value(&o.overlap)->default_value(o.overlap),
            "as in train: auto, on or off (off: one all-reduce of the whole gradient)")
+          ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer),
+           "the update timed in the step pattern: sgd (momentum 0.9, Nesterov, weight decay 1e-4, as the main "
+           "job), adamw, lars or lamb")
           ("json", po::value(&o.json), "also write the results as one JSON object to this file");
       po::variables_map vm;
       try {
@@ -120,6 +191,7 @@ int bench_command(const std::vector<std::string>& args) {
         throw UserError("--overlap must be auto, on or off (got '" + o.overlap + "')");
       parse_model_spec(o.model);
       parse_list(o.shard_sizes);
+      parse_optimizer(o.optimizer);
     });
     if (help) {
       if (root) std::printf("%s", help_text.c_str());
@@ -138,7 +210,8 @@ int bench_command(const std::vector<std::string>& args) {
       targets.labels[static_cast<size_t>(i)] = static_cast<int>(rng.uniform_below(static_cast<std::uint64_t>(model.output_width())));
 
     JsonObject out;
-    out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("model", o.model)
+    out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("nodes", place.node_count)
+        .add("ranks_on_node", place.ranks_on_node).add("cores_on_node", place.cores_on_node).add("model", o.model)
         .add("params", model.param_count()).add("flops_per_sample", 3.0 * model.forward_flops_per_sample());
     if (root)
       std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank, model %s (%lld parameters)\n"
@@ -233,6 +306,14 @@ int bench_command(const std::vector<std::string>& args) {
       const bool overlap = overlap_enabled(o.overlap, place.node_count, place.ranks_on_node, place.threads_per_rank,
                                            place.cores_on_node);
       GradientReducer reducer(arena, comm, overlap ? o.bucket_bytes : 0, comm.size() > 1);
+      OptimizerOptions opt;
+      opt.kind = parse_optimizer(o.optimizer);
+      opt.nesterov = true;
+      opt.weight_decay = 1e-4;
+      const auto optimizer = make_optimizer(opt, arena);
+      out.add("step_optimizer", optimizer_name(opt.kind));
+      out.add_array("step", time_steps(comm, model, reducer, *optimizer, targets, shards, o.warmup, o.iters, root));
+      arena.zero_grads();
       const long long bytes = arena.reduce_count() * 4;
       std::vector<float> raw_buf(static_cast<size_t>(arena.reduce_count()), 0.0f);
       // The two alternate iteration by iteration, in turns going first (the

@@ -127,6 +127,61 @@ expect_py "abs([r for r in json.load(open('$WORK/a3/perf_model.json'))['predicti
   "all(abs(r['time_to_target_s'] - 120 * r['step_s']) < 1e-12 for r in json.load(open('$WORK/a3/perf_model.json'))['predictions'])" \
   "'Steps to the target from the sweep' in RAW"
 
+begin_case "(a) a bench with step rows: compute, all-reduce and optimizer from the trainer's step pattern"
+# bench4.json plus the step pattern of 4 ranks on 2 cores: t_sample 4e-5 at 16
+# rows and 1e-5 at 256 (the compute as the job sees it), the gradient
+# all-reduce 1e-4 s after a 16-row compute and 2e-4 s after a 256-row one,
+# the optimizer inside. A calibration run without prefetch read 1 us per row.
+"$PY" - "$WORK/bench4.json" "$WORK/bench4s.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+b.update(ranks_on_node=4, cores_on_node=2, step_optimizer="sgd",
+         step=[dict(shard=16, s_per_sample=4e-5, allreduce_s=1e-4), dict(shard=256, s_per_sample=1e-5, allreduce_s=2e-4)])
+json.dump(b, open(sys.argv[2], "w"))
+PY
+mkdir -p "$WORK/cal4"
+"$PY" - "$WORK/cal4" <<'PY'
+import json, os, sys
+lines = [dict(type="header", ranks=4, nodes=1, threads_per_rank=1, model="16-32-4", params=676,
+              config={"global-batch": "128", "bucket-bytes": "262144", "prefetch": "false"})]
+for e in (1, 2):
+    lines.append(dict(type="epoch", epoch=e, step=10 * e, steps_in_epoch=10, global_batch=128, epoch_time_s=0.01,
+                      time_data_s=10 * 32 * 1e-6, time_compute_s=10 * 1e-3, time_allreduce_s=1e-3, time_comm_s=1e-3))
+with open(os.path.join(sys.argv[1], "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(l) + "\n" for l in lines)
+PY
+run_cmd 60 "${MODEL[@]}" --bench "$WORK/bench4s.json" --global-batch 64,256,1024 --ranks 4 --overlap 0 \
+  --calibration "$WORK/cal4" --out "$WORK/a4" --no-plot
+expect_rc 0
+# b = 16, 64, 256 rows: compute b t(b) (t log-log: 2e-5 at 64), all-reduce as measured
+# at 16 and 256 rows (at 64 the per-hop beta in between, log-log), optimizer 0,
+# reads 1 us per row x 2 ranks per core.
+cat >"$WORK/hand4.py" <<'PY'
+import json, math, sys
+pred = {r["B"]: r for r in json.load(open(sys.argv[1]))["predictions"]}
+n, a = 2768, 4e-5
+mid = a + math.sqrt((1e-4 - a) * (2e-4 - a))
+want = {64: (16 * 4e-5, 1e-4), 256: (64 * 2e-5, mid), 1024: (256 * 1e-5, 2e-4)}
+worst = 0.0
+for B, (compute, ar) in want.items():
+    r = pred[B]
+    b = r["rows"]
+    step = compute + ar + 2 * b * 1e-6
+    for got, w in ((r["compute_s"], compute), (r["allreduce_s"], ar), (r["data_s"], 2 * b * 1e-6),
+                   (r["optimizer_s"], 0.0), (r["step_s"], step)):
+        worst = max(worst, abs(got - w) / max(w, 1e-12))
+print(f"worst_rel_error={worst!r}")
+PY
+run_cmd 30 "$PY" "$WORK/hand4.py" "$WORK/a4/perf_model.json"
+expect_rc 0
+expect_py "float(re.search(r'worst_rel_error=(\S+)', RAW).group(1)) < 1e-9"
+expect_file "$WORK/a4/perf_model.md"
+OUT_SAVED=$OUT
+OUT=$WORK/a4/perf_model.md
+expect_py "'in the step pattern (--comm-fit in-step)' in RAW" "'--compute-stat step' in RAW" \
+  "'Optimizer update: part of t_sample' in RAW" "'scaled by that ratio' in RAW"
+OUT=$OUT_SAVED
+
 # ---------------------------------------------------------------------------
 begin_case "(b) outputs, and predicted vs measured on hand-made runs"
 # Two runs at P = 4, B = 256 of model 16-32-4 (64 rows per rank). Per step:
@@ -216,6 +271,12 @@ sed 's/"compute":\[/"compute_x":[/' "$WORK/bench4.json" >"$WORK/nocompute.json"
 run_cmd 30 "${MODEL[@]}" --bench "$WORK/nocompute.json" --global-batch 256 --out "$WORK/c"
 expect_error "no 'compute' rows"
 expect_no_file "$WORK/c"
+begin_case "(c) --compute-stat step or --comm-fit in-step with a bench without step rows"
+run_cmd 30 "${MODEL[@]}" --bench "$WORK/bench4.json" --global-batch 256 --compute-stat step --out "$WORK/c"
+expect_error "--compute-stat step needs benches with 'step' rows"
+run_cmd 30 "${MODEL[@]}" --bench "$WORK/bench4.json" --global-batch 256 --comm-fit in-step --out "$WORK/c"
+expect_error "--comm-fit in-step needs benches with 'step' rows"
+expect_no_file "$WORK/c"
 begin_case "(c) a P = 1 bench has no communication: P > 1 needs --alpha/--beta"
 run_cmd 30 "${MODEL[@]}" --bench "$WORK/bench1.json" --global-batch 256 --ranks 1,2 --out "$WORK/c"
 expect_error "give --alpha and --beta"
@@ -231,6 +292,11 @@ mpi_run 2 60 "$MPITRAIN" bench --model 16-32-4 --shard-sizes 8,32 --min-bytes 64
   --iters 3 --warmup 1 --threads 1 --json "$WORK/bench-np2.json"
 expect_rc 0
 expect_file "$WORK/bench-np2.json"
+# The step pattern at each shard: compute and all-reduce both measured, the placement recorded.
+expect_py "[r['shard'] for r in json.load(open('$WORK/bench-np2.json'))['step']] == [8, 32]" \
+  "all(r['s_per_sample'] > 0 and r['allreduce_s'] > 0 and r['step_s'] >= r['compute_s'] for r in json.load(open('$WORK/bench-np2.json'))['step'])" \
+  "json.load(open('$WORK/bench-np2.json'))['ranks_on_node'] == 2" \
+  "json.load(open('$WORK/bench-np2.json'))['step_optimizer'] == 'sgd'"
 mpi_run 2 60 "$MPITRAIN" train --data "$WORK/data.h5" --model 16-32-4 --global-batch 64 --epochs 2 --lr 0.05 \
   --threads 1 --progress none --eval-split none --run-dir "$WORK/real-run"
 expect_rc 0

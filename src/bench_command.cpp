@@ -58,41 +58,34 @@ std::vector<long long> parse_list(const std::string& text) {
 
 struct Stats { double min, avg, max; };
 
-double mean(const std::vector<double>& v) {
-  double sum = 0;
-  for (double x : v) sum += x;
-  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
-}
-
-// The trainer's step without its reads, at each shard size: after a barrier,
+// The trainer's step without its reads, at each shard size, run as the
+// trainer runs its steps: back to back, no barrier between them. One step is
 // forward + loss + backward with the gradient all-reduce started as the
 // trainer starts it (its reducer, its buckets), then finished, the gradient
-// norm and the optimizer's update (at a tiny rate, so the timing loop
-// leaves the parameters about where they were). Per
-// iteration, the step is the slowest rank's, and the all-reduce the time
-// the last rank to arrive spent in it: the transfer itself, without waiting
-// for peers. What remains of the step is the compute as the whole job sees
-// it: with the slowest rank's imbalance, and, with more ranks than cores,
-// the ranks' sharing of the cores, including the cycles that ranks done
-// early spend polling in the all-reduce (the per-rank timings above miss
-// that: a rank's short compute fits in one scheduler slice). On TCP links
-// the all-reduce after a compute can also differ from back-to-back calls
+// norm and the optimizer's update (at a tiny rate, so the loop leaves the
+// parameters about where they were). The step time is the loop's time over
+// its steps (the slowest rank's). The all-reduce is the mean time the rank
+// that waited least spent in it: the rank that arrives last waits only for
+// the transfer itself. The rest of the step is the compute as the whole job
+// sees it: the slowest rank's, and with more ranks than cores the ranks'
+// sharing of the cores, including the cycles that ranks done early spend
+// polling in the all-reduce (the per-rank timings above miss that: one
+// rank's short compute fits in one scheduler slice). On TCP links the
+// all-reduce between computes can also differ from back-to-back calls
 // (measured, 2 emulated hosts at 100 Mbit/s: 136 ms back to back, 73 ms
 // after 50 ms of compute), which this pattern reproduces.
 std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReducer& reducer, Optimizer& optimizer,
                                    const TargetBuffers& targets, const std::vector<long long>& shards, int warmup,
                                    int iters, bool root) {
   if (root)
-    std::printf("training step without reads (barrier, forward + backward with the gradient all-reduce, optimizer "
-                "update), mean over %d iterations:\n  %6s  %10s  %10s  %10s  %12s\n",
+    std::printf("training steps without reads, back to back (forward + backward with the gradient all-reduce, "
+                "optimizer update), mean over %d steps:\n  %6s  %10s  %10s  %10s  %12s\n",
                 iters, "shard", "step s", "compute s", "in-step AR", "s/sample");
   std::vector<JsonObject> rows_out;
-  std::vector<double> step(static_cast<size_t>(iters)), wait(step.size()), flight(step.size());
   for (long long s : shards) {
     const int rows = static_cast<int>(s);
-    for (int i = 0; i < warmup + iters; ++i) {
-      comm.barrier();
-      const double t0 = MPI_Wtime();
+    double wait = 0, flight = 0;
+    auto one_step = [&] {
       model.arena().zero_grads();
       reducer.begin_step();
       forward_loss(model, model.output_width(), rows, targets, 1.0f / static_cast<float>(rows));
@@ -101,17 +94,18 @@ std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReduc
       reducer.finish();
       l2_norm(model.arena().grads(), model.arena().param_count());
       optimizer.step(model.arena(), 1e-6);
-      const double t1 = MPI_Wtime();
-      if (i < warmup) continue;
-      const auto k = static_cast<size_t>(i - warmup);
-      step[k] = t1 - t0;
-      wait[k] = reducer.last_wait_s();
-      flight[k] = reducer.last_comm_s();
-    }
-    comm.allreduce_max(step.data(), iters);
-    comm.allreduce_min(wait.data(), iters);
-    comm.allreduce_min(flight.data(), iters);
-    const double step_s = mean(step), exposed_s = mean(wait), allreduce_s = mean(flight);
+      wait += reducer.last_wait_s();
+      flight += reducer.last_comm_s();
+    };
+    for (int i = 0; i < warmup; ++i) one_step();
+    comm.barrier();
+    wait = flight = 0;
+    const double t0 = MPI_Wtime();
+    for (int i = 0; i < iters; ++i) one_step();
+    double times[3] = {(MPI_Wtime() - t0) / iters, wait / iters, flight / iters};
+    comm.allreduce_max(times, 1);
+    comm.allreduce_min(times + 1, 2);
+    const double step_s = times[0], exposed_s = times[1], allreduce_s = times[2];
     const double compute_s = std::max(0.0, step_s - exposed_s);
     if (root)
       std::printf("  %6lld  %.3e  %.3e  %.3e  %.3e\n", s, step_s, compute_s, allreduce_s,

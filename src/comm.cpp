@@ -1,6 +1,7 @@
 #include "mpitrain/comm.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "mpitrain/errors.hpp"
@@ -24,6 +25,7 @@ MpiEnvironment::MpiEnvironment(int* argc, char*** argv) {
   int init = 0;
   MPI_Initialized(&init);
   if (!init) {
+    setenv(kTcpEagerLimitVar, std::to_string(kTcpEagerLimitBytes).c_str(), 0);  // 0: the user's setting wins
     int provided = 0;
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     initialized_here_ = true;

@@ -7,6 +7,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -48,6 +49,51 @@ TEST(Comm, SecondEnvironmentNeitherReinitialisesNorFinalises) {
   double one = 1.0;
   comm.allreduce_sum(&one, 1);
   EXPECT_EQ(one, static_cast<double>(comm.size()));
+}
+
+// MpiEnvironment raised Open MPI's TCP eager limit before MPI_Init (ctest
+// does not set OMPI_MCA_btl_tcp_eager_limit), and Open MPI took it: its
+// control variable, read through the MPI tool interface, says so.
+TEST(Comm, TcpEagerLimitIsRaisedBeforeInit) {
+  const char* env = std::getenv(MpiEnvironment::kTcpEagerLimitVar);
+  ASSERT_NE(env, nullptr);
+  EXPECT_EQ(std::string(env), std::to_string(MpiEnvironment::kTcpEagerLimitBytes));
+  int provided = 0;
+  ASSERT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
+  int num = 0;
+  MPI_T_cvar_get_num(&num);
+  long long value = -1;
+  for (int i = 0; i < num && value < 0; ++i) {
+    char name[256], desc[1024];
+    int name_len = sizeof name, desc_len = sizeof desc, verbosity = 0, bind = 0, scope = 0;
+    MPI_Datatype type = MPI_DATATYPE_NULL;
+    MPI_T_enum enumtype = MPI_T_ENUM_NULL;
+    if (MPI_T_cvar_get_info(i, name, &name_len, &verbosity, &type, &enumtype, desc, &desc_len, &bind, &scope) !=
+            MPI_SUCCESS ||
+        std::string(name) != "btl_tcp_eager_limit")
+      continue;
+    MPI_T_cvar_handle handle;
+    int count = 0;
+    ASSERT_EQ(MPI_T_cvar_handle_alloc(i, nullptr, &handle, &count), MPI_SUCCESS);
+    if (type == MPI_UNSIGNED_LONG) {
+      unsigned long v = 0;
+      MPI_T_cvar_read(handle, &v);
+      value = static_cast<long long>(v);
+    } else if (type == MPI_UNSIGNED_LONG_LONG) {
+      unsigned long long v = 0;
+      MPI_T_cvar_read(handle, &v);
+      value = static_cast<long long>(v);
+    } else if (type == MPI_INT) {
+      int v = 0;
+      MPI_T_cvar_read(handle, &v);
+      value = v;
+    } else {
+      ADD_FAILURE() << "btl_tcp_eager_limit has an unexpected MPI datatype";
+    }
+    MPI_T_cvar_handle_free(&handle);
+  }
+  MPI_T_finalize();
+  EXPECT_EQ(value, MpiEnvironment::kTcpEagerLimitBytes) << "Open MPI's btl_tcp_eager_limit (-1: not found)";
 }
 
 TEST(Comm, AllreduceSumFloat) {

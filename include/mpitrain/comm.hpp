@@ -13,8 +13,22 @@ namespace mpitrain {
 // MPI while the main thread does not) if it is not yet initialised, and
 // finalises it on destruction only if it initialised it. Never throws from
 // the destructor.
+//
+// Before MPI_Init it sets Open MPI's TCP eager limit to kTcpEagerLimitBytes
+// unless the environment (mpirun --mca, OMPI_MCA_btl_tcp_eager_limit)
+// already sets it. With the default 64 KiB, messages above it go through
+// the rendezvous handshake, and the two directions of a ring all-reduce
+// between hosts then often run one after the other: measured on 2 emulated
+// hosts at 100 Mbit/s, this model's 1 MB gradient took 136 ms per
+// all-reduce (73 ms only when steps were more than 50 ms apart) against
+// 73 ms at every spacing with a 1 MiB limit; a training step at B = 1024
+// went from 140 to 83 ms, on 4 hosts from 210 to 127 ms, for about 1 MB
+// more resident memory. Shared memory (vader) is unaffected.
 class MpiEnvironment {
  public:
+  static constexpr const char* kTcpEagerLimitVar = "OMPI_MCA_btl_tcp_eager_limit";
+  static constexpr long long kTcpEagerLimitBytes = 1 << 20;
+
   MpiEnvironment(int* argc, char*** argv);
   ~MpiEnvironment();
   MpiEnvironment(const MpiEnvironment&) = delete;

@@ -29,6 +29,9 @@
 # 2x1,4x1), one BLAS thread per rank, global batches --host-batches (default
 # 1024,4096: at 100mbit one all-reduce takes 0.15-0.4 s). --no-local skips
 # the runs on this machine. This machine takes about 2 min, the hosts 4 min.
+# The host runs are also predicted from the bench and calibration of the
+# layout with the fewest ranks alone (an extrapolation in P through the ring
+# formula), in extra columns beside the verdict.
 #
 # Options:
 #   --mpitrain PATH     the binary (default build/mpitrain)
@@ -273,6 +276,26 @@ if [ "$HOSTS" -eq 1 ]; then
     if [ "$g" -gt 0 ]; then suffix="-$g"; fi
     model_run "$OUT/hosts/model$suffix" "$HOST_BATCHES" "$benches" "$runs" "$cals"
   done
+  # Extrapolation: every host run predicted from the bench and calibration of
+  # the layout with the fewest ranks alone (the ring formula carries its
+  # per-hop alpha and beta to the larger P). Shown beside the verdict.
+  small="" small_p=0 all_runs=""
+  for l in "${LAYOUT_LIST[@]}"; do
+    h=${l%x*} k=${l#*x}
+    p=$((h * k))
+    if [ "$small_p" -eq 0 ] || [ "$p" -lt "$small_p" ]; then small=$l small_p=$p; fi
+    for b in "${batch_list[@]}"; do all_runs+=" $OUT/hosts/$l-B$b"; done
+  done
+  # shellcheck disable=SC2086
+  "$PY" "$ROOT/scripts/perf_model.py" --bench "$OUT/hosts/bench-$small.json" --global-batch "$HOST_BATCHES" \
+    --measured $all_runs --calibration "$OUT/hosts/calibration-$small" --comm-source bench --allreduce ring \
+    --tolerance "$TOL" --out "$OUT/hosts/extrapolated-bench-ring" $MODEL_ARGS \
+    >"$OUT/hosts/extrapolated-bench-ring.txt" 2>&1 || {
+    echo "validate_perf_model: perf_model.py failed:" >&2
+    tail -n 15 "$OUT/hosts/extrapolated-bench-ring.txt" | sed 's/^/  | /' >&2
+    exit 2
+  }
+  note "model from the $small bench alone: $OUT/hosts/extrapolated-bench-ring/perf_model.md"
 fi
 
 # ---------------------------------------------------------------- the table
@@ -297,18 +320,29 @@ for (setup, path), by in sorted(runs.items(), key=order):
     m = next(iter(by.values()))
     name = os.path.basename(os.path.normpath(path))
     where = "this machine" if setup == "local" else f"{name.split('-')[0]} (hosts x ranks), {rate}"
-    rows.append((m["P"], m["B"], where, m["measured_s"], by, by[verdict]["flagged"] if verdict in by else True))
+    rows.append((m["P"], m["B"], where, m["measured_s"], by, by[verdict]["flagged"] if verdict in by else True, path))
+extra = {}  # run dir -> measured row of the model from the smallest host bench alone
+for model_path in glob.glob(os.path.join(out, "hosts", "extrapolated-bench-ring", "perf_model.json")):
+    with open(model_path) as f:
+        model = json.load(f)
+    small = min(model["benches"], key=lambda b: b["ranks"])["ranks"] if model.get("benches") else None
+    for m in model["measured"]:
+        extra[m["path"]] = (m, small)
 def cells(by, variant):
     m = by.get(variant)
     if m is None:
         return "- | -"
     return f"{1e3 * m['predicted_s']:.2f} ms | {100 * m['error']:+.1f} %"
 head = ("| P | B | setup | measured | calibrated | error | bench, binomial | error | bench, ring | error "
-        f"| within {100 * tol:.0f} % ({verdict}) |")
+        f"| within {100 * tol:.0f} % ({verdict}) |" + (" from the fewest-rank host bench alone | error |" if extra else ""))
 lines = [head, "|" + "---|" * (head.count("|") - 1)]
-for p, b, where, meas, by, flagged in rows:
+for p, b, where, meas, by, flagged, run_path in rows:
+    ex = ""
+    if extra:
+        m, small = extra.get(run_path, (None, None))
+        ex = (f" {1e3 * m['predicted_s']:.2f} ms (P={small}) | {100 * m['error']:+.1f} % |" if m else " - | - |")
     lines.append(f"| {p} | {b} | {where} | {1e3 * meas:.2f} ms | " + " | ".join(cells(by, v) for v in VARIANTS)
-                 + f" | {'**no**' if flagged else 'yes'} |")
+                 + f" | {'**no**' if flagged else 'yes'} |" + ex)
 bad = sum(1 for r in rows if r[5])
 summary = (f"{len(rows) - bad} of {len(rows)} runs within {100 * tol:.0f} % of the step time predicted "
            f"by the {verdict} model")

@@ -40,6 +40,7 @@ struct BenchOptions {
   long long bucket_bytes = GradientReducer::kDefaultBucketBytes;
   std::string overlap = "auto";
   std::string optimizer = "sgd";
+  double step_seconds = 1.0;
   std::string json;
 };
 
@@ -76,11 +77,11 @@ struct Stats { double min, avg, max; };
 // after 50 ms of compute), which this pattern reproduces.
 std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReducer& reducer, Optimizer& optimizer,
                                    const TargetBuffers& targets, const std::vector<long long>& shards, int warmup,
-                                   int iters, bool root) {
+                                   int iters, double min_seconds, bool root) {
   if (root)
     std::printf("training steps without reads, back to back (forward + backward with the gradient all-reduce, "
-                "optimizer update), mean over %d steps:\n  %6s  %10s  %10s  %10s  %12s\n",
-                iters, "shard", "step s", "compute s", "in-step AR", "s/sample");
+                "optimizer update), mean over >= %d steps and >= %g s:\n  %6s  %6s  %10s  %10s  %10s  %12s\n",
+                iters, min_seconds, "shard", "steps", "step s", "compute s", "in-step AR", "s/sample");
   std::vector<JsonObject> rows_out;
   for (long long s : shards) {
     const int rows = static_cast<int>(s);
@@ -97,21 +98,29 @@ std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReduc
       wait += reducer.last_wait_s();
       flight += reducer.last_comm_s();
     };
-    for (int i = 0; i < warmup; ++i) one_step();
+    // Enough steps for min_seconds (the same count on every rank: each step
+    // is a collective): with more ranks than cores the scheduler's pattern
+    // changes from one short loop to the next, and a longer one averages it.
+    comm.barrier();
+    double tw = MPI_Wtime();
+    for (int i = 0; i < std::max(warmup, 1); ++i) one_step();
+    tw = (MPI_Wtime() - tw) / std::max(warmup, 1);
+    comm.allreduce_max(&tw, 1);
+    const int steps = static_cast<int>(std::clamp(std::ceil(min_seconds / std::max(tw, 1e-9)), static_cast<double>(iters), 100000.0));
     comm.barrier();
     wait = flight = 0;
     const double t0 = MPI_Wtime();
-    for (int i = 0; i < iters; ++i) one_step();
-    double times[3] = {(MPI_Wtime() - t0) / iters, wait / iters, flight / iters};
+    for (int i = 0; i < steps; ++i) one_step();
+    double times[3] = {(MPI_Wtime() - t0) / steps, wait / steps, flight / steps};
     comm.allreduce_max(times, 1);
     comm.allreduce_min(times + 1, 2);
     const double step_s = times[0], exposed_s = times[1], allreduce_s = times[2];
     const double compute_s = std::max(0.0, step_s - exposed_s);
     if (root)
-      std::printf("  %6lld  %.3e  %.3e  %.3e  %.3e\n", s, step_s, compute_s, allreduce_s,
+      std::printf("  %6lld  %6d  %.3e  %.3e  %.3e  %.3e\n", s, steps, step_s, compute_s, allreduce_s,
                   compute_s / static_cast<double>(s));
     JsonObject r;
-    r.add("shard", s).add("step_s", step_s).add("compute_s", compute_s).add("s_per_sample", compute_s / static_cast<double>(s))
+    r.add("shard", s).add("steps", steps).add("step_s", step_s).add("compute_s", compute_s).add("s_per_sample", compute_s / static_cast<double>(s))
         .add("allreduce_s", allreduce_s).add("allreduce_exposed_s", exposed_s);
     rows_out.push_back(r);
   }
@@ -166,6 +175,8 @@ int bench_command(const std::vector<std::string>& args) {
           ("optimizer", po::value(&o.optimizer)->default_value(o.optimizer),
            "the update timed in the step pattern: sgd (momentum 0.9, Nesterov, weight decay 1e-4, as the main "
            "job), adamw, lars or lamb")
+          ("step-seconds", po::value(&o.step_seconds)->default_value(o.step_seconds),
+           "time the step pattern at each shard size for at least this long (and at least --iters steps)")
           ("json", po::value(&o.json), "also write the results as one JSON object to this file");
       po::variables_map vm;
       try {
@@ -180,6 +191,8 @@ int bench_command(const std::vector<std::string>& args) {
       help_text = os.str();
       if (o.iters < 1 || o.warmup < 0 || o.min_bytes < 4 || o.max_bytes < o.min_bytes)
         throw UserError("--iters >= 1, --warmup >= 0 and 4 <= --min-bytes <= --max-bytes");
+      if (!(o.step_seconds >= 0 && o.step_seconds <= 3600))
+        throw UserError("--step-seconds must be between 0 and 3600");
       if (o.bucket_bytes < 0) throw UserError("--bucket-bytes must be >= 0 (0: one all-reduce)");
       if (o.overlap != "auto" && o.overlap != "on" && o.overlap != "off")
         throw UserError("--overlap must be auto, on or off (got '" + o.overlap + "')");
@@ -306,7 +319,7 @@ int bench_command(const std::vector<std::string>& args) {
       opt.weight_decay = 1e-4;
       const auto optimizer = make_optimizer(opt, arena);
       out.add("step_optimizer", optimizer_name(opt.kind));
-      out.add_array("step", time_steps(comm, model, reducer, *optimizer, targets, shards, o.warmup, o.iters, root));
+      out.add_array("step", time_steps(comm, model, reducer, *optimizer, targets, shards, o.warmup, o.iters, o.step_seconds, root));
       arena.zero_grads();
       const long long bytes = arena.reduce_count() * 4;
       std::vector<float> raw_buf(static_cast<size_t>(arena.reduce_count()), 0.0f);

@@ -155,7 +155,7 @@ run_cmd 60 "${MODEL[@]}" --bench "$WORK/bench4s.json" --global-batch 64,256,1024
 expect_rc 0
 # b = 16, 64, 256 rows: compute b t(b) (t log-log: 2e-5 at 64), all-reduce as measured
 # at 16 and 256 rows (at 64 the per-hop beta in between, log-log), optimizer 0,
-# reads 1 us per row x 2 ranks per core.
+# reads 1 us per row (counted once, also with 2 ranks per core).
 cat >"$WORK/hand4.py" <<'PY'
 import json, math, sys
 pred = {r["B"]: r for r in json.load(open(sys.argv[1]))["predictions"]}
@@ -166,8 +166,8 @@ worst = 0.0
 for B, (compute, ar) in want.items():
     r = pred[B]
     b = r["rows"]
-    step = compute + ar + 2 * b * 1e-6
-    for got, w in ((r["compute_s"], compute), (r["allreduce_s"], ar), (r["data_s"], 2 * b * 1e-6),
+    step = compute + ar + b * 1e-6
+    for got, w in ((r["compute_s"], compute), (r["allreduce_s"], ar), (r["data_s"], b * 1e-6),
                    (r["optimizer_s"], 0.0), (r["step_s"], step)):
         worst = max(worst, abs(got - w) / max(w, 1e-12))
 print(f"worst_rel_error={worst!r}")
@@ -179,7 +179,7 @@ expect_file "$WORK/a4/perf_model.md"
 OUT_SAVED=$OUT
 OUT=$WORK/a4/perf_model.md
 expect_py "'in the step pattern (--comm-fit in-step)' in RAW" "'--compute-stat step' in RAW" \
-  "'Optimizer update: part of t_sample' in RAW" "'scaled by that ratio' in RAW"
+  "'Optimizer update: part of t_sample' in RAW" "'not scaled by ranks per core' in RAW"
 OUT=$OUT_SAVED
 
 # ---------------------------------------------------------------------------
@@ -277,6 +277,16 @@ expect_error "--compute-stat step needs benches with 'step' rows"
 run_cmd 30 "${MODEL[@]}" --bench "$WORK/bench4.json" --global-batch 256 --comm-fit in-step --out "$WORK/c"
 expect_error "--comm-fit in-step needs benches with 'step' rows"
 expect_no_file "$WORK/c"
+begin_case "(c) mpitrain bench: bad options give one error on every rank, and no JSON file"
+for bad in "--optimizer bogus|unknown --optimizer 'bogus'" "--step-seconds -1|--step-seconds must be between 0 and 3600" \
+           "--shard-sizes 8,x|bad --shard-sizes item 'x'" "--overlap maybe|--overlap must be auto, on or off" \
+           "--bucket-bytes -5|--bucket-bytes must be >= 0"; do
+  # shellcheck disable=SC2086
+  mpi_run 2 60 "$MPITRAIN" bench --model 16-32-4 ${bad%%|*} --json "$WORK/c-bench.json"
+  expect_failure
+  expect_one_error_line "${bad#*|}"
+  expect_no_file "$WORK/c-bench.json"
+done
 begin_case "(c) a P = 1 bench has no communication: P > 1 needs --alpha/--beta"
 run_cmd 30 "${MODEL[@]}" --bench "$WORK/bench1.json" --global-batch 256 --ranks 1,2 --out "$WORK/c"
 expect_error "give --alpha and --beta"
@@ -289,13 +299,14 @@ expect_stdout "from the command line (--alpha/--beta)"
 begin_case "(d) a tiny real run: mpitrain bench at 2 ranks, a training run, the model"
 "$MAKE_DS" good "$WORK/data.h5" 600 16 || { echo "FATAL: make_test_dataset failed"; exit 1; }
 mpi_run 2 60 "$MPITRAIN" bench --model 16-32-4 --shard-sizes 8,32 --min-bytes 64 --max-bytes 16384 \
-  --iters 3 --warmup 1 --threads 1 --json "$WORK/bench-np2.json"
+  --iters 3 --warmup 1 --threads 1 --step-seconds 0.2 --json "$WORK/bench-np2.json"
 expect_rc 0
 expect_file "$WORK/bench-np2.json"
 # The step pattern at each shard: compute and all-reduce both measured, the placement recorded.
 expect_py "[r['shard'] for r in json.load(open('$WORK/bench-np2.json'))['step']] == [8, 32]" \
   "all(r['s_per_sample'] > 0 and r['allreduce_s'] > 0 and r['step_s'] >= r['compute_s'] for r in json.load(open('$WORK/bench-np2.json'))['step'])" \
   "json.load(open('$WORK/bench-np2.json'))['ranks_on_node'] == 2" \
+  "all(r['steps'] >= 3 for r in json.load(open('$WORK/bench-np2.json'))['step'])" \
   "json.load(open('$WORK/bench-np2.json'))['step_optimizer'] == 'sgd'"
 mpi_run 2 60 "$MPITRAIN" train --data "$WORK/data.h5" --model 16-32-4 --global-batch 64 --epochs 2 --lr 0.05 \
   --threads 1 --progress none --eval-split none --run-dir "$WORK/real-run"

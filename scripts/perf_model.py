@@ -265,6 +265,9 @@ def load_bench(path):
              step_shards=np.array([p[0] for p in steps]), t_sample_step=np.array([p[1] for p in steps]),
              allreduce_step=np.array([p[2] for p in steps]),
              step_optimizer=obj.get("step_optimizer") if steps else None)
+    # Ranks per core on the bench's busiest node (> 1: oversubscribed).
+    rn, cn = _num(obj.get("ranks_on_node")), _num(obj.get("cores_on_node"))
+    b["ranks_per_core"] = max(1.0, rn / cn) if rn and cn and rn > 0 and cn > 0 else 1.0
     # A per-step optimizer time, if a newer bench measures one.
     for key in ("optimizer_s_per_step", "optimizer_s", "time_optimizer_s"):
         if _num(obj.get(key)) is not None:
@@ -481,10 +484,11 @@ class Model:
                               "P (trained without --prefetch, so time_data_s is the whole read). The reads are "
                               "counted in full: with the trainer's default threads (cores per node / ranks per "
                               "node) every core runs BLAS, so the prefetch thread's reads take CPU from the "
-                              "compute instead of hiding behind it. With more ranks than cores they are still "
-                              "counted once, not scaled by ranks per core: the prefetch thread reads while ranks "
-                              "poll in the all-reduce (4 ranks on 2 cores: the bench's step without reads, 9.96 "
-                              "ms at 256 rows per rank, against 9.84 ms measured with them).")
+                              "compute instead of hiding behind it. With more ranks than cores on a node (the "
+                              "bench's ranks_on_node / cores_on_node = r > 1) the reads share the cores as the "
+                              "compute does: the read time per row is then taken from the calibration runs at "
+                              "the nearest P that had a core per rank (an oversubscribed calibration's own short "
+                              "reads are partly contended, partly not) and multiplied by r.")
         elif any(r["data_s_per_row"] is not None for r in measured):
             self.notes.append("Data wait per step = b x the measured wait per row (time_data_s / steps / "
                               "ceil(B/P)) of the measured run nearest in P, then B.")
@@ -680,8 +684,12 @@ class Model:
             data = b_rows * self.args.data_s_per_row
         elif self.read_runs():
             runs = self.read_runs()
+            share = cb["ranks_per_core"]
+            if share > 1:  # uncontended reads, shared by r ranks per core
+                own = [r for r in runs if nearest(self.benches, lambda x: x["ranks"], r["P"])["ranks_per_core"] <= 1]
+                runs = own or runs
             closest = nearest(runs, lambda r: r["P"], P)["P"]
-            data = b_rows * float(np.median([r["data_s_per_row"] for r in runs if r["P"] == closest]))
+            data = share * b_rows * float(np.median([r["data_s_per_row"] for r in runs if r["P"] == closest]))
         else:
             r = self.nearest_run(P, B, "data_s_per_row")
             data = b_rows * r["data_s_per_row"] if r else 0.0

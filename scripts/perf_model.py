@@ -6,33 +6,49 @@ from `mpitrain bench --json` measurements, checked against real runs.
   python3 scripts/perf_model.py --bench bench-np2.json [more] --global-batch 256,1024 \\
       [--ranks 1,2,4,...] [--steps-to-target N | --sweep DIR...] [--measured RUN_DIR...] \\
       [--calibration RUN_DIR...] [--allreduce ring|binomial] [--comm-source bench|calibration] \\
+      [--compute-stat step|avg|max] [--comm-fit in-step|at-size|bench] \\
       [--overlap F] [--alpha S --beta S_PER_BYTE] [--out DIR]
 
 The model of one step at global batch B on P ranks (every term per step, the
 slowest rank's view; b = ceil(B/P) rows on the busiest rank):
 
-  compute    = b * t_sample(b)          forward + loss + backward, t_sample
-                                         interpolated log-log over the bench's
-                                         shard sizes (clamped outside them)
+  compute    = b * t_sample(b)          t_sample interpolated log-log over the
+                                         bench's shard sizes (clamped outside
+                                         them). By default (--compute-stat
+                                         step, benches with step rows) from the
+                                         bench's step pattern: steps back to
+                                         back, forward + loss + backward with
+                                         the gradient all-reduce, gradient norm
+                                         and optimizer update, the step minus
+                                         the all-reduce; so it holds the
+                                         optimizer, the ranks' imbalance and
+                                         their sharing of the cores. avg / max:
+                                         forward + loss + backward per rank
   allreduce  = k * 2(P-1) alpha + 2(P-1)/P * n * beta
                                          ring all-reduce of n gradient bytes in
                                          k buckets (0 on one rank); with
                                          --allreduce binomial instead
                                          2 ceil(log2 P) (k alpha + n beta)
-  data       = b * d_row                 rows read: the whole read per row of
-                                         --calibration runs without prefetch,
-                                         else the wait per row measured in the
-                                         runs, else 0
-  optimizer  = params * c                --optimizer-s, a bench/run field, else
-                                         time_compute_s minus the bench's
-                                         forward/backward of the --calibration
-                                         runs (else of the other measured
-                                         runs), else ignored (said so)
+  data       = r * b * d_row             rows read: the whole read per row of
+                                         --calibration runs without prefetch
+                                         (with r > 1 ranks per core: from a
+                                         calibration with a core per rank, and
+                                         times r), else the wait per row
+                                         measured in the runs, else 0
+  optimizer  = 0 inside the step pattern; else --optimizer-s, a bench/run
+                                         field, else time_compute_s minus the
+                                         bench's forward/backward of the
+                                         --calibration runs (else of the other
+                                         measured runs), else ignored (said so)
   step       = compute + data + (1 - overlap) * allreduce + optimizer
 
 alpha and beta are per hop. A bench at P ranks fitted its own all-reduce as
 t(n) = a + b n, which the ring formula calls 2(P-1) alpha + 2(P-1)/P n beta,
-so alpha = a / (2(P-1)) and beta = b P / (2(P-1)). The trainer reduces its
+so alpha = a / (2(P-1)); beta = b P / (2(P-1)) with b, by default
+(--comm-fit in-step), such that the formula gives the trainer's all-reduce
+as the step pattern timed it at that shard size (interpolated log-log
+between shard sizes): on TCP an all-reduce between computes costs other than
+back-to-back calls. --comm-fit at-size / bench use the back-to-back timings. The trainer reduces its
 gradient buckets with blocking MPI_Allreduce (on its communication thread),
 the call the bench times. (--allreduce binomial models a binomial reduce +
 broadcast instead, what Open MPI 4.1's libnbc runs for MPI_Iallreduce;
@@ -192,14 +208,18 @@ def loglog_interp(x, xs, ys):
 
 
 def loglog_positive(x, xs, ys):
-    """loglog_interp's value, where some ys may be 0 (then linear in log x)."""
-    if all(y > 0 for y in ys):
-        return loglog_interp(x, xs, ys)[0]
+    """ys(x) like loglog_interp, where some ys may be 0: the segment around x
+    is log-log if both its ends are > 0, else linear in log x."""
     if x <= xs[0]:
         return float(ys[0])
     if x >= xs[-1]:
         return float(ys[-1])
-    return float(np.interp(math.log(x), np.log(xs), ys))
+    i = int(np.searchsorted(xs, x))  # xs[i-1] < x <= xs[i]
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    f = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+    if y0 > 0 and y1 > 0:
+        return float(math.exp(math.log(y0) + f * (math.log(y1) - math.log(y0))))
+    return float(y0 + f * (y1 - y0))
 
 
 def load_bench(path):
@@ -248,9 +268,10 @@ def load_bench(path):
         if isinstance(r, dict) and _num(r.get("bytes")) and _num(r.get("s")):
             ar.append((float(r["bytes"]), float(r["s"])))
     ar.sort()
-    # The bench's training-step pattern (barrier, forward + backward with the
-    # gradient all-reduce): the compute as the whole job sees it, per sample,
-    # and the all-reduce after a compute of that shard.
+    # The bench's training-step pattern (steps back to back: forward +
+    # backward with the gradient all-reduce, optimizer update): the compute
+    # as the whole job sees it, per sample, and the all-reduce between
+    # computes of that shard.
     steps = []
     for r in obj.get("step") or []:
         if isinstance(r, dict):
@@ -430,14 +451,19 @@ class Model:
         if len(self.benches) > 1:
             self.notes.append("Each P uses the bench nearest to it on a log scale for t_sample, and the nearest "
                               "multi-rank bench for alpha and beta (column *bench* of the table).")
+        for b in self.benches:
+            if b["ranks_per_core"] > 1:
+                self.notes.append(
+                    f"The bench at P = {b['ranks']} ran {b['ranks_per_core']:g} ranks per core (oversubscribed): "
+                    "every P that uses it inherits that sharing of the cores, in t_sample and in the reads.")
         self.notes.append("Compute per step = b x t_sample(b), b = ceil(B/P) rows on the busiest rank "
                           "(at least 1), t_sample interpolated log-log over the bench's shard sizes and "
                           "clamped outside them (a warning says when).")
         if args.compute_stat == "step":
             self.notes.append(
-                "t_sample comes from the bench's step pattern (barrier, forward + backward with the gradient "
-                "all-reduce, as the trainer runs them; --compute-stat step): the step of the slowest rank minus "
-                "the all-reduce time of the last rank to arrive. It holds the ranks' imbalance and, with more "
+                "t_sample comes from the bench's step pattern (steps back to back, forward + backward with the "
+                "gradient all-reduce and the optimizer update, as the trainer runs them; --compute-stat step): "
+                "the step of the slowest rank minus the all-reduce time of the rank that waited least. It holds the ranks' imbalance and, with more "
                 "ranks than cores, their sharing of the cores, including the cycles ranks that are done spend "
                 "polling in the all-reduce. (The per-rank averages, --compute-stat avg, miss that: one rank's "
                 "short compute fits in one scheduler slice.)")
@@ -497,6 +523,9 @@ class Model:
         # Optimizer.
         self.optimizer, self.optimizer_residual = None, False
         in_step = self.stat == "t_sample_step" and all(b.get("step_optimizer") for b in self.benches)
+        if in_step and args.optimizer_s is not None:
+            self.warnings.append("--optimizer-s is added on top of t_sample, whose step pattern already holds an "
+                                 "optimizer update: use --compute-stat avg with --optimizer-s, or leave it out")
         if args.optimizer_s is not None:
             self.optimizer, how = args.optimizer_s, "--optimizer-s"
         elif in_step:

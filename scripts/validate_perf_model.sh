@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates the performance model (scripts/perf_model.py) against real runs.
 # For each rank count P:
-#   1. `mpitrain bench --json` at P (compute per sample, all-reduce, alpha-beta fit);
+#   1. `mpitrain bench --json` at P (compute per sample, all-reduce, alpha-beta
+#      fit, and the trainer's step pattern, which the model uses by default);
 #   2. a calibration run: 32 rows per rank on 5 % of the training set, without
 #      prefetch. It gives the model what the bench does not time: the
 #      optimizer's per-step cost, the read time per row, and the trainer's own
@@ -12,10 +13,11 @@
 # steps_in_epoch). Three variants of the model are shown:
 #   calibrated      all-reduce per step from the calibration run at that P
 #                   (binomial formula for other P)
-#   bench-binomial  all-reduce from the bench's fit at P, binomial formula
-#   bench-ring      all-reduce from the bench's fit at P, ring formula; the
-#                   verdict, by default (the trainer reduces its buckets with
-#                   the blocking MPI_Allreduce the bench times)
+#   bench-binomial  all-reduce from the bench at P (by default its step
+#                   pattern's, --comm-fit in-step), binomial formula
+#   bench-ring      the same with the ring formula; the verdict, by default
+#                   (the trainer reduces its buckets with the blocking
+#                   MPI_Allreduce the bench times)
 #
 #   bash scripts/validate_perf_model.sh [--mpitrain build/mpitrain] [--hosts] [options]
 #
@@ -75,7 +77,7 @@ VERDICT=bench-ring
 
 die() { echo "validate_perf_model: error: $*" >&2; exit 2; }
 note() { echo "validate_perf_model: $*"; }
-usage() { sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case $1 in

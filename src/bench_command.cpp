@@ -65,9 +65,11 @@ struct Stats { double min, avg, max; };
 // trainer starts it (its reducer, its buckets), then finished, the gradient
 // norm and the optimizer's update (at a tiny rate, so the loop leaves the
 // parameters about where they were). The step time is the loop's time over
-// its steps (the slowest rank's). The all-reduce is the mean time the rank
-// that waited least spent in it: the rank that arrives last waits only for
-// the transfer itself. The rest of the step is the compute as the whole job
+// its steps (the slowest rank's). The all-reduce is the least mean time any
+// rank waited for it (the rank that arrives last waits only for the
+// transfer itself), and the least mean time any rank had it in flight (with
+// one bucket the same; with several, in flight also spans the backward it
+// overlapped). The rest of the step is the compute as the whole job
 // sees it: the slowest rank's, and with more ranks than cores the ranks'
 // sharing of the cores, including the cycles that ranks done early spend
 // polling in the all-reduce (the per-rank timings above miss that: one
@@ -106,7 +108,8 @@ std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReduc
     for (int i = 0; i < std::max(warmup, 1); ++i) one_step();
     tw = (MPI_Wtime() - tw) / std::max(warmup, 1);
     comm.allreduce_max(&tw, 1);
-    const int steps = static_cast<int>(std::clamp(std::ceil(min_seconds / std::max(tw, 1e-9)), static_cast<double>(iters), 100000.0));
+    const int steps = static_cast<int>(
+        std::max(static_cast<double>(iters), std::min(std::ceil(min_seconds / std::max(tw, 1e-9)), 100000.0)));
     comm.barrier();
     wait = flight = 0;
     const double t0 = MPI_Wtime();

@@ -16,7 +16,9 @@ namespace mpitrain {
 //
 // Before MPI_Init it sets Open MPI's TCP eager limit to kTcpEagerLimitBytes
 // unless the environment (mpirun --mca, OMPI_MCA_btl_tcp_eager_limit)
-// already sets it. With the default 64 KiB, messages above it go through
+// already sets it. (An environment variable outranks Open MPI's parameter
+// files, so a value in openmpi-mca-params.conf is overridden: set it through
+// the environment or --mca instead.) With the default 64 KiB, messages above it go through
 // the rendezvous handshake, and the two directions of a ring all-reduce
 // between hosts then often run one after the other: measured on 2 emulated
 // hosts at 100 Mbit/s, this model's 1 MB gradient took 136 ms per

@@ -41,8 +41,8 @@
 #       a second connection restores full speed (0.35 s). Measured with Open
 #       MPI 4.1.4: collectives on MPI_COMM_WORLD open it (most runs), those
 #       on an MPI_Comm_dup'ed communicator never do and stay at 0.62 s.
-#       (mpitrain itself raises btl_tcp_eager_limit to 1 MiB, which makes
-#       its 1 MB gradient's ring all-reduce full-duplex: see comm.hpp.)
+#       (mpitrain itself raises btl_tcp_eager_limit to 4 MiB, which makes
+#       its ring all-reduces full-duplex for blocks up to that: comm.hpp.)
 #   odls_base_sigkill_timeout 0, short oob_tcp_keepalive_*: a killed rank or a
 #       cut link ends the whole job in seconds instead of minutes.
 #

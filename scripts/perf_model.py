@@ -82,24 +82,10 @@ import os
 import sys
 
 
-def _import_numpy_matplotlib():
-    """numpy and matplotlib, re-running this script under Debian's python3 if
-    the python3 first on PATH (a pyenv or venv one) lacks them."""
-    try:
-        import numpy  # noqa: F401
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:  # imported only to plot: a bad input fails fast
-            raise ImportError("No module named 'matplotlib'")
-    except ImportError as e:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from system_python import rerun_under_system_python
-        rerun_under_system_python("MPITRAIN_PERF_MODEL_REEXEC")
-        raise SystemExit(f"perf_model: error: {e}; install Debian's python3-numpy and python3-matplotlib "
-                         "(scripts/setup.sh does)")
-
-
 if __name__ == "__main__":
-    _import_numpy_matplotlib()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from system_python import require_numpy_matplotlib
+    require_numpy_matplotlib("perf_model", "MPITRAIN_PERF_MODEL_REEXEC")
 
 import numpy as np  # noqa: E402
 

@@ -12,6 +12,23 @@ import sys
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
+def require_numpy_matplotlib(tool, flag):
+    """Makes sure numpy and matplotlib are importable, re-running the script
+    under SYSTEM_PYTHON (see rerun_under_system_python) if the python3 first on
+    PATH (a pyenv or venv one) lacks them; else exits with one error line
+    naming `tool`. matplotlib is only looked up, not imported: scripts import
+    it when they plot, so a bad input fails fast."""
+    import importlib.util
+    try:
+        import numpy  # noqa: F401
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ImportError("No module named 'matplotlib'")
+    except ImportError as e:
+        rerun_under_system_python(flag)
+        raise SystemExit(f"{tool}: error: {e}; install Debian's python3-numpy and python3-matplotlib "
+                         "(scripts/setup.sh does)")
+
+
 def rerun_under_system_python(flag):
     """Re-executes the running script under SYSTEM_PYTHON with the same
     arguments, unless this already is that interpreter, it does not exist, or

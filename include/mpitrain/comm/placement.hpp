@@ -1,0 +1,30 @@
+// Where the ranks run and how many BLAS threads each gets. Threads are chosen
+// before the first BLAS call: --threads if given, else SLURM_CPUS_PER_TASK,
+// else the node's cores divided by the ranks on the node (found with an MPI
+// shared-memory split), at least 1. Rank 0 also gathers every rank's host
+// name, and the Slurm allocation (if any) is read from the environment.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mpitrain/comm/communicator.hpp"
+
+namespace mpitrain {
+
+struct Placement {
+  int threads_per_rank = 1;
+  int ranks_on_node = 1;
+  int node_count = 1;
+  int cores_on_node = 1;
+  std::string how;  // which rule chose threads_per_rank
+  // Rank 0 only: each host name with the world ranks on it, in rank order.
+  std::vector<std::pair<std::string, std::vector<int>>> hosts;
+  // Slurm job id, nodes, tasks per node, cpus per task ("" outside Slurm).
+  std::string slurm_job_id, slurm_nodes, slurm_tasks_per_node, slurm_cpus_per_task;
+};
+
+// Collective over comm. Sets OpenBLAS's thread count.
+Placement configure_threads(const Comm& comm, int requested_threads);
+
+}  // namespace mpitrain

@@ -1,0 +1,51 @@
+// One flat parameter buffer and one flat gradient buffer for the whole model.
+// Each layer's W and b are views into them (mlpack / llm.c style), so the
+// whole gradient is one contiguous all-reduce and the optimizer runs on flat
+// arrays. The gradient buffer has a few extra float slots before the
+// gradients ("stats") that ride along in the same all-reduce: loss sum,
+// correct count, ... (DESIGN.md, data flow step 4). They sit in front so
+// they travel with the first layer's gradients, which backward finishes
+// last: the bucketed all-reduce sends that bucket when the stats are known.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mpitrain/core/tensor.hpp"
+
+namespace mpitrain {
+
+struct ParamView {
+  std::string name;     // e.g. "dense0/W"
+  std::vector<long long> shape;
+  long long offset = 0;  // in floats, into the arena
+  long long size = 0;
+};
+
+class Arena {
+ public:
+  static constexpr int kStatSlots = 16;  // 64 bytes: the gradients stay 64-byte aligned
+
+  // Registers a parameter of the given shape; returns its offset in floats.
+  long long add(const std::string& name, std::vector<long long> shape);
+  // Allocates both buffers (zeroed); call once after all add().
+  void allocate();
+
+  long long param_count() const { return count_; }
+  float* params() { return params_.data(); }
+  const float* params() const { return params_.data(); }
+  float* grads() { return grads_.data() + kStatSlots; }
+  const float* grads() const { return grads_.data() + kStatSlots; }
+  float* stats() { return grads_.data(); }
+  // The stat slots followed by the gradients: what the all-reduce sums.
+  float* reduce_buffer() { return grads_.data(); }
+  long long reduce_count() const { return count_ + kStatSlots; }
+  void zero_grads() { grads_.zero(); }
+  const std::vector<ParamView>& views() const { return views_; }
+
+ private:
+  std::vector<ParamView> views_;
+  long long count_ = 0;
+  AlignedBuffer<float> params_, grads_;
+};
+
+}  // namespace mpitrain

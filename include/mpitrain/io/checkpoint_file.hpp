@@ -1,0 +1,106 @@
+// Checkpoints: the whole training state in one HDF5 file, readable with h5py.
+//
+//   /params/<layer>/<W|b>             parameters, named after the layers
+//   /optimizer/<buffer>/<layer>/<W|b> optimizer state of the same shapes
+//   /progress                         attributes: epoch, step_in_epoch, global_step, samples,
+//                                     global_batch, optimizer_steps, previous_lr, ...,
+//                                     best_ckpt_epoch, best_ckpt_value, noise_updates,
+//                                     noise_ema_g2, noise_ema_s, noise_decay_pow (optional:
+//                                     absent in older checkpoints, read as the defaults)
+//   root attributes                   format, version, model_spec, world_size, config (INI),
+//                                     optimizer, data shape, last_metrics (JSON), checksum
+//
+// Written by rank 0 only, atomically: a temporary file in the same directory
+// is written, flushed and fsync'ed, then renamed, and only then is the
+// `latest` pointer (a one-line text file) replaced the same way. A crash at
+// any moment leaves the previous checkpoint complete and `latest` valid.
+// The checksum (CRC-32, zlib) covers parameters, optimizer state and progress.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mpitrain/core/arena.hpp"
+#include "mpitrain/optim/optimizer.hpp"
+#include "mpitrain/train/noise_scale.hpp"  // no includes of its own
+
+namespace mpitrain {
+
+inline constexpr const char* kCheckpointFormat = "mpitrain-checkpoint-1";
+
+// Where the run stands; restoring it (with the weights and optimizer state)
+// continues the run exactly.
+struct TrainProgress {
+  long long epoch = 0;          // epoch to continue in (0-based)
+  long long step_in_epoch = 0;  // steps of that epoch already done
+  long long global_step = 0;    // optimizer steps done
+  long long samples = 0;        // samples seen
+  long long global_batch = 0;   // B of the current epoch
+  long long optimizer_steps = 0;
+  double previous_lr = 0.0;
+  double first_loss = 0.0;      // divergence reference
+  // Running sums of the current epoch (for its epoch line after a mid-epoch resume).
+  double epoch_loss_sum = 0.0, epoch_correct_sum = 0.0;
+  long long epoch_samples = 0;
+  double elapsed_s = 0.0;       // training wall time before this checkpoint
+  // Early stopping and target bookkeeping.
+  long long best_epoch = 0;
+  double best_value = 0.0;
+  long long target_epoch = 0, target_step = 0, target_samples = 0;  // target_epoch 0: not reached
+  double target_time_s = 0.0;
+  // Added later; optional in the file (older checkpoints load with these defaults).
+  // The tracker behind best.h5: best validation value so far (0 epoch: none yet).
+  long long best_ckpt_epoch = 0;
+  double best_ckpt_value = 0.0;
+  // The online gradient-noise-scale estimator (NoiseScaleEstimator::state()).
+  NoiseScaleEstimator::State noise;
+};
+
+struct CheckpointMeta {
+  std::string version, model_spec, optimizer, config_ini, last_metrics;
+  int world_size = 0;
+  long long train_rows = 0;  // rows trained on (after any held-out validation)
+  int x_width = 0, num_classes = 0, y_width = 0;
+  std::uint64_t seed = 0;    // sample order and init are counter-based: (seed, epoch) is the RNG state
+};
+
+struct Checkpoint {
+  CheckpointMeta meta;
+  TrainProgress progress;
+  std::vector<float> params;                                     // arena layout (param_count floats)
+  std::vector<std::pair<std::string, std::vector<float>>> state;  // optimizer buffers, arena layout
+  std::uint32_t checksum = 0;
+};
+
+// CRC-32 over the arena-layout params, the state buffers and the progress.
+// The progress fields added later (best_ckpt_*, noise) count only where they
+// differ from their defaults, so a checkpoint written before they existed
+// still verifies, and a default TrainProgress gives the same value as before.
+std::uint32_t checkpoint_checksum(const float* params, long long count,
+                                  const std::vector<std::pair<std::string, const float*>>& state,
+                                  const TrainProgress& progress);
+
+// Writes `dir/name` atomically from the arena and optimizer, then (if
+// update_latest) points `dir/latest` at it, and removes older "ckpt-*.h5"
+// files beyond keep_last (0 keeps all). Returns the bytes written. Throws
+// SystemError on failure.
+long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
+                           Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
+                           int keep_last, bool update_latest = true);
+
+// Reads and verifies a checkpoint against the arena layout of `arena` (same
+// parameter names and shapes) and the optimizer's state buffer names. Throws
+// UserError naming what is wrong: missing file, not a checkpoint, missing
+// field, shape mismatch, checksum.
+Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names);
+
+// The optimizer state buffer names a checkpoint holds (under /optimizer).
+std::vector<std::string> checkpoint_state_names(const std::string& path);
+
+// Reads only the metadata (for inspect/evaluate to build the right model).
+CheckpointMeta read_checkpoint_meta(const std::string& path);
+
+// The file `dir/latest` names, as a path ("" if there is none).
+std::string latest_checkpoint(const std::string& dir);
+
+}  // namespace mpitrain

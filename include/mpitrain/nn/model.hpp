@@ -1,0 +1,72 @@
+// A sequential model built from a spec such as "784-256-128-10": Dense
+// layers of those widths with the chosen activation between them (none after
+// the last; the loss applies softmax). The model owns the parameter/gradient
+// arena and the activation buffers, sized once for `capacity_rows`.
+// Dimension key: R rows (<= capacity), W_i width of activation i.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mpitrain/core/arena.hpp"
+#include "mpitrain/nn/activation.hpp"
+#include "mpitrain/nn/layer.hpp"
+
+namespace mpitrain {
+
+// Parses "784-256-10" into widths; UserError on a malformed spec.
+std::vector<int> parse_model_spec(const std::string& spec);
+
+class Model {
+ public:
+  Model(const std::string& spec, Activation activation, int capacity_rows);
+
+  // Initialises all parameters from the seed (identical on every rank).
+  void init(std::uint64_t seed);
+
+  int input_width() const { return widths_.front(); }
+  int output_width() const { return widths_.back(); }
+  int capacity_rows() const { return capacity_; }
+  const std::string& spec() const { return spec_; }
+  long long param_count() const;  // real parameters (excludes alignment padding)
+  double forward_flops_per_sample() const;
+
+  // Input buffer (capacity, W_0): the reader writes a shard here.
+  float* input() { return acts_.front().data(); }
+  // Runs forward over `rows` rows of `x` (R, W_0), by default input(); x must
+  // stay valid until backward(). Returns the output (R, W_last).
+  float* forward(int rows, const float* x = nullptr);
+  // Gradient w.r.t. the output (R, W_last) to fill before backward(); may be
+  // the output buffer itself (the fused losses allow it).
+  float* output_grad() { return grad_a_.data(); }
+  // Called after each layer's parameter gradients, before its input
+  // gradient, with the layer's index: from then on that layer's gradients
+  // are final for this pass, so a gradient reducer can start sending them
+  // while the rest of backward computes.
+  class BackwardHook {
+   public:
+    virtual ~BackwardHook() = default;
+    // Gradients in the arena from offset `ready_from` (in floats) to the end
+    // are final once layer `layer_index` is done.
+    virtual void after_layer(size_t layer_index, long long ready_from) = 0;
+  };
+  // Backward in the reverse order of forward; adds into arena().grads().
+  void backward(int rows, BackwardHook* hook = nullptr);
+
+  Arena& arena() { return arena_; }
+  const Arena& arena() const { return arena_; }
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+
+ private:
+  std::string spec_;
+  std::vector<int> widths_;
+  int capacity_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  Arena arena_;
+  std::vector<AlignedBuffer<float>> acts_;  // acts_[i]: input of layer i (capacity, width)
+  std::vector<long long> param_begin_;      // param_begin_[i]: arena offset of layer i's first parameter
+  const float* input_ = nullptr;            // the last forward's input (acts_[0] or the caller's)
+  AlignedBuffer<float> grad_a_, grad_b_;    // ping-pong (capacity, max width)
+};
+
+}  // namespace mpitrain

@@ -1,0 +1,49 @@
+// The trainer's side of checkpoints: when to write (every N epochs, every N
+// steps, every T seconds: rank 0 decides the timed ones and broadcasts, so
+// ranks never disagree), what to write (the loop's TrainProgress plus the
+// weights and optimizer state), the final and best models, and restoring a
+// run from --resume after checking that the checkpoint fits this run.
+#pragma once
+#include <string>
+
+#include "mpitrain/comm/communicator.hpp"
+#include "mpitrain/io/checkpoint_file.hpp"
+#include "mpitrain/io/json_lines.hpp"
+#include "mpitrain/nn/model.hpp"
+#include "mpitrain/train/config.hpp"
+#include "mpitrain/train/run_plan.hpp"
+
+namespace mpitrain {
+
+class Checkpointer {
+ public:
+  Checkpointer(const Config& c, const RunPlan& plan, const Comm& comm);
+  bool enabled() const { return !dir_.empty(); }
+  // After a step: due by --checkpoint-every-steps or --checkpoint-every-s.
+  // Collective when --checkpoint-every-s is set.
+  bool due_after_step(long long global_steps_done);
+  bool due_at_epoch_end(long long epochs_done) const;
+  // Rank 0 writes dir/name (atomically) and a metrics line; other ranks return.
+  void save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, MetricsWriter& metrics,
+            bool update_latest);
+  void set_last_metrics(std::string json) { meta_.last_metrics = std::move(json); }
+
+  static std::string epoch_name(long long epochs_done);
+  static std::string step_name(long long epoch, long long step_in_epoch);
+
+ private:
+  const Config& c_;
+  const Comm& comm_;
+  std::string dir_;
+  CheckpointMeta meta_;
+  double last_timed_s_;
+};
+
+// Rank 0 reads the checkpoint named by --resume (or the checkpoint
+// directory's latest), checks it was written for this model, data and
+// sample order, and every rank receives weights, optimizer state and
+// progress. Collective; a bad checkpoint is reported once (UserError path).
+TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& model, Optimizer& opt,
+                                 const Comm& comm);
+
+}  // namespace mpitrain

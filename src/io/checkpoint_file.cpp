@@ -1,0 +1,373 @@
+#include "mpitrain/io/checkpoint_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <type_traits>
+
+#include "mpitrain/core/errors.hpp"
+#include "mpitrain/io/h5.hpp"
+
+namespace mpitrain {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The progress fields, named once for writing, reading and the checksum.
+struct IntField { const char* name; long long TrainProgress::*field; };
+struct RealField { const char* name; double TrainProgress::*field; };
+constexpr IntField kIntFields[] = {
+    {"epoch", &TrainProgress::epoch}, {"step_in_epoch", &TrainProgress::step_in_epoch},
+    {"global_step", &TrainProgress::global_step}, {"samples", &TrainProgress::samples},
+    {"global_batch", &TrainProgress::global_batch}, {"optimizer_steps", &TrainProgress::optimizer_steps},
+    {"epoch_samples", &TrainProgress::epoch_samples}, {"best_epoch", &TrainProgress::best_epoch},
+    {"target_epoch", &TrainProgress::target_epoch}, {"target_step", &TrainProgress::target_step},
+    {"target_samples", &TrainProgress::target_samples}};
+constexpr RealField kRealFields[] = {
+    {"previous_lr", &TrainProgress::previous_lr}, {"first_loss", &TrainProgress::first_loss},
+    {"epoch_loss_sum", &TrainProgress::epoch_loss_sum}, {"epoch_correct_sum", &TrainProgress::epoch_correct_sum},
+    {"elapsed_s", &TrainProgress::elapsed_s}, {"best_value", &TrainProgress::best_value},
+    {"target_time_s", &TrainProgress::target_time_s}};
+
+// Progress fields added after the format's first release (best.h5 tracker,
+// noise-scale estimator). Files written before them lack these attributes;
+// the reader treats them as optional and leaves the defaults. Calls
+// f(name, field, default) for each, for a const or non-const progress.
+template <class P, class F>
+void for_each_added_field(P& p, F&& f) {
+  static const TrainProgress d{};
+  f("best_ckpt_epoch", p.best_ckpt_epoch, d.best_ckpt_epoch);
+  f("best_ckpt_value", p.best_ckpt_value, d.best_ckpt_value);
+  f("noise_updates", p.noise.updates, d.noise.updates);
+  f("noise_ema_g2", p.noise.ema_g2, d.noise.ema_g2);
+  f("noise_ema_s", p.noise.ema_s, d.noise.ema_s);
+  f("noise_decay_pow", p.noise.decay_pow, d.noise.decay_pow);
+}
+
+uLong crc_bytes(uLong crc, const void* data, size_t bytes) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (bytes > 0) {  // crc32 takes a uInt length
+    const auto n = static_cast<uInt>(std::min<size_t>(bytes, 1u << 30));
+    crc = crc32(crc, p, n);
+    p += n;
+    bytes -= n;
+  }
+  return crc;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) throw SystemError("open for fsync failed on " + path);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw SystemError("fsync failed on " + path);
+}
+
+// Replaces `target` by a file holding `text`, atomically.
+void write_text_atomic(const fs::path& target, const std::string& text) {
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw SystemError("writing " + tmp.string() + " failed");
+  }
+  fsync_path(tmp.string(), false);
+  fs::rename(tmp, target);
+  fsync_path(target.parent_path().string(), true);
+}
+
+void write_array(hid_t group, const ParamView& v, const float* data, const std::string& file) {
+  std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
+  const std::string leaf = v.name.substr(v.name.find('/') + 1);
+  const std::string layer = v.name.substr(0, v.name.find('/'));
+  if (!h5::path_exists(group, layer)) h5::create_group(group, layer, file);
+  h5::Handle g(h5::check_id(H5Gopen2(group, layer.c_str(), H5P_DEFAULT), "H5Gopen2", file), H5Gclose);
+  h5::write_dataset(g.get(), leaf, H5T_NATIVE_FLOAT, dims, data, dims.empty() ? 1 : dims[0], file);
+}
+
+// Test-only: MPITRAIN_TEST_KILL_IN_CHECKPOINT=N kills the process part-way
+// through the N-th checkpoint write (after the data, before the rename), to
+// prove an interrupted write leaves the previous checkpoint intact.
+void maybe_die_in_write() {
+  static int writes = 0;
+  const char* n = std::getenv("MPITRAIN_TEST_KILL_IN_CHECKPOINT");
+  if (n && ++writes == std::atoi(n)) std::raise(SIGKILL);
+}
+
+}  // namespace
+
+std::uint32_t checkpoint_checksum(const float* params, long long count,
+                                  const std::vector<std::pair<std::string, const float*>>& state,
+                                  const TrainProgress& progress) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc_bytes(crc, params, static_cast<size_t>(count) * sizeof(float));
+  // Buffers in name order, so the caller's order of state names does not matter.
+  auto sorted = state;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [name, data] : sorted) {
+    crc = crc_bytes(crc, name.data(), name.size());
+    crc = crc_bytes(crc, data, static_cast<size_t>(count) * sizeof(float));
+  }
+  for (const auto& f : kIntFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(long long));
+  for (const auto& f : kRealFields) crc = crc_bytes(crc, &(progress.*f.field), sizeof(double));
+  // The added fields count only where their bits differ from the default, each
+  // tagged with its name (NUL included) so that which field holds a value is
+  // covered too. Why not always, or behind a version attribute: an older file
+  // has none of them, is read with the defaults, and so gets exactly the CRC it
+  // was written with -- no version logic needed -- while in a newer file any
+  // change to an added attribute (or deleting a non-default one) alters the
+  // CRC. And state_crc32, taken with a default progress, keeps its value.
+  for_each_added_field(progress, [&](const char* name, const auto& value, const auto& def) {
+    if (std::memcmp(&value, &def, sizeof value) == 0) return;
+    crc = crc_bytes(crc, name, std::strlen(name) + 1);
+    crc = crc_bytes(crc, &value, sizeof value);
+  });
+  return static_cast<std::uint32_t>(crc);
+}
+
+long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
+                           Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
+                           int keep_last, bool update_latest) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw SystemError("cannot create checkpoint directory '" + dir + "': " + ec.message());
+  // Temporary files left by a writer that died are garbage: the rename never happened.
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with(".ckpt-") || n.starts_with(".final.h5.tmp") || n.starts_with(".best.h5.tmp"))
+      if (n.find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+  }
+  const fs::path target = fs::path(dir) / name;
+  const fs::path tmp = fs::path(dir) / ("." + name + ".tmp." + std::to_string(getpid()));
+  const std::string file = tmp.string();
+  std::vector<std::pair<std::string, const float*>> state;
+  for (const auto& [sname, data] : optimizer.state_buffers()) state.emplace_back(sname, data);
+  // The checksum is taken over exactly what a reader reconstructs: the
+  // parameter views, with the alignment padding between them as zeros.
+  const auto count = static_cast<size_t>(arena.param_count());
+  auto as_read = [&](const float* data) {
+    std::vector<float> out(count, 0.0f);
+    for (const ParamView& v : arena.views())
+      std::copy_n(data + v.offset, static_cast<size_t>(v.size), out.begin() + v.offset);
+    return out;
+  };
+  const std::vector<float> params_as_read = as_read(arena.params());
+  std::vector<std::vector<float>> state_as_read;
+  std::vector<std::pair<std::string, const float*>> state_for_crc;
+  for (const auto& [sname, data] : state) state_as_read.push_back(as_read(data));
+  for (size_t i = 0; i < state.size(); ++i) state_for_crc.emplace_back(state[i].first, state_as_read[i].data());
+  h5::silence_errors();
+  try {
+    {
+      h5::Handle f = h5::create_file_truncate(file);
+      h5::Handle params = h5::create_group(f.get(), "params", file);
+      for (const ParamView& v : arena.views()) write_array(params.get(), v, arena.params() + v.offset, file);
+      h5::Handle opt = h5::create_group(f.get(), "optimizer", file);
+      for (const auto& [sname, data] : state) {
+        h5::Handle g = h5::create_group(opt.get(), sname, file);
+        for (const ParamView& v : arena.views()) write_array(g.get(), v, data + v.offset, file);
+      }
+      h5::Handle prog = h5::create_group(f.get(), "progress", file);
+      for (const auto& fld : kIntFields) h5::write_attr_int(prog.get(), fld.name, progress.*fld.field);
+      for (const auto& fld : kRealFields) h5::write_attr_double(prog.get(), fld.name, progress.*fld.field);
+      for_each_added_field(progress, [&](const char* attr, const auto& value, const auto&) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>)
+          h5::write_attr_int(prog.get(), attr, value);
+        else
+          h5::write_attr_double(prog.get(), attr, value);
+      });
+      const hid_t root = f.get();
+      h5::write_attr_string(root, "format", kCheckpointFormat);
+      h5::write_attr_string(root, "version", meta.version);
+      h5::write_attr_string(root, "model_spec", meta.model_spec);
+      h5::write_attr_string(root, "optimizer", meta.optimizer);
+      h5::write_attr_string(root, "config", meta.config_ini);
+      h5::write_attr_string(root, "last_metrics", meta.last_metrics);
+      h5::write_attr_int(root, "world_size", meta.world_size);
+      h5::write_attr_int(root, "train_rows", meta.train_rows);
+      h5::write_attr_int(root, "x_width", meta.x_width);
+      h5::write_attr_int(root, "num_classes", meta.num_classes);
+      h5::write_attr_int(root, "y_width", meta.y_width);
+      h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
+      h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
+      h5::write_attr_int(root, "checksum_crc32",
+                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, progress));
+      // The weights and optimizer state alone: equal in two runs that reached
+      // the same state bitwise (the full checksum also covers timings).
+      h5::write_attr_int(root, "state_crc32",
+                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, {}));
+      h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
+    }
+    maybe_die_in_write();
+    fsync_path(file, false);
+    fs::rename(tmp, target);
+    fsync_path(dir, true);
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+  if (update_latest) write_text_atomic(fs::path(dir) / "latest", name + "\n");
+  const long long bytes = static_cast<long long>(fs::file_size(target, ec));
+  if (keep_last > 0 && name.starts_with("ckpt-")) {
+    std::vector<std::string> old;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.starts_with("ckpt-") && n.ends_with(".h5") && n != name) old.push_back(n);
+    }
+    std::sort(old.begin(), old.end());  // zero-padded names: oldest first
+    const long long extra = static_cast<long long>(old.size()) + 1 - keep_last;
+    for (long long i = 0; i < extra; ++i) fs::remove(fs::path(dir) / old[static_cast<size_t>(i)], ec);
+  }
+  return bytes;
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "latest");
+  std::string name;
+  if (!(in >> name)) return "";
+  return (fs::path(dir) / name).string();
+}
+
+namespace {
+
+std::string need_string(hid_t obj, const char* name, const std::string& path) {
+  auto v = h5::read_attr_string(obj, name);
+  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
+  return *v;
+}
+
+long long need_int(hid_t obj, const char* name, const std::string& path) {
+  auto v = h5::read_attr_int(obj, name);
+  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
+  return *v;
+}
+
+void read_array(hid_t file, const std::string& dset, const ParamView& v, float* out, const std::string& path) {
+  if (!h5::path_exists(file, dset))
+    throw UserError("checkpoint '" + path + "' is missing '" + dset + "': it was written for another model or is incomplete");
+  h5::Handle d = h5::open_dataset(file, dset, path);
+  const auto dims = h5::dataset_dims(d.get(), path + ":" + dset);
+  const std::vector<hsize_t> want(v.shape.begin(), v.shape.end());
+  if (dims != want)
+    throw UserError("checkpoint '" + path + "': '" + dset + "' has a different shape than the model's " + v.name);
+  if (H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    throw UserError("checkpoint '" + path + "': reading '" + dset + "' failed: the file is truncated or corrupted");
+}
+
+h5::Handle open_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw UserError("checkpoint '" + path + "' does not exist");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw UserError("checkpoint '" + path + "' is not an HDF5 file (truncated or corrupted?)");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw UserError("checkpoint '" + path + "' cannot be opened: it is truncated or corrupted");
+  h5::Handle f(id, H5Fclose);
+  if (h5::read_attr_string(f.get(), "format").value_or("") != kCheckpointFormat)
+    throw UserError("'" + path + "' is not an mpitrain checkpoint (no format attribute '" + kCheckpointFormat + "')");
+  return f;
+}
+
+CheckpointMeta read_meta(hid_t f, const std::string& path) {
+  CheckpointMeta m;
+  m.version = need_string(f, "version", path);
+  m.model_spec = need_string(f, "model_spec", path);
+  m.optimizer = need_string(f, "optimizer", path);
+  m.config_ini = need_string(f, "config", path);
+  m.last_metrics = need_string(f, "last_metrics", path);
+  m.world_size = static_cast<int>(need_int(f, "world_size", path));
+  m.train_rows = need_int(f, "train_rows", path);
+  m.x_width = static_cast<int>(need_int(f, "x_width", path));
+  m.num_classes = static_cast<int>(need_int(f, "num_classes", path));
+  m.y_width = static_cast<int>(need_int(f, "y_width", path));
+  m.seed = static_cast<std::uint64_t>(need_int(f, "seed", path));
+  return m;
+}
+
+}  // namespace
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  h5::silence_errors();
+  try {
+    h5::Handle f = open_checkpoint(path);
+    return read_meta(f.get(), path);
+  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
+  }
+}
+
+std::vector<std::string> checkpoint_state_names(const std::string& path) {
+  h5::silence_errors();
+  try {
+    h5::Handle f = open_checkpoint(path);
+    if (!h5::path_exists(f.get(), "/optimizer")) return {};
+    h5::Handle g(h5::check_id(H5Gopen2(f.get(), "/optimizer", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
+    return h5::child_names(g.get(), path + ":/optimizer");
+  } catch (const SystemError& e) {
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + ")");
+  }
+}
+
+namespace {
+Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
+                                     const std::vector<std::string>& state_names);
+}
+
+Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names) {
+  try {
+    return read_checkpoint_unchecked(path, arena, state_names);
+  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
+    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
+  }
+}
+
+namespace {
+Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
+                                     const std::vector<std::string>& state_names) {
+  h5::silence_errors();
+  h5::Handle f = open_checkpoint(path);
+  Checkpoint c;
+  c.meta = read_meta(f.get(), path);
+  const auto n = static_cast<size_t>(arena.param_count());
+  c.params.assign(n, 0.0f);
+  for (const ParamView& v : arena.views()) read_array(f.get(), "/params/" + v.name, v, c.params.data() + v.offset, path);
+  for (const auto& sname : state_names) {
+    std::vector<float> buf(n, 0.0f);
+    for (const ParamView& v : arena.views())
+      read_array(f.get(), "/optimizer/" + sname + "/" + v.name, v, buf.data() + v.offset, path);
+    c.state.emplace_back(sname, std::move(buf));
+  }
+  if (!h5::path_exists(f.get(), "/progress")) throw UserError("checkpoint '" + path + "' is missing /progress");
+  h5::Handle prog(h5::check_id(H5Gopen2(f.get(), "/progress", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
+  for (const auto& fld : kIntFields) c.progress.*fld.field = need_int(prog.get(), fld.name, path);
+  for (const auto& fld : kRealFields) {
+    auto v = h5::read_attr_double(prog.get(), fld.name);
+    if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + std::string(fld.name) + "'");
+    c.progress.*fld.field = *v;
+  }
+  // Optional: absent in checkpoints written before these fields existed.
+  for_each_added_field(c.progress, [&](const char* name, auto& value, const auto&) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>) {
+      if (auto v = h5::read_attr_int(prog.get(), name)) value = *v;
+    } else {
+      if (auto v = h5::read_attr_double(prog.get(), name)) value = *v;
+    }
+  });
+  c.checksum = static_cast<std::uint32_t>(need_int(f.get(), "checksum_crc32", path));
+  std::vector<std::pair<std::string, const float*>> state;
+  for (const auto& [sname, buf] : c.state) state.emplace_back(sname, buf.data());
+  if (checkpoint_checksum(c.params.data(), arena.param_count(), state, c.progress) != c.checksum)
+    throw UserError("checkpoint '" + path + "' fails its checksum: the file is corrupted; resume from an older checkpoint");
+  return c;
+}
+
+}  // namespace
+
+}  // namespace mpitrain

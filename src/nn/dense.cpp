@@ -1,0 +1,124 @@
+#include "mpitrain/nn/dense.hpp"
+
+#include <cblas.h>
+
+#include <cmath>
+
+#include "mpitrain/core/errors.hpp"
+
+namespace mpitrain {
+
+Dense::Dense(std::string name, int in, int out, Init init, FusedActivation act)
+    : name_(std::move(name)), in_(in), out_(out), init_(init), act_(act) {}
+
+std::string Dense::name() const {
+  switch (act_) {
+    case FusedActivation::kNone: return name_;
+    case FusedActivation::kRelu: return name_ + "+relu";
+    case FusedActivation::kTanh: return name_ + "+tanh";
+  }
+  return name_;
+}
+
+void Dense::register_params(Arena& arena) {
+  w_offset_ = arena.add(name_ + "/W", {in_, out_});
+  b_offset_ = arena.add(name_ + "/b", {out_});
+}
+
+void Dense::bind(Arena& arena) {
+  w_ = arena.params() + w_offset_;
+  b_ = arena.params() + b_offset_;
+  dw_ = arena.grads() + w_offset_;
+  db_ = arena.grads() + b_offset_;
+}
+
+void Dense::init(Rng& rng) {
+  // He et al. 2015 (normal, std sqrt(2/fan_in)) before ReLU-like units;
+  // Glorot & Bengio 2010 (uniform, limit sqrt(6/(fan_in+fan_out))) otherwise.
+  const long long n = static_cast<long long>(in_) * out_;
+  if (init_ == Init::kHe) {
+    const double std = std::sqrt(2.0 / in_);
+    for (long long i = 0; i < n; ++i) w_[i] = static_cast<float>(std * rng.normal());
+  } else {
+    const double limit = std::sqrt(6.0 / (in_ + out_));
+    for (long long i = 0; i < n; ++i) w_[i] = static_cast<float>(limit * (2.0 * rng.uniform01() - 1.0));
+  }
+  for (int j = 0; j < out_; ++j) b_[j] = 0.0f;
+}
+
+namespace {
+
+// One pass over dy (R, O): dy <- dy * act'(y) in place, and db (O) += column
+// sums of the result. The summation order over rows is the same as a separate
+// activation backward followed by a column-sum pass, so results are bitwise
+// identical to the unfused layers.
+template <typename Derivative>
+void activation_grad_and_bias_sum(float* dy, const float* y, float* __restrict db, int rows, int out,
+                                  Derivative deriv) {
+  for (int r = 0; r < rows; ++r) {
+    float* __restrict dyr = dy + static_cast<long long>(r) * out;
+    const float* __restrict yr = y + static_cast<long long>(r) * out;
+    for (int j = 0; j < out; ++j) {
+      const float g = deriv(dyr[j], yr[j]);
+      dyr[j] = g;
+      db[j] += g;
+    }
+  }
+}
+
+}  // namespace
+
+void Dense::forward(const float* x, float* y, int rows) const {
+  if (rows == 0) return;
+  // y (R, O) = b broadcast, then y += x (R, I) . W (I, O)
+  for (int r = 0; r < rows; ++r) {
+    float* yr = y + static_cast<long long>(r) * out_;
+    for (int j = 0; j < out_; ++j) yr[j] = b_[j];
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out_, in_, 1.0f, x, in_, w_, out_,
+              1.0f, y, out_);
+  // y = act(y) in place: the pre-activation is not kept, backward needs only y.
+  const long long n = static_cast<long long>(rows) * out_;
+  switch (act_) {
+    case FusedActivation::kNone:
+      break;
+    case FusedActivation::kRelu:
+      for (long long i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+      break;
+    case FusedActivation::kTanh:
+      for (long long i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
+      break;
+  }
+}
+
+void Dense::backward_params(const float* x, const float* y, float* dy, int rows) {
+  if (rows == 0) return;
+  // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
+  // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
+  switch (act_) {
+    case FusedActivation::kNone:
+      for (int r = 0; r < rows; ++r) {
+        const float* dyr = dy + static_cast<long long>(r) * out_;
+        for (int j = 0; j < out_; ++j) db_[j] += dyr[j];
+      }
+      break;
+    case FusedActivation::kRelu:
+      activation_grad_and_bias_sum(dy, y, db_, rows, out_, [](float g, float v) { return v > 0.0f ? g : 0.0f; });
+      break;
+    case FusedActivation::kTanh:
+      activation_grad_and_bias_sum(dy, y, db_, rows, out_, [](float g, float v) { return g * (1.0f - v * v); });
+      break;
+  }
+  // dW (I, O) += x^T (I, R) . dy (R, O)
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, rows, 1.0f, x, in_, dy, out_,
+              1.0f, dw_, out_);
+}
+
+void Dense::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
+  if (rows == 0) return;
+  // dx (R, I) = dy (R, O) . W^T (O, I)
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in_, out_, 1.0f, dy, out_, w_, out_,
+                0.0f, dx, in_);
+}
+
+}  // namespace mpitrain

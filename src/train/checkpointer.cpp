@@ -1,0 +1,142 @@
+#include "mpitrain/train/checkpointer.hpp"
+
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "mpitrain/core/clock.hpp"
+#include "mpitrain/core/errors.hpp"
+
+namespace mpitrain {
+namespace {
+
+std::map<std::string, std::string> parse_ini(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find(" = ");
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    out[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
+// The options that decide which samples form each step and what the state
+// means: resuming under different values would not continue the same run.
+constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "batch-schedule", "seed",
+                                              "drop-last", "val-fraction", "optimizer"};
+
+void check_fits(const Config& c, const RunPlan& plan, const CheckpointMeta& m, const std::string& path) {
+  if (m.model_spec != c.model)
+    throw UserError("checkpoint '" + path + "' was written for --model " + m.model_spec + ", not " + c.model +
+                    ": resume with the same model");
+  // Options first: a different --val-fraction also shows up as different data,
+  // and the option is what the user has to change.
+  const auto then = parse_ini(m.config_ini);
+  for (const auto& [key, value] : c.entries)
+    for (const char* opt : kTrajectoryOptions)
+      if (key == opt && then.count(key) && then.at(key) != value)
+        throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + then.at(key) +
+                        "', this run has '" + value + "': resume with the same --" + key +
+                        " (it decides the sample order and state)");
+  const auto& train = plan.data->split("train");
+  if (m.train_rows != plan.train_count || m.x_width != train.x_width || m.num_classes != plan.data->num_classes() ||
+      m.y_width != train.y_width)
+    throw UserError("checkpoint '" + path + "' was written for data of " + std::to_string(m.train_rows) +
+                    " training rows x " + std::to_string(m.x_width) + " features, " + std::to_string(m.num_classes) +
+                    " classes; --data '" + c.data + "' has " + std::to_string(plan.train_count) + " x " +
+                    std::to_string(train.x_width) + ", " + std::to_string(plan.data->num_classes()) +
+                    ": resume on the same data");
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const Config& c, const RunPlan& plan, const Comm& comm)
+    : c_(c), comm_(comm), dir_(c.checkpoint_path()), last_timed_s_(now_s()) {
+  meta_.version = MPITRAIN_VERSION;
+  meta_.model_spec = c.model;
+  meta_.optimizer = optimizer_name(c.optim.kind);
+  meta_.config_ini = c.to_ini();
+  meta_.world_size = comm.size();
+  meta_.train_rows = plan.train_count;
+  meta_.x_width = plan.data->split("train").x_width;
+  meta_.num_classes = plan.data->num_classes();
+  meta_.y_width = plan.data->split("train").y_width;
+  meta_.seed = c.seed;
+}
+
+bool Checkpointer::due_after_step(long long global_steps_done) {
+  if (!enabled()) return false;
+  bool due = c_.checkpoint_every_steps > 0 && global_steps_done % c_.checkpoint_every_steps == 0;
+  if (c_.checkpoint_every_s > 0) {
+    int timed = comm_.rank() == 0 && now_s() - last_timed_s_ >= c_.checkpoint_every_s ? 1 : 0;
+    comm_.broadcast(&timed, sizeof timed, 0);  // rank 0's clock decides for everyone
+    due = due || timed != 0;
+  }
+  return due;
+}
+
+bool Checkpointer::due_at_epoch_end(long long epochs_done) const {
+  return enabled() && c_.checkpoint_every_epochs > 0 && epochs_done % c_.checkpoint_every_epochs == 0;
+}
+
+std::string Checkpointer::epoch_name(long long epochs_done) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "ckpt-e%04lld.h5", epochs_done);
+  return buf;
+}
+
+std::string Checkpointer::step_name(long long epoch, long long step_in_epoch) {
+  // Sorts before the same epoch's end-of-epoch file ('-' < '.').
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "ckpt-e%04lld-s%07lld.h5", epoch + 1, step_in_epoch);
+  return buf;
+}
+
+void Checkpointer::save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt,
+                        MetricsWriter& metrics, bool update_latest) {
+  last_timed_s_ = now_s();
+  if (comm_.rank() != 0) return;
+  const double t0 = now_s();
+  const long long bytes = write_checkpoint(dir_, name, model.arena(), opt, p, meta_,
+                                           static_cast<int>(c_.keep_last), update_latest);
+  const double seconds = now_s() - t0;
+  JsonObject m;
+  m.add("type", "checkpoint").add("file", dir_ + "/" + name).add("epoch", p.epoch).add("step", p.global_step)
+      .add("seconds", seconds).add("mb", static_cast<double>(bytes) / 1e6);
+  metrics.write(m);
+}
+
+TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& model, Optimizer& opt,
+                                 const Comm& comm) {
+  Arena& arena = model.arena();
+  auto buffers = opt.state_buffers();
+  TrainProgress p;
+  comm.collective_check([&] {
+    if (comm.rank() != 0) return;
+    const std::string path = c.resume == "latest" ? latest_checkpoint(c.checkpoint_path()) : c.resume;
+    if (path.empty())
+      throw UserError("--resume: no checkpoint in '" + c.checkpoint_path() + "' (no 'latest' file): start without --resume");
+    std::vector<std::string> names;
+    for (const auto& b : buffers) names.push_back(b.first);
+    check_fits(c, plan, read_checkpoint_meta(path), path);  // before shapes: name the option to change
+    const Checkpoint ck = read_checkpoint(path, arena, names);
+    std::copy(ck.params.begin(), ck.params.end(), arena.params());
+    for (size_t i = 0; i < buffers.size(); ++i)
+      std::copy(ck.state[i].second.begin(), ck.state[i].second.end(), buffers[i].second);
+    p = ck.progress;
+    std::printf("resuming from %s: epoch %lld, step %lld of it, global step %lld (written by %d ranks)\n",
+                path.c_str(), p.epoch + 1, p.step_in_epoch, p.global_step, ck.meta.world_size);
+    std::fflush(stdout);
+  });
+  const long long bytes = arena.param_count() * static_cast<long long>(sizeof(float));
+  comm.broadcast(arena.params(), bytes, 0);
+  for (auto& b : buffers) comm.broadcast(b.second, bytes, 0);
+  static_assert(std::is_trivially_copyable_v<TrainProgress>);
+  comm.broadcast(&p, sizeof p, 0);
+  opt.set_counters(p.optimizer_steps, p.previous_lr);
+  return p;
+}
+
+}  // namespace mpitrain

@@ -1,0 +1,320 @@
+#include "mpitrain/train/config.hpp"
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <type_traits>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "mpitrain/core/errors.hpp"
+#include "mpitrain/nn/model.hpp"
+#include "mpitrain/train/stopping.hpp"
+
+namespace po = boost::program_options;
+
+namespace mpitrain {
+namespace {
+
+std::string to_text(const std::string& v) { return v; }
+std::string to_text(bool v) { return v ? "true" : "false"; }
+// Shortest text that reads back to exactly the same value, so the config
+// recorded in headers is the one that ran.
+template <typename T>
+std::string to_text(const T& v) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("?");
+}
+
+// Declares each option once: its name, the Config field it fills, its help.
+// The same table prints the effective configuration.
+class OptionTable {
+ public:
+  explicit OptionTable(po::options_description& desc) : desc_(desc) {}
+  template <typename T>
+  void add(const char* name, T* field, const char* help) {
+    desc_.add_options()(name, po::value<T>(field)->default_value(*field, to_text(*field))->value_name(short_kind<T>()), help);
+    printers_.emplace_back(name, [field] { return to_text(*field); });
+    kinds_.emplace_back(name, kind<T>());
+  }
+  void add_flag(const char* name, bool* field, const char* help) {
+    desc_.add_options()(name, po::value<bool>(field)->default_value(*field, to_text(*field))->implicit_value(true, "true"),
+                        help);
+    printers_.emplace_back(name, [field] { return to_text(*field); });
+    kinds_.emplace_back(name, "true or false");
+  }
+  // What a value of the option must look like, for error messages.
+  std::string kind_of(const std::string& option) const {
+    for (const auto& [name, k] : kinds_)
+      if ("--" + name == option || name == option) return k;
+    return "";
+  }
+  std::vector<std::pair<std::string, std::string>> entries() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, print] : printers_) out.emplace_back(name, print());
+    return out;
+  }
+
+ private:
+  template <typename T>
+  static const char* short_kind() {
+    if constexpr (std::is_same_v<T, std::string>) return "TEXT";
+    else if constexpr (std::is_integral_v<T>) return "INT";
+    else return "NUM";
+  }
+  template <typename T>
+  static const char* kind() {
+    if constexpr (std::is_same_v<T, std::string>) return "text";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else return "a number";
+  }
+  po::options_description& desc_;
+  std::vector<std::pair<std::string, std::function<std::string()>>> printers_;
+  std::vector<std::pair<std::string, std::string>> kinds_;
+};
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw UserError(message);
+}
+
+void validate(Config& c) {
+  require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
+  parse_model_spec(c.model);
+  c.activation = parse_activation(c.activation_name);
+  require(c.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(c.epochs) + ")");
+  require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
+  require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
+
+  ScheduleOptions& s = c.schedule;
+  require(std::isfinite(s.base_lr) && s.base_lr > 0, "--lr must be a finite number > 0 (got " + to_text(s.base_lr) + ")");
+  require(s.ref_batch >= 1, "--ref-batch must be at least 1 (got " + std::to_string(s.ref_batch) + ")");
+  require(std::isfinite(s.warmup_epochs) && s.warmup_epochs >= 0,
+          "--warmup-epochs must be a finite number >= 0 (got " + to_text(s.warmup_epochs) + ")");
+  require(s.warmup_steps >= 0, "--warmup-steps must be >= 0");
+  require(!(s.warmup_epochs > 0 && s.warmup_steps > 0), "give --warmup-epochs or --warmup-steps, not both");
+  require(std::isfinite(s.warmup_start_factor) && s.warmup_start_factor <= 1,
+          "--warmup-start-factor must be in [0, 1] (or negative for automatic)");
+  s.scaling = parse_lr_scaling(c.lr_scaling_name);
+  s.decay = parse_lr_decay(c.lr_decay_name);
+  s.milestones = parse_milestones(c.milestones_text);
+  require(s.decay != LrDecay::kStep || !s.milestones.empty(),
+          "--lr-decay step needs --lr-milestones, e.g. --lr-milestones 10,20");
+  require(std::isfinite(s.gamma) && s.gamma > 0, "--lr-gamma must be a finite number > 0");
+  require(std::isfinite(s.final_fraction) && s.final_fraction >= 0 && s.final_fraction <= 1,
+          "--lr-final-fraction must be in [0, 1]");
+  require(std::isfinite(s.poly_power) && s.poly_power > 0, "--lr-poly-power must be > 0");
+  require(c.batch_schedule_lr == "scale" || c.batch_schedule_lr == "hold",
+          "--batch-schedule-lr must be scale or hold (got '" + c.batch_schedule_lr + "')");
+  s.hold_lr_on_batch_change = c.batch_schedule_lr == "hold";
+  s.epochs = c.epochs;
+  parse_batch_schedule(c.batch_schedule_text, c.global_batch);
+
+  OptimizerOptions& o = c.optim;
+  o.kind = parse_optimizer(c.optimizer_name);
+  o.weight_decay_mode = parse_weight_decay_mode(c.weight_decay_mode_name);
+  require(std::isfinite(o.momentum) && o.momentum >= 0 && o.momentum < 1,
+          "--momentum must be in [0, 1) (got " + to_text(o.momentum) + ")");
+  require(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+          "--weight-decay must be a finite number >= 0 (got " + to_text(o.weight_decay) + ")");
+  require(std::isfinite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, "--beta1 must be in [0, 1)");
+  require(std::isfinite(o.beta2) && o.beta2 >= 0 && o.beta2 < 1, "--beta2 must be in [0, 1)");
+  require(std::isfinite(o.eps) && o.eps > 0, "--eps must be > 0");
+  require(std::isfinite(o.lars_eta) && o.lars_eta > 0, "--lars-eta must be > 0");
+  require(std::isfinite(o.trust_clip) && o.trust_clip >= 0, "--trust-clip must be >= 0 (0: no clip)");
+
+  require(std::isfinite(c.val_fraction) && c.val_fraction >= 0 && c.val_fraction < 1,
+          "--val-fraction must be in [0, 1) (got " + to_text(c.val_fraction) + ")");
+  require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
+          "--eval-split must be test, val or none (got '" + c.eval_split + "')");
+  require(c.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
+  check_metric_name(c.early_stop_metric, "--early-stop-metric");
+  if (!c.target.empty()) parse_target(c.target);
+  require(!c.stop_at_target || !c.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
+  require(std::isfinite(c.early_stop_min_delta) && c.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
+  require(std::isfinite(c.divergence_factor) && c.divergence_factor >= 0,
+          "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
+  require(c.checkpoint_every_epochs >= 0 && c.checkpoint_every_steps >= 0 && c.keep_last >= 0,
+          "--checkpoint-every-epochs, --checkpoint-every-steps and --keep-last must be >= 0");
+  require(std::isfinite(c.checkpoint_every_s) && c.checkpoint_every_s >= 0, "--checkpoint-every-s must be >= 0");
+  require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
+  require(c.resume != "latest" || !c.checkpoint_path().empty(),
+          "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
+  require(std::isfinite(c.noise_ema_decay) && c.noise_ema_decay >= 0 && c.noise_ema_decay < 1,
+          "--noise-ema-decay must be in [0, 1)");
+  require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
+  require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
+  require(c.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
+  require(c.overlap == "auto" || c.overlap == "on" || c.overlap == "off",
+          "--overlap must be auto, on or off (got '" + c.overlap + "')");
+  require(c.eval_every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
+  require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
+          "--progress-interval-s must be > 0");
+  require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
+          "--progress must be auto, live, lines or none (got '" + c.progress + "')");
+}
+
+}  // namespace
+
+std::string Config::metrics_path() const {
+  if (!metrics.empty() || run_dir.empty()) return metrics;
+  return (std::filesystem::path(run_dir) / "metrics.jsonl").string();
+}
+
+std::string Config::checkpoint_path() const {
+  if (!checkpoint_dir.empty() || run_dir.empty()) return checkpoint_dir;
+  return (std::filesystem::path(run_dir) / "checkpoints").string();
+}
+
+std::string Config::to_ini() const {
+  std::string out = "# effective configuration of an mpitrain run; reuse with --config (and a new --run-dir)\n";
+  for (const auto& [key, value] : entries)
+    if (key != "config" && key != "run-dir" && key != "resume") out += key + " = " + value + "\n";
+  return out;
+}
+
+// `--resume` alone means the latest checkpoint and `--resume FILE` names one;
+// Boost's implicit values cannot take a separate word, so join it here.
+static std::vector<std::string> join_resume(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--resume") {
+      out.push_back(args[i]);
+    } else if (i + 1 < args.size() && !args[i + 1].starts_with("-")) {
+      out.push_back("--resume=" + args[++i]);
+    } else {
+      out.push_back("--resume=latest");
+    }
+  }
+  return out;
+}
+
+ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
+  const std::vector<std::string> args = join_resume(raw_args);
+  ParseResult result;
+  Config& c = result.config;
+  long long seed = static_cast<long long>(c.seed);
+  po::options_description desc("mpitrain train [options]   (every option also works in the --config INI file)");
+  desc.add_options()("help,h", "print this help and exit");
+  desc.add_options()("config", po::value<std::string>(&c.config_file),
+                     "INI file of options (key = value); the command line wins");
+  OptionTable t(desc);
+  t.add("data", &c.data, "HDF5 dataset file (see datasets/README.md)");
+  t.add("model", &c.model, "layer widths joined by '-', input first, e.g. 784-256-10");
+  t.add("activation", &c.activation_name, "hidden activation: relu | tanh | gelu");
+  t.add("epochs", &c.epochs, "passes over the training set");
+  t.add("global-batch", &c.global_batch, "samples per optimizer step, summed over all ranks");
+  t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
+  t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
+  t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
+  // Learning rate (schedule.hpp)
+  t.add("lr", &c.schedule.base_lr, "base learning rate, tuned at --ref-batch");
+  t.add("ref-batch", &c.schedule.ref_batch, "global batch at which --lr was tuned");
+  t.add("lr-scaling", &c.lr_scaling_name, "rate rule for the global batch: none | linear | sqrt");
+  t.add("warmup-epochs", &c.schedule.warmup_epochs, "epochs of linear per-step warmup (may be fractional)");
+  t.add("warmup-steps", &c.schedule.warmup_steps, "steps of linear warmup (instead of --warmup-epochs)");
+  t.add("warmup-start-factor", &c.schedule.warmup_start_factor,
+        "fraction of the final rate warmup starts from (< 0: the reference-batch rate, or 0)");
+  t.add("lr-decay", &c.lr_decay_name, "decay after warmup: none | step | cosine | poly | exponential");
+  t.add("lr-milestones", &c.milestones_text, "step decay: epochs at which the rate is multiplied by --lr-gamma, e.g. 10,20");
+  t.add("lr-gamma", &c.schedule.gamma, "step: factor per milestone; exponential: factor per epoch");
+  t.add("lr-final-fraction", &c.schedule.final_fraction, "cosine/poly: final rate as a fraction of the peak");
+  t.add("lr-poly-power", &c.schedule.poly_power, "poly: power p of (1 - t)^p");
+  t.add("batch-schedule", &c.batch_schedule_text, "raise the global batch at epochs: EPOCH:B,... e.g. 5:512,10:1024");
+  t.add("batch-schedule-lr", &c.batch_schedule_lr, "rate when the batch schedule raises B: scale (rule) | hold");
+  // Optimizer (optim.hpp)
+  t.add("optimizer", &c.optimizer_name, "sgd | adamw | lars | lamb");
+  t.add("momentum", &c.optim.momentum, "SGD/LARS momentum in [0, 1)");
+  t.add_flag("nesterov", &c.optim.nesterov, "SGD: Nesterov momentum");
+  t.add_flag("momentum-correction", &c.optim.momentum_correction,
+             "SGD/LARS: scale the velocity by lr_new/lr_old when the rate changes (Goyal et al. eq. 10)");
+  t.add("weight-decay", &c.optim.weight_decay, "weight decay");
+  t.add("weight-decay-mode", &c.weight_decay_mode_name, "SGD: l2 (added to the gradient) | decoupled");
+  t.add("beta1", &c.optim.beta1, "AdamW/LAMB first-moment decay");
+  t.add("beta2", &c.optim.beta2, "AdamW/LAMB second-moment decay");
+  t.add("eps", &c.optim.eps, "AdamW/LAMB epsilon");
+  t.add("lars-eta", &c.optim.lars_eta, "LARS trust coefficient");
+  t.add_flag("exclude-bias", &c.optim.exclude_bias, "LARS/LAMB: biases get trust ratio 1 and no weight decay");
+  t.add("trust-clip", &c.optim.trust_clip, "LARS/LAMB: upper bound of the trust ratio (0: none)");
+  // Evaluation and stopping
+  t.add("val-fraction", &c.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
+  t.add("eval-split", &c.eval_split, "evaluated after each epoch: test (and val if any) | val | none");
+  t.add("early-stop-patience", &c.early_stop_patience, "stop after K epochs without improvement (0: off)");
+  t.add("early-stop-metric", &c.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
+  t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
+  t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
+  t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
+  t.add("eval-every-steps", &c.eval_every_steps,
+        "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
+  t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
+  t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
+  // Output and resources
+  t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
+  t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
+  t.add("checkpoint-dir", &c.checkpoint_dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
+  t.add("checkpoint-every-epochs", &c.checkpoint_every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
+  t.add("checkpoint-every-steps", &c.checkpoint_every_steps, "also checkpoint every N steps (0: off)");
+  t.add("checkpoint-every-s", &c.checkpoint_every_s, "also checkpoint every T seconds of training (0: off)");
+  t.add("keep-last", &c.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
+  t.add("resume", &c.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
+  t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
+  t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
+  t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
+  t.add("bucket-bytes", &c.bucket_bytes,
+        "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
+  t.add("overlap", &c.overlap,
+        "reduce gradient buckets during backward on a communication thread: on, off, or auto (on when the job spans "
+        "hosts or every rank has a spare core)");
+  t.add_flag("prefetch", &c.prefetch, "read the next rows on a background thread while the current ones compute");
+  t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
+  t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
+
+  po::variables_map vm;
+  std::string where;  // "" for the command line, else "in config file 'X': "
+  try {
+    // Words that belong to no option are collected and refused by name, not dropped.
+    po::options_description hidden;
+    std::vector<std::string> stray;
+    hidden.add_options()("stray-words", po::value<std::vector<std::string>>(&stray));
+    po::options_description all;
+    all.add(desc).add(hidden);
+    po::positional_options_description positional;
+    positional.add("stray-words", -1);
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("stray-words"))
+      throw UserError("unexpected argument '" + vm["stray-words"].as<std::vector<std::string>>().front() +
+                      "': options take the form --name value (see 'mpitrain train --help')");
+    if (vm.count("help")) {
+      std::ostringstream os;
+      os << desc;
+      result.action = ParseResult::Action::kHelp;
+      result.help_text = os.str();
+      return result;
+    }
+    if (vm.count("config")) {
+      const auto path = vm["config"].as<std::string>();
+      std::error_code ec;
+      std::ifstream in(path);
+      if (!in || std::filesystem::is_directory(path, ec))
+        throw UserError("cannot read config file '" + path + "': check the path given to --config");
+      where = "in config file '" + path + "': ";
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::invalid_option_value& e) {
+    const std::string k = t.kind_of(e.get_option_name());
+    throw UserError(where + e.what() + (k.empty() ? "" : ": expected " + k) + " (see 'mpitrain train --help')");
+  } catch (const po::error& e) {
+    throw UserError(where + e.what() + " (see 'mpitrain train --help')");
+  }
+  require(seed >= 0, "--seed must be >= 0");
+  c.seed = static_cast<std::uint64_t>(seed);
+  validate(c);
+  c.entries = t.entries();
+  if (!c.config_file.empty()) c.entries.insert(c.entries.begin(), {"config", c.config_file});
+  return result;
+}
+
+}  // namespace mpitrain

@@ -1,0 +1,52 @@
+#include "mpitrain/train/evaluation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "mpitrain/data/sampler.hpp"
+
+namespace mpitrain {
+
+TargetBuffers::TargetBuffers(int capacity_rows, int target_width)
+    : labels(static_cast<size_t>(capacity_rows)),
+      targets(static_cast<size_t>(capacity_rows) * static_cast<size_t>(target_width)) {}
+
+LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffers& t, float grad_scale) {
+  return forward_loss(model, num_classes, rows, nullptr, t.labels.data(), t.targets.data(), grad_scale);
+}
+
+LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, const int* labels, const float* targets,
+                      float grad_scale) {
+  if (rows == 0) return {};
+  const float* out = model.forward(rows, x);
+  if (num_classes > 0) return softmax_cross_entropy(out, labels, rows, num_classes, model.output_grad(), grad_scale);
+  return mean_squared_error(out, targets, rows, model.output_width(), model.output_grad(), grad_scale);
+}
+
+EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, const Comm& comm,
+                          TargetBuffers& buffers, std::span<const std::int64_t> rows) {
+  const long long n = rows.empty() ? reader.info().rows : static_cast<long long>(rows.size());
+  const RowRange mine = shard_range(n, comm.size(), comm.rank());
+  double sums[2] = {0.0, 0.0};  // loss, correct
+  for (long long begin = mine.begin; begin < mine.end; begin += model.capacity_rows()) {
+    const int count = static_cast<int>(std::min<long long>(model.capacity_rows(), mine.end - begin));
+    if (rows.empty())
+      reader.read_range(begin, count, model.input(), buffers.labels.data(), buffers.targets.data());
+    else
+      reader.read_rows(rows.subspan(static_cast<size_t>(begin), static_cast<size_t>(count)), model.input(),
+                       buffers.labels.data(), buffers.targets.data());
+    const LossSums s = forward_loss(model, num_classes, count, buffers, 0.0f);
+    sums[0] += s.loss;
+    sums[1] += s.correct;
+  }
+  comm.allreduce_sum(sums, 2);
+  EvalResult r;
+  r.rows = n;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.loss = n > 0 ? sums[0] / static_cast<double>(n) : nan;
+  r.accuracy = (n > 0 && num_classes > 0) ? sums[1] / static_cast<double>(n) : nan;
+  return r;
+}
+
+}  // namespace mpitrain

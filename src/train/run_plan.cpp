@@ -1,0 +1,238 @@
+#include "mpitrain/train/run_plan.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/rng.hpp"
+#include "mpitrain/data/sampler.hpp"
+
+namespace mpitrain {
+namespace {
+
+constexpr int kMinEvalRows = 256;  // without --micro-batch, evaluation reads at least this many rows at once
+
+// The metrics file must never clobber an input: refuse the data file itself
+// (also through a symlink) and any existing HDF5 file.
+void check_metrics_path(const Config& c) {
+  const std::string path = c.metrics_path();
+  if (path.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::equivalent(path, c.data, ec))
+    throw UserError("--metrics '" + path + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
+  if (std::filesystem::is_regular_file(path, ec) && H5Fis_hdf5(path.c_str()) > 0)
+    throw UserError("--metrics '" + path + "' is an existing HDF5 file: choose a .jsonl path");
+}
+
+// A run directory belongs to one run: never write into another run's files.
+void check_run_dir(const Config& c) {
+  if (c.run_dir.empty() || !c.resume.empty()) return;  // resuming continues the run in its own directory
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(c.run_dir, ec) && !fs::is_directory(c.run_dir, ec))
+    throw UserError("--run-dir '" + c.run_dir + "' exists and is not a directory: choose a new path");
+  if (fs::exists(fs::path(c.run_dir) / "metrics.jsonl", ec) || fs::exists(fs::path(c.run_dir) / "config.ini", ec))
+    throw UserError("--run-dir '" + c.run_dir + "' already holds a run: choose a new directory");
+}
+
+void check_model_fits_data(const Config& c, const DatasetFile& data) {
+  const SplitInfo& train = data.split("train");
+  const auto widths = parse_model_spec(c.model);
+  if (widths.front() != train.x_width)
+    throw UserError("--model input width " + std::to_string(widths.front()) + " does not match the data's " +
+                    std::to_string(train.x_width) + " features per row: make the first number of --model " +
+                    std::to_string(train.x_width));
+  const int want_out = data.num_classes() > 0 ? data.num_classes() : train.y_width;
+  if (widths.back() != want_out)
+    throw UserError("--model output width " + std::to_string(widths.back()) + " does not match the data's " +
+                    std::to_string(want_out) + (data.num_classes() > 0 ? " classes" : " targets") +
+                    ": make the last number of --model " + std::to_string(want_out));
+}
+
+// Holds out round(N * fraction) rows of /train, chosen by the seed alone.
+void hold_out_validation(const Config& c, long long n, RunPlan& p) {
+  const auto n_val = static_cast<long long>(std::llround(static_cast<double>(n) * c.val_fraction));
+  if (n_val < 1 || n_val >= n)
+    throw UserError("--val-fraction " + std::to_string(c.val_fraction) + " of " + std::to_string(n) +
+                    " training rows leaves " + std::to_string(n_val) + " for validation and " +
+                    std::to_string(n - n_val) + " for training: both need at least one row");
+  auto perm = random_permutation(n, stream_key(c.seed, 0x76616c /* "val" */));
+  p.val_rows.assign(perm.end() - n_val, perm.end());
+  p.train_rows.assign(perm.begin(), perm.end() - n_val);
+  std::sort(p.val_rows.begin(), p.val_rows.end());
+  std::sort(p.train_rows.begin(), p.train_rows.end());
+}
+
+}  // namespace
+
+RunPlan make_run_plan(const Config& c, const Comm& comm) {
+  RunPlan p;
+  p.data = std::make_unique<DatasetFile>(c.data);
+  check_model_fits_data(c, *p.data);
+  const long long n = p.data->split("train").rows;
+  p.train_count = n;
+  if (c.val_fraction > 0) {
+    if (p.data->has_split("val"))
+      throw UserError("'" + c.data + "' has a /val split already: drop --val-fraction or use a file without /val");
+    hold_out_validation(c, n, p);
+    p.train_count = static_cast<long long>(p.train_rows.size());
+    p.val_split = "train";
+  } else if (p.data->has_split("val") && p.data->split("val").rows > 0) {
+    p.val_split = "val";
+  }
+  if (c.eval_split == "val" && p.val_split.empty())
+    throw UserError("'" + c.data + "' has no /val split: add --val-fraction F, or pass --eval-split test or none");
+  if (c.eval_split == "test" && !p.data->has_split("test"))
+    throw UserError("'" + c.data + "' has no /test split: pass --eval-split none or another split");
+  if (c.eval_split == "none") p.val_split.clear();
+  p.eval_test = c.eval_split == "test" && p.data->split("test").rows > 0;
+
+  p.phases = parse_batch_schedule(c.batch_schedule_text, c.global_batch);
+  long long max_shard = 0;
+  for (const auto& phase : p.phases) {
+    if (phase.global_batch > p.train_count)
+      throw UserError((phase.from_epoch == 0 ? "--global-batch " : "--batch-schedule batch ") +
+                      std::to_string(phase.global_batch) + " is larger than the training set (" +
+                      std::to_string(p.train_count) + " rows): choose at most " + std::to_string(p.train_count));
+    max_shard = std::max(max_shard, max_shard_rows(phase.global_batch, comm.size()));
+  }
+  p.capacity = static_cast<int>(c.micro_batch > 0 ? std::min(c.micro_batch, max_shard)
+                                                  : std::max<long long>(max_shard, kMinEvalRows));
+  p.schedule = std::make_unique<LrSchedule>(c.schedule, p.phases, p.train_count, c.drop_last);
+  if (p.schedule->total_steps() < 1)
+    throw UserError("no training steps: with --drop-last every epoch needs at least one full global batch");
+
+  auto needs = [&](const std::string& metric, const std::string& option) {
+    if (metric.starts_with("val_") && p.val_split.empty())
+      throw UserError(option + " uses " + metric + " but there is no validation split: add --val-fraction F");
+    if (metric.starts_with("test_") && !p.eval_test)
+      throw UserError(option + " uses " + metric + " but the test split is not evaluated: use --eval-split test");
+  };
+  if (!c.target.empty()) {
+    p.target = parse_target(c.target);
+    needs(p.target->metric, "--target");
+  }
+  if (c.early_stop_patience > 0) needs(c.early_stop_metric, "--early-stop-metric");
+  check_run_dir(c);
+  check_metrics_path(c);
+  return p;
+}
+
+namespace {
+std::string mpi_library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(text, &len);
+  std::string s(text, static_cast<size_t>(len));
+  return s.substr(0, s.find_first_of(",\n"));
+}
+}  // namespace
+
+JsonObject run_header_json(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
+                           const Model& m) {
+  JsonObject cfg;
+  for (const auto& [k, v] : c.entries) cfg.add(k, v);
+  std::vector<JsonObject> plan;
+  for (const auto& row : p.schedule->plan()) {
+    JsonObject r;
+    r.add("what", row.what).add("step", row.global_step).add("epoch", row.epoch_pos)
+        .add("global_batch", row.global_batch).add("lr", row.lr);
+    plan.push_back(r);
+  }
+  unsigned hmaj = 0, hmin = 0, hrel = 0;
+  H5get_libversion(&hmaj, &hmin, &hrel);
+  JsonObject h;
+  h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
+      .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
+      .add("threads_rule", place.how).add("model", m.spec()).add("params", m.param_count())
+      .add("flops_per_sample", 3.0 * m.forward_flops_per_sample())
+      .add("train_rows", p.train_count).add("val_rows", static_cast<long long>(p.val_rows.size()))
+      .add("val_split", p.val_split.empty() ? "none" : p.val_split)
+      .add("steps_per_epoch", p.schedule->steps_in_epoch(0)).add("total_steps", p.schedule->total_steps())
+      .add("optimizer", optimizer_name(c.optim.kind)).add("base_lr", c.schedule.base_lr)
+      .add("effective_lr", p.schedule->scaled_rate(c.global_batch))
+      .add("warmup_steps", p.schedule->warmup_total_steps()).add("rows_per_pass", p.capacity)
+      .add("mpi", mpi_library_version())
+      .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
+      .add("openblas", std::string(openblas_get_config()));
+  h.add_array("lr_plan", plan);
+  std::vector<JsonObject> hosts;
+  for (const auto& [host, ranks] : place.hosts) {
+    std::string list;
+    for (int r : ranks) {
+      if (!list.empty()) list += ',';
+      list += std::to_string(r);
+    }
+    JsonObject o;
+    o.add("host", host).add("ranks", list);
+    hosts.push_back(o);
+  }
+  h.add_array("hosts", hosts);
+  if (!place.slurm_job_id.empty()) {
+    JsonObject sl;
+    sl.add("job_id", place.slurm_job_id).add("nodes", place.slurm_nodes)
+        .add("tasks_per_node", place.slurm_tasks_per_node).add("cpus_per_task", place.slurm_cpus_per_task);
+    h.add_object("slurm", sl);
+  }
+  h.add_object("config", cfg);
+  return h;
+}
+
+void print_run_header(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
+                      const Model& m) {
+  std::printf("mpitrain %s: %d ranks on %d node(s), %d BLAS thread(s) per rank (%s)\n", MPITRAIN_VERSION,
+              comm.size(), place.node_count, place.threads_per_rank, place.how.c_str());
+  if (!place.slurm_job_id.empty())
+    std::printf("slurm job %s: %s node(s), tasks per node %s, cpus per task %s\n", place.slurm_job_id.c_str(),
+                place.slurm_nodes.c_str(), place.slurm_tasks_per_node.c_str(),
+                place.slurm_cpus_per_task.empty() ? "(unset)" : place.slurm_cpus_per_task.c_str());
+  for (const auto& [host, ranks] : place.hosts) {
+    std::printf("  host %s: rank%s", host.c_str(), ranks.size() > 1 ? "s" : "");
+    for (size_t i = 0; i < ranks.size(); ++i) std::printf("%s%d", i ? "," : " ", ranks[i]);
+    std::printf("\n");
+  }
+  if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
+    std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
+                place.threads_per_rank, place.cores_on_node);
+  std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (fwd+bwd)\n", m.spec().c_str(),
+              activation_name(c.activation), m.param_count(), 3.0 * m.forward_flops_per_sample() / 1e6);
+  std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
+  if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
+  if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);
+  if (p.data->has_split("test") && c.eval_split == "test")
+    std::printf(", %lld test rows%s", p.data->split("test").rows, p.eval_test ? "" : " (empty: no evaluation)");
+  std::printf("\nglobal batch %lld (up to %lld rows per rank%s), %lld steps per epoch, %lld epochs, %lld steps%s\n",
+              c.global_batch, max_shard_rows(c.global_batch, comm.size()),
+              c.micro_batch > 0 ? (", micro-batches of " + std::to_string(p.capacity)).c_str() : "",
+              p.schedule->steps_in_epoch(0), c.epochs, p.schedule->total_steps(),
+              c.drop_last ? " (last partial batch dropped)" : "");
+  if (p.phases.size() > 1) {
+    std::printf("batch schedule:");
+    for (const auto& ph : p.phases) std::printf(" from epoch %lld B=%lld;", ph.from_epoch + 1, ph.global_batch);
+    std::printf(" the rate %s\n", c.schedule.hold_lr_on_batch_change ? "is held" : "follows the scaling rule");
+  }
+  const LrSchedule& s = *p.schedule;
+  std::printf("%s", optimizer_name(c.optim.kind));
+  if (c.optim.kind == OptimizerKind::kSgd || c.optim.kind == OptimizerKind::kLars)
+    std::printf(" momentum %g%s", c.optim.momentum, c.optim.nesterov && c.optim.kind == OptimizerKind::kSgd ? " (nesterov)" : "");
+  std::printf(", weight decay %g, seed %llu\n", c.optim.weight_decay, static_cast<unsigned long long>(c.seed));
+  std::printf("lr %g at ref batch %lld, %s scaling -> effective lr %g at B=%lld", c.schedule.base_lr, c.schedule.ref_batch,
+              lr_scaling_name(c.schedule.scaling), s.scaled_rate(c.global_batch), c.global_batch);
+  if (s.warmup_total_steps() > 0)
+    std::printf(", warmup %lld steps from %g x", s.warmup_total_steps(), s.warmup_start_factor());
+  if (c.schedule.decay != LrDecay::kNone) std::printf(", %s decay", lr_decay_name(c.schedule.decay));
+  std::printf("\nlr plan:\n");
+  for (const auto& row : s.plan())
+    std::printf("  %-16s step %7lld  epoch %7.2f  B %6lld  lr %.6g\n", row.what.c_str(), row.global_step,
+                row.epoch_pos, row.global_batch, row.lr);
+  if (p.target) std::printf("target: %s%s\n", p.target->text.c_str(), c.stop_at_target ? " (stop when reached)" : "");
+  if (c.early_stop_patience > 0)
+    std::printf("early stopping: %s, patience %lld epochs\n", c.early_stop_metric.c_str(), c.early_stop_patience);
+  std::fflush(stdout);
+}
+
+}  // namespace mpitrain

@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
 
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/number_text.hpp"
 #include "mpitrain/core/tensor.hpp"
 
 namespace mpitrain {
@@ -225,14 +225,8 @@ class Lamb final : public ArenaOptimizer {
   }
 };
 
-std::string to_text(double x) {
-  std::ostringstream s;
-  s << x;
-  return s.str();
-}
-
-void require(bool ok, const char* option, const char* rule, double value) {
-  if (!ok) throw UserError(std::string(option) + " must be " + rule + " (got " + to_text(value) + ")");
+void require(bool ok, const std::string& message) {
+  if (!ok) throw UserError(message);
 }
 
 }  // namespace
@@ -261,17 +255,21 @@ WeightDecayMode parse_weight_decay_mode(const std::string& name) {
   throw UserError("unknown --weight-decay-mode '" + name + "': use l2 or decoupled");
 }
 
+void check_optimizer_options(const OptimizerOptions& o) {
+  // Every check also refuses NaN.
+  require(std::isfinite(o.momentum) && o.momentum >= 0 && o.momentum < 1,
+          "--momentum must be in [0, 1) (got " + shortest_text(o.momentum) + ")");
+  require(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+          "--weight-decay must be a finite number >= 0 (got " + shortest_text(o.weight_decay) + ")");
+  require(std::isfinite(o.beta1) && o.beta1 >= 0 && o.beta1 < 1, "--beta1 must be in [0, 1)");
+  require(std::isfinite(o.beta2) && o.beta2 >= 0 && o.beta2 < 1, "--beta2 must be in [0, 1)");
+  require(std::isfinite(o.eps) && o.eps > 0, "--eps must be > 0");
+  require(std::isfinite(o.lars_eta) && o.lars_eta > 0, "--lars-eta must be > 0");
+  require(std::isfinite(o.trust_clip) && o.trust_clip >= 0, "--trust-clip must be >= 0 (0: no clip)");
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& o, const Arena& arena) {
-  // Written so that NaN fails every check.
-  require(o.momentum >= 0 && o.momentum < 1, "--momentum", "in [0, 1)", o.momentum);
-  require(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay", "a finite number >= 0",
-          o.weight_decay);
-  require(o.beta1 >= 0 && o.beta1 < 1, "--beta1", "in [0, 1)", o.beta1);
-  require(o.beta2 >= 0 && o.beta2 < 1, "--beta2", "in [0, 1)", o.beta2);
-  require(o.eps > 0 && std::isfinite(o.eps), "--eps", "a finite number > 0", o.eps);
-  require(o.lars_eta > 0 && std::isfinite(o.lars_eta), "--lars-eta", "a finite number > 0", o.lars_eta);
-  require(o.trust_clip >= 0 && std::isfinite(o.trust_clip), "--trust-clip", "a finite number >= 0 (0: no clip)",
-          o.trust_clip);
+  check_optimizer_options(o);
   switch (o.kind) {
     case OptimizerKind::kSgd: return std::make_unique<Sgd>(o, arena);
     case OptimizerKind::kAdamW: return std::make_unique<AdamW>(o, arena);

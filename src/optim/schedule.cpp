@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/number_text.hpp"
 
 namespace mpitrain {
 namespace {
@@ -152,24 +153,31 @@ std::vector<double> parse_milestones(const std::string& text_in) {
   return epochs;
 }
 
+void check_schedule_options(const ScheduleOptions& s) {
+  // Every check also refuses NaN.
+  require(std::isfinite(s.base_lr) && s.base_lr > 0,
+          "--lr must be a finite number > 0 (got " + shortest_text(s.base_lr) + ")");
+  require(s.ref_batch >= 1, "--ref-batch must be at least 1 (got " + std::to_string(s.ref_batch) + ")");
+  require(std::isfinite(s.warmup_epochs) && s.warmup_epochs >= 0,
+          "--warmup-epochs must be a finite number >= 0 (got " + shortest_text(s.warmup_epochs) + ")");
+  require(s.warmup_steps >= 0, "--warmup-steps must be >= 0");
+  require(!(s.warmup_epochs > 0 && s.warmup_steps > 0), "give --warmup-epochs or --warmup-steps, not both");
+  require(std::isfinite(s.warmup_start_factor) && s.warmup_start_factor <= 1,
+          "--warmup-start-factor must be in [0, 1] (or negative for automatic)");
+  require(s.decay != LrDecay::kStep || !s.milestones.empty(),
+          "--lr-decay step needs --lr-milestones, e.g. --lr-milestones 10,20");
+  require(std::isfinite(s.gamma) && s.gamma > 0, "--lr-gamma must be a finite number > 0");
+  require(std::isfinite(s.final_fraction) && s.final_fraction >= 0 && s.final_fraction <= 1,
+          "--lr-final-fraction must be in [0, 1]");
+  require(std::isfinite(s.poly_power) && s.poly_power > 0, "--lr-poly-power must be > 0");
+}
+
 LrSchedule::LrSchedule(const ScheduleOptions& options, std::vector<BatchPhase> phases, long long train_rows,
                        bool drop_last)
     : options_(options), phases_(std::move(phases)), train_rows_(train_rows), drop_last_(drop_last) {
   const ScheduleOptions& o = options_;
   require(o.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(o.epochs) + ")");
-  require(o.ref_batch >= 1, "--ref-batch must be at least 1 (got " + std::to_string(o.ref_batch) + ")");
-  require(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0,
-          "--warmup-epochs must be a finite number >= 0 (got " + text(o.warmup_epochs) + ")");
-  require(o.warmup_steps >= 0, "--warmup-steps must be >= 0 (got " + std::to_string(o.warmup_steps) + ")");
-  require(!(o.warmup_epochs > 0 && o.warmup_steps > 0), "give --warmup-epochs or --warmup-steps, not both");
-  require(o.warmup_start_factor <= 1,  // also refuses NaN
-          "--warmup-start-factor must be <= 1, a fraction of the full rate (< 0: automatic; got " +
-              text(o.warmup_start_factor) + ")");
-  require(std::isfinite(o.gamma) && o.gamma > 0, "--lr-gamma must be a finite number > 0 (got " + text(o.gamma) + ")");
-  require(o.final_fraction >= 0 && o.final_fraction <= 1,
-          "--lr-final-fraction must be in [0, 1] (got " + text(o.final_fraction) + ")");
-  require(std::isfinite(o.poly_power) && o.poly_power > 0,
-          "--lr-poly-power must be a finite number > 0 (got " + text(o.poly_power) + ")");
+  check_schedule_options(o);
   require(std::is_sorted(o.milestones.begin(), o.milestones.end()) && (o.milestones.empty() || o.milestones[0] >= 0),
           "--lr-milestones must be epochs >= 0 in increasing order, like 30,60,80");
   require(!phases_.empty() && phases_.front().from_epoch == 0, "--batch-schedule: the first phase must start at epoch 0");

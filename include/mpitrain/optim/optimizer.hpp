@@ -51,6 +51,10 @@ class Optimizer {
   double previous_lr_ = 0.0;  // rate of the last update (momentum correction)
 };
 
+// The one check of the optimizer options (run by the config before training
+// and by make_optimizer): UserError naming the option and its valid range.
+void check_optimizer_options(const OptimizerOptions& options);
+
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& options, const Arena& arena);
 
 // sqrt(sum x^2) in double.

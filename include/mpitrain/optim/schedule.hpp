@@ -67,6 +67,11 @@ struct ScheduleOptions {
   long long epochs = 1;
 };
 
+// The one check of the schedule options (run by the config before training
+// and by LrSchedule): UserError naming the option and its valid range.
+// `epochs` is checked by LrSchedule (the config checks --epochs itself).
+void check_schedule_options(const ScheduleOptions& options);
+
 // Where a step sits in training.
 struct StepPosition {
   long long epoch = 0;          // 0-based

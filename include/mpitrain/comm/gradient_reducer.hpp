@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "mpitrain/comm/bucket_plan.hpp"
 #include "mpitrain/comm/communicator.hpp"
 #include "mpitrain/core/arena.hpp"
 #include "mpitrain/nn/model.hpp"
@@ -78,9 +79,7 @@ class GradientReducer final : public Model::BackwardHook {
   double last_comm_s() const { return comm_s_; }
 
  private:
-  struct Bucket {
-    long long begin = 0, end = 0;  // in floats, into the reduce buffer
-  };
+  using Bucket = GradientBucket;  // cut by plan_buckets
   void reduce(size_t bucket);  // blocking MPI_Allreduce of one bucket
   double sq_norm(size_t bucket) const;
   void hand_over(size_t bucket);

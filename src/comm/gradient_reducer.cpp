@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/vector_math.hpp"
 
 namespace mpitrain {
 
@@ -16,7 +17,24 @@ bool overlap_enabled(const std::string& mode, int node_count, int ranks_on_node,
 }
 
 GradientReducer::GradientReducer(Arena& arena, const Comm& comm, long long bucket_bytes, bool track_local_norm)
-    : arena_(arena), comm_(comm), track_local_norm_(track_local_norm), buckets_(plan_buckets(arena, bucket_bytes)) {
+    : arena_(arena), comm_(comm), track_local_norm_(track_local_norm) {
+  const long long stats = Arena::kStatSlots;
+  const long long total = arena.reduce_count();
+  const long long limit = bucket_bytes > 0 ? std::max<long long>(bucket_bytes / 4, 1) : total;
+  // Walk the parameters from the last to the first and close a bucket once it
+  // holds at least `limit` floats; a bucket never splits a parameter.
+  std::vector<Bucket> reversed;
+  long long end = total;
+  const auto& views = arena.views();
+  for (size_t i = views.size(); i-- > 1;) {
+    const long long begin = stats + views[i].offset;
+    if (end - begin >= limit) {
+      reversed.push_back({begin, end});
+      end = begin;
+    }
+  }
+  reversed.push_back({0, end});  // the stats and the first parameter(s)
+  buckets_.assign(reversed.rbegin(), reversed.rend());
   next_ = handed_ = done_ = buckets_.size();
   // A thread only pays off with something to overlap: several buckets and
   // other ranks. It may call MPI only if MPI allows a second thread to.
@@ -52,14 +70,7 @@ double GradientReducer::sq_norm(size_t bucket) const {
   const Bucket& b = buckets_[bucket];
   const float* x = arena_.grads() - Arena::kStatSlots;  // the reduce buffer
   const long long from = std::max<long long>(b.begin, Arena::kStatSlots);  // the stats are not gradients
-  double part[8] = {};
-  long long i = from;
-  for (; i + 8 <= b.end; i += 8)
-    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
-  for (; i < b.end; ++i) part[0] += static_cast<double>(x[i]) * x[i];
-  double sum = 0;
-  for (double p : part) sum += p;
-  return sum;
+  return sum_of_squares(x + from, b.end - from);
 }
 
 void GradientReducer::reduce(size_t bucket) {

@@ -12,6 +12,7 @@
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/number_text.hpp"
 #include "mpitrain/core/tensor.hpp"
+#include "mpitrain/core/vector_math.hpp"
 
 namespace mpitrain {
 
@@ -277,20 +278,6 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& o, const Arena
     case OptimizerKind::kLamb: return std::make_unique<Lamb>(o, arena);
   }
   throw std::logic_error("make_optimizer: unknown OptimizerKind");
-}
-
-double l2_norm(const float* x, long long n) {
-  // Eight independent double partial sums: the compiler vectorises them (a
-  // single running sum is a serial dependency), and double keeps squares of
-  // large values from overflowing. Taken on the gradient every step.
-  double part[8] = {};
-  long long i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
-  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
-  double sum = 0;
-  for (double p : part) sum += p;
-  return std::sqrt(sum);
 }
 
 }  // namespace mpitrain

@@ -16,6 +16,7 @@
 
 #include "mpitrain/core/arena.hpp"
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/vector_math.hpp"
 #include "mpitrain/optim/optimizer.hpp"
 
 using namespace mpitrain;
@@ -604,6 +605,42 @@ TEST(Optim, StepRejectsAnotherArena) {
   other.allocate();
   auto opt = make_optimizer(options(OptimizerKind::kSgd, 0.9), p.arena);
   EXPECT_THROW(opt->step(other, 0.1), std::logic_error);
+}
+
+// core/vector_math is the one norm of the optimizers and the gradient
+// reducer; its tests live with its first user.
+TEST(VectorMath, SumOfSquaresHandValues) {
+  const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};  // 8 in the partial sums, 2 in the tail
+  EXPECT_EQ(sum_of_squares(x, 10), 385.0);
+  EXPECT_EQ(sum_of_squares(x, 3), 14.0);
+  EXPECT_EQ(sum_of_squares(x, 0), 0.0);
+  EXPECT_EQ(sum_of_squares(x, -1), 0.0);
+  const float big[] = {3e20f, 4e20f};  // squares overflow float, not double
+  EXPECT_NEAR(sum_of_squares(big, 2), 25e40, 25e40 * 1e-7);
+  EXPECT_EQ(l2_norm(x, 10), std::sqrt(385.0));
+}
+
+// The accumulation order is part of the contract (the trainer's numbers must
+// not move when a caller switches to it): eight partial sums by index mod 8,
+// the tail into the first, then the eight added in order. Values of very
+// different sizes make any other order round differently.
+TEST(VectorMath, SumOfSquaresFixedOrderBitwise) {
+  std::vector<float> x(37);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>((1.0 + static_cast<double>(i * 7919 % 1000) / 997.0) *
+                              std::pow(10.0, static_cast<double>(i * 5 % 9) - 4.0));
+  double part[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= x.size(); i += 8)
+    for (size_t j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < x.size(); ++i) part[0] += static_cast<double>(x[i]) * x[i];
+  double want = 0;
+  for (double p : part) want += p;
+  double serial = 0;
+  for (float v : x) serial += static_cast<double>(v) * v;
+  ASSERT_NE(want, serial) << "the values no longer tell the two orders apart";
+  EXPECT_EQ(sum_of_squares(x.data(), static_cast<long long>(x.size())), want);
+  EXPECT_EQ(l2_norm(x.data(), static_cast<long long>(x.size())), std::sqrt(want));
 }
 
 TEST(Optim, L2NormAccumulatesInDouble) {

@@ -17,24 +17,7 @@ bool overlap_enabled(const std::string& mode, int node_count, int ranks_on_node,
 }
 
 GradientReducer::GradientReducer(Arena& arena, const Comm& comm, long long bucket_bytes, bool track_local_norm)
-    : arena_(arena), comm_(comm), track_local_norm_(track_local_norm) {
-  const long long stats = Arena::kStatSlots;
-  const long long total = arena.reduce_count();
-  const long long limit = bucket_bytes > 0 ? std::max<long long>(bucket_bytes / 4, 1) : total;
-  // Walk the parameters from the last to the first and close a bucket once it
-  // holds at least `limit` floats; a bucket never splits a parameter.
-  std::vector<Bucket> reversed;
-  long long end = total;
-  const auto& views = arena.views();
-  for (size_t i = views.size(); i-- > 1;) {
-    const long long begin = stats + views[i].offset;
-    if (end - begin >= limit) {
-      reversed.push_back({begin, end});
-      end = begin;
-    }
-  }
-  reversed.push_back({0, end});  // the stats and the first parameter(s)
-  buckets_.assign(reversed.rbegin(), reversed.rend());
+    : arena_(arena), comm_(comm), track_local_norm_(track_local_norm), buckets_(plan_buckets(arena, bucket_bytes)) {
   next_ = handed_ = done_ = buckets_.size();
   // A thread only pays off with something to overlap: several buckets and
   // other ranks. It may call MPI only if MPI allows a second thread to.

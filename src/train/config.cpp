@@ -104,61 +104,53 @@ void validate(Config& c) {
   o.weight_decay_mode = parse_weight_decay_mode(c.weight_decay_mode_name);
   check_optimizer_options(o);
 
-  require(std::isfinite(c.eval.val_fraction) && c.eval.val_fraction >= 0 && c.eval.val_fraction < 1,
-          "--val-fraction must be in [0, 1) (got " + to_text(c.eval.val_fraction) + ")");
-  require(c.eval.split == "test" || c.eval.split == "val" || c.eval.split == "none",
-          "--eval-split must be test, val or none (got '" + c.eval.split + "')");
-  require(c.stop.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
-  check_metric_name(c.stop.early_stop_metric, "--early-stop-metric");
-  if (!c.stop.target.empty()) parse_target(c.stop.target);
-  require(!c.stop.stop_at_target || !c.stop.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
-  require(std::isfinite(c.stop.early_stop_min_delta) && c.stop.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
-  require(std::isfinite(c.stop.divergence_factor) && c.stop.divergence_factor >= 0,
+  require(std::isfinite(c.val_fraction) && c.val_fraction >= 0 && c.val_fraction < 1,
+          "--val-fraction must be in [0, 1) (got " + to_text(c.val_fraction) + ")");
+  require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
+          "--eval-split must be test, val or none (got '" + c.eval_split + "')");
+  require(c.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
+  check_metric_name(c.early_stop_metric, "--early-stop-metric");
+  if (!c.target.empty()) parse_target(c.target);
+  require(!c.stop_at_target || !c.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
+  require(std::isfinite(c.early_stop_min_delta) && c.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
+  require(std::isfinite(c.divergence_factor) && c.divergence_factor >= 0,
           "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
-  require(c.checkpoint.every_epochs >= 0 && c.checkpoint.every_steps >= 0 && c.checkpoint.keep_last >= 0,
+  require(c.checkpoint_every_epochs >= 0 && c.checkpoint_every_steps >= 0 && c.keep_last >= 0,
           "--checkpoint-every-epochs, --checkpoint-every-steps and --keep-last must be >= 0");
-  require(std::isfinite(c.checkpoint.every_s) && c.checkpoint.every_s >= 0, "--checkpoint-every-s must be >= 0");
+  require(std::isfinite(c.checkpoint_every_s) && c.checkpoint_every_s >= 0, "--checkpoint-every-s must be >= 0");
   require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
-  require(c.checkpoint.resume != "latest" || !c.checkpoint_path().empty(),
+  require(c.resume != "latest" || !c.checkpoint_path().empty(),
           "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
   require(std::isfinite(c.noise_ema_decay) && c.noise_ema_decay >= 0 && c.noise_ema_decay < 1,
           "--noise-ema-decay must be in [0, 1)");
-  require(c.log.every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
+  require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
-  require(c.step.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
-  require(c.step.overlap == "auto" || c.step.overlap == "on" || c.step.overlap == "off",
-          "--overlap must be auto, on or off (got '" + c.step.overlap + "')");
-  require(c.eval.every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
-  require(std::isfinite(c.progress.interval_s) && c.progress.interval_s > 0,
+  require(c.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
+  require(c.overlap == "auto" || c.overlap == "on" || c.overlap == "off",
+          "--overlap must be auto, on or off (got '" + c.overlap + "')");
+  require(c.eval_every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
+  require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
           "--progress-interval-s must be > 0");
-  require(c.progress.mode == "auto" || c.progress.mode == "live" || c.progress.mode == "lines" || c.progress.mode == "none",
-          "--progress must be auto, live, lines or none (got '" + c.progress.mode + "')");
+  require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
+          "--progress must be auto, live, lines or none (got '" + c.progress + "')");
 }
 
 }  // namespace
 
+std::string Config::metrics_path() const {
+  if (!metrics.empty() || run_dir.empty()) return metrics;
+  return (std::filesystem::path(run_dir) / "metrics.jsonl").string();
+}
+
 std::string Config::checkpoint_path() const {
-  if (!checkpoint.dir.empty() || log.run_dir.empty()) return checkpoint.dir;
-  return (std::filesystem::path(log.run_dir) / "checkpoints").string();
+  if (!checkpoint_dir.empty() || run_dir.empty()) return checkpoint_dir;
+  return (std::filesystem::path(run_dir) / "checkpoints").string();
 }
 
 std::string Config::to_ini() const {
   std::string out = "# effective configuration of an mpitrain run; reuse with --config (and a new --run-dir)\n";
   for (const auto& [key, value] : entries)
     if (key != "config" && key != "run-dir" && key != "resume") out += key + " = " + value + "\n";
-  return out;
-}
-
-std::map<std::string, std::string> parse_ini_entries(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  try {
-    po::options_description none;  // every key is "unregistered": all are kept as text
-    for (const auto& option : po::parse_config_file(in, none, /*allow_unregistered=*/true).options)
-      if (!option.value.empty()) out[option.string_key] = option.value.front();
-  } catch (const po::error& e) {
-    throw UserError(std::string("not an INI text of key = value lines: ") + e.what());
-  }
   return out;
 }
 
@@ -226,37 +218,37 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add_flag("exclude-bias", &c.optim.exclude_bias, "LARS/LAMB: biases get trust ratio 1 and no weight decay");
   t.add("trust-clip", &c.optim.trust_clip, "LARS/LAMB: upper bound of the trust ratio (0: none)");
   // Evaluation and stopping
-  t.add("val-fraction", &c.eval.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
-  t.add("eval-split", &c.eval.split, "evaluated after each epoch: test (and val if any) | val | none");
-  t.add("early-stop-patience", &c.stop.early_stop_patience, "stop after K epochs without improvement (0: off)");
-  t.add("early-stop-metric", &c.stop.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
-  t.add("early-stop-min-delta", &c.stop.early_stop_min_delta, "smallest change that counts as an improvement");
-  t.add("target", &c.stop.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
-  t.add_flag("stop-at-target", &c.stop.stop_at_target, "end the run when --target is reached");
-  t.add("eval-every-steps", &c.eval.every_steps,
+  t.add("val-fraction", &c.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
+  t.add("eval-split", &c.eval_split, "evaluated after each epoch: test (and val if any) | val | none");
+  t.add("early-stop-patience", &c.early_stop_patience, "stop after K epochs without improvement (0: off)");
+  t.add("early-stop-metric", &c.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
+  t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
+  t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
+  t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
+  t.add("eval-every-steps", &c.eval_every_steps,
         "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
   t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
-  t.add("divergence-factor", &c.stop.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
+  t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
   // Output and resources
-  t.add("run-dir", &c.log.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
-  t.add("metrics", &c.log.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
-  t.add("checkpoint-dir", &c.checkpoint.dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
-  t.add("checkpoint-every-epochs", &c.checkpoint.every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
-  t.add("checkpoint-every-steps", &c.checkpoint.every_steps, "also checkpoint every N steps (0: off)");
-  t.add("checkpoint-every-s", &c.checkpoint.every_s, "also checkpoint every T seconds of training (0: off)");
-  t.add("keep-last", &c.checkpoint.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
-  t.add("resume", &c.checkpoint.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
+  t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
+  t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
+  t.add("checkpoint-dir", &c.checkpoint_dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
+  t.add("checkpoint-every-epochs", &c.checkpoint_every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
+  t.add("checkpoint-every-steps", &c.checkpoint_every_steps, "also checkpoint every N steps (0: off)");
+  t.add("checkpoint-every-s", &c.checkpoint_every_s, "also checkpoint every T seconds of training (0: off)");
+  t.add("keep-last", &c.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
+  t.add("resume", &c.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
   t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
-  t.add("metrics-every-steps", &c.log.every_steps, "also write a step line every N steps (0: none)");
+  t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
-  t.add("bucket-bytes", &c.step.bucket_bytes,
+  t.add("bucket-bytes", &c.bucket_bytes,
         "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
-  t.add("overlap", &c.step.overlap,
+  t.add("overlap", &c.overlap,
         "reduce gradient buckets during backward on a communication thread: on, off, or auto (on when the job spans "
         "hosts or every rank has a spare core)");
-  t.add_flag("prefetch", &c.step.prefetch, "read the next rows on a background thread while the current ones compute");
-  t.add("progress", &c.progress.mode, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
-  t.add("progress-interval-s", &c.progress.interval_s, "seconds between progress lines when not on a terminal");
+  t.add_flag("prefetch", &c.prefetch, "read the next rows on a background thread while the current ones compute");
+  t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
+  t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
 
   po::variables_map vm;
   std::string where;  // "" for the command line, else "in config file 'X': "

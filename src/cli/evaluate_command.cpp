@@ -15,6 +15,7 @@
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/io/checkpoint_file.hpp"
 #include "mpitrain/io/h5.hpp"
+#include "mpitrain/train/config.hpp"
 #include "mpitrain/train/evaluation.hpp"
 
 namespace po = boost::program_options;
@@ -69,21 +70,12 @@ EvalOptions parse_eval_args(const std::vector<std::string>& args) {
   return o;
 }
 
-// The hidden activation the model was trained with: the "activation = NAME"
-// line of the checkpoint's config (relu, the default, when there is none).
+// The hidden activation the model was trained with: the `activation` entry
+// of the checkpoint's config (relu, the default, when there is none).
 Activation activation_from_config(const std::string& ini) {
-  std::istringstream in(ini);
-  for (std::string line; std::getline(in, line);) {
-    const size_t eq = line.find('=');
-    if (eq == std::string::npos || line.starts_with("#")) continue;
-    auto trim = [](std::string s) {
-      s.erase(0, s.find_first_not_of(" \t"));
-      s.erase(s.find_last_not_of(" \t\r") + 1);
-      return s;
-    };
-    if (trim(line.substr(0, eq)) == "activation") return parse_activation(trim(line.substr(eq + 1)));
-  }
-  return Activation::kRelu;
+  const auto entries = parse_ini_entries(ini);
+  const auto it = entries.find("activation");
+  return it == entries.end() ? Activation::kRelu : parse_activation(it->second);
 }
 
 // The data must fit the model: as many features as its input, and the same

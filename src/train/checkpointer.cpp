@@ -1,26 +1,12 @@
 #include "mpitrain/train/checkpointer.hpp"
 
 #include <cstdio>
-#include <map>
-#include <sstream>
 
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/errors.hpp"
 
 namespace mpitrain {
 namespace {
-
-std::map<std::string, std::string> parse_ini(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t eq = line.find(" = ");
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    out[line.substr(0, eq)] = line.substr(eq + 3);
-  }
-  return out;
-}
 
 // The options that decide which samples form each step and what the state
 // means: resuming under different values would not continue the same run.
@@ -33,7 +19,7 @@ void check_fits(const Config& c, const RunPlan& plan, const CheckpointMeta& m, c
                     ": resume with the same model");
   // Options first: a different --val-fraction also shows up as different data,
   // and the option is what the user has to change.
-  const auto then = parse_ini(m.config_ini);
+  const auto then = parse_ini_entries(m.config_ini);
   for (const auto& [key, value] : c.entries)
     for (const char* opt : kTrajectoryOptions)
       if (key == opt && then.count(key) && then.at(key) != value)
@@ -52,25 +38,29 @@ void check_fits(const Config& c, const RunPlan& plan, const CheckpointMeta& m, c
 
 }  // namespace
 
-Checkpointer::Checkpointer(const Config& c, const RunPlan& plan, const Comm& comm)
-    : c_(c), comm_(comm), dir_(c.checkpoint_path()), last_timed_s_(now_s()) {
-  meta_.version = MPITRAIN_VERSION;
-  meta_.model_spec = c.model;
-  meta_.optimizer = optimizer_name(c.optim.kind);
-  meta_.config_ini = c.to_ini();
-  meta_.world_size = comm.size();
-  meta_.train_rows = plan.train_count;
-  meta_.x_width = plan.data->split("train").x_width;
-  meta_.num_classes = plan.data->num_classes();
-  meta_.y_width = plan.data->split("train").y_width;
-  meta_.seed = c.seed;
+CheckpointMeta checkpoint_meta(const Config& c, const RunPlan& plan, const Comm& comm) {
+  CheckpointMeta meta;
+  meta.version = MPITRAIN_VERSION;
+  meta.model_spec = c.model;
+  meta.optimizer = optimizer_name(c.optim.kind);
+  meta.config_ini = c.to_ini();
+  meta.world_size = comm.size();
+  meta.train_rows = plan.train_count;
+  meta.x_width = plan.data->split("train").x_width;
+  meta.num_classes = plan.data->num_classes();
+  meta.y_width = plan.data->split("train").y_width;
+  meta.seed = c.seed;
+  return meta;
 }
+
+Checkpointer::Checkpointer(const CheckpointOptions& o, std::string dir, CheckpointMeta meta, const Comm& comm)
+    : o_(o), comm_(comm), dir_(std::move(dir)), meta_(std::move(meta)), last_timed_s_(now_s()) {}
 
 bool Checkpointer::due_after_step(long long global_steps_done) {
   if (!enabled()) return false;
-  bool due = c_.checkpoint_every_steps > 0 && global_steps_done % c_.checkpoint_every_steps == 0;
-  if (c_.checkpoint_every_s > 0) {
-    int timed = comm_.rank() == 0 && now_s() - last_timed_s_ >= c_.checkpoint_every_s ? 1 : 0;
+  bool due = o_.every_steps > 0 && global_steps_done % o_.every_steps == 0;
+  if (o_.every_s > 0) {
+    int timed = comm_.rank() == 0 && now_s() - last_timed_s_ >= o_.every_s ? 1 : 0;
     comm_.broadcast(&timed, sizeof timed, 0);  // rank 0's clock decides for everyone
     due = due || timed != 0;
   }
@@ -78,7 +68,7 @@ bool Checkpointer::due_after_step(long long global_steps_done) {
 }
 
 bool Checkpointer::due_at_epoch_end(long long epochs_done) const {
-  return enabled() && c_.checkpoint_every_epochs > 0 && epochs_done % c_.checkpoint_every_epochs == 0;
+  return enabled() && o_.every_epochs > 0 && epochs_done % o_.every_epochs == 0;
 }
 
 std::string Checkpointer::epoch_name(long long epochs_done) {
@@ -94,18 +84,15 @@ std::string Checkpointer::step_name(long long epoch, long long step_in_epoch) {
   return buf;
 }
 
-void Checkpointer::save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt,
-                        MetricsWriter& metrics, bool update_latest) {
+void Checkpointer::save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, RunLog& log,
+                        bool update_latest) {
   last_timed_s_ = now_s();
   if (comm_.rank() != 0) return;
   const double t0 = now_s();
   const long long bytes = write_checkpoint(dir_, name, model.arena(), opt, p, meta_,
-                                           static_cast<int>(c_.keep_last), update_latest);
+                                           static_cast<int>(o_.keep_last), update_latest);
   const double seconds = now_s() - t0;
-  JsonObject m;
-  m.add("type", "checkpoint").add("file", dir_ + "/" + name).add("epoch", p.epoch).add("step", p.global_step)
-      .add("seconds", seconds).add("mb", static_cast<double>(bytes) / 1e6);
-  metrics.write(m);
+  log.checkpoint(dir_ + "/" + name, p.epoch, p.global_step, seconds, static_cast<double>(bytes) / 1e6);
 }
 
 TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& model, Optimizer& opt,
@@ -115,7 +102,7 @@ TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& mo
   TrainProgress p;
   comm.collective_check([&] {
     if (comm.rank() != 0) return;
-    const std::string path = c.resume == "latest" ? latest_checkpoint(c.checkpoint_path()) : c.resume;
+    const std::string path = c.checkpoint.resume == "latest" ? latest_checkpoint(c.checkpoint_path()) : c.checkpoint.resume;
     if (path.empty())
       throw UserError("--resume: no checkpoint in '" + c.checkpoint_path() + "' (no 'latest' file): start without --resume");
     std::vector<std::string> names;

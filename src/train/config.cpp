@@ -104,53 +104,61 @@ void validate(Config& c) {
   o.weight_decay_mode = parse_weight_decay_mode(c.weight_decay_mode_name);
   check_optimizer_options(o);
 
-  require(std::isfinite(c.val_fraction) && c.val_fraction >= 0 && c.val_fraction < 1,
-          "--val-fraction must be in [0, 1) (got " + to_text(c.val_fraction) + ")");
-  require(c.eval_split == "test" || c.eval_split == "val" || c.eval_split == "none",
-          "--eval-split must be test, val or none (got '" + c.eval_split + "')");
-  require(c.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
-  check_metric_name(c.early_stop_metric, "--early-stop-metric");
-  if (!c.target.empty()) parse_target(c.target);
-  require(!c.stop_at_target || !c.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
-  require(std::isfinite(c.early_stop_min_delta) && c.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
-  require(std::isfinite(c.divergence_factor) && c.divergence_factor >= 0,
+  require(std::isfinite(c.eval.val_fraction) && c.eval.val_fraction >= 0 && c.eval.val_fraction < 1,
+          "--val-fraction must be in [0, 1) (got " + to_text(c.eval.val_fraction) + ")");
+  require(c.eval.split == "test" || c.eval.split == "val" || c.eval.split == "none",
+          "--eval-split must be test, val or none (got '" + c.eval.split + "')");
+  require(c.stop.early_stop_patience >= 0, "--early-stop-patience must be >= 0 (0: off)");
+  check_metric_name(c.stop.early_stop_metric, "--early-stop-metric");
+  if (!c.stop.target.empty()) parse_target(c.stop.target);
+  require(!c.stop.stop_at_target || !c.stop.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
+  require(std::isfinite(c.stop.early_stop_min_delta) && c.stop.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
+  require(std::isfinite(c.stop.divergence_factor) && c.stop.divergence_factor >= 0,
           "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
-  require(c.checkpoint_every_epochs >= 0 && c.checkpoint_every_steps >= 0 && c.keep_last >= 0,
+  require(c.checkpoint.every_epochs >= 0 && c.checkpoint.every_steps >= 0 && c.checkpoint.keep_last >= 0,
           "--checkpoint-every-epochs, --checkpoint-every-steps and --keep-last must be >= 0");
-  require(std::isfinite(c.checkpoint_every_s) && c.checkpoint_every_s >= 0, "--checkpoint-every-s must be >= 0");
+  require(std::isfinite(c.checkpoint.every_s) && c.checkpoint.every_s >= 0, "--checkpoint-every-s must be >= 0");
   require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
-  require(c.resume != "latest" || !c.checkpoint_path().empty(),
+  require(c.checkpoint.resume != "latest" || !c.checkpoint_path().empty(),
           "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
   require(std::isfinite(c.noise_ema_decay) && c.noise_ema_decay >= 0 && c.noise_ema_decay < 1,
           "--noise-ema-decay must be in [0, 1)");
-  require(c.metrics_every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
+  require(c.log.every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
-  require(c.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
-  require(c.overlap == "auto" || c.overlap == "on" || c.overlap == "off",
-          "--overlap must be auto, on or off (got '" + c.overlap + "')");
-  require(c.eval_every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
-  require(std::isfinite(c.progress_interval_s) && c.progress_interval_s > 0,
+  require(c.step.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
+  require(c.step.overlap == "auto" || c.step.overlap == "on" || c.step.overlap == "off",
+          "--overlap must be auto, on or off (got '" + c.step.overlap + "')");
+  require(c.eval.every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
+  require(std::isfinite(c.progress.interval_s) && c.progress.interval_s > 0,
           "--progress-interval-s must be > 0");
-  require(c.progress == "auto" || c.progress == "live" || c.progress == "lines" || c.progress == "none",
-          "--progress must be auto, live, lines or none (got '" + c.progress + "')");
+  require(c.progress.mode == "auto" || c.progress.mode == "live" || c.progress.mode == "lines" || c.progress.mode == "none",
+          "--progress must be auto, live, lines or none (got '" + c.progress.mode + "')");
 }
 
 }  // namespace
 
-std::string Config::metrics_path() const {
-  if (!metrics.empty() || run_dir.empty()) return metrics;
-  return (std::filesystem::path(run_dir) / "metrics.jsonl").string();
-}
-
 std::string Config::checkpoint_path() const {
-  if (!checkpoint_dir.empty() || run_dir.empty()) return checkpoint_dir;
-  return (std::filesystem::path(run_dir) / "checkpoints").string();
+  if (!checkpoint.dir.empty() || log.run_dir.empty()) return checkpoint.dir;
+  return (std::filesystem::path(log.run_dir) / "checkpoints").string();
 }
 
 std::string Config::to_ini() const {
   std::string out = "# effective configuration of an mpitrain run; reuse with --config (and a new --run-dir)\n";
   for (const auto& [key, value] : entries)
     if (key != "config" && key != "run-dir" && key != "resume") out += key + " = " + value + "\n";
+  return out;
+}
+
+std::map<std::string, std::string> parse_ini_entries(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  try {
+    po::options_description none;  // every key is "unregistered": all are kept as text
+    for (const auto& option : po::parse_config_file(in, none, /*allow_unregistered=*/true).options)
+      if (!option.value.empty()) out[option.string_key] = option.value.front();
+  } catch (const po::error& e) {
+    throw UserError(std::string("not an INI text of key = value lines: ") + e.what());
+  }
   return out;
 }
 
@@ -170,16 +178,11 @@ static std::vector<std::string> join_resume(const std::vector<std::string>& args
   return out;
 }
 
-ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
-  const std::vector<std::string> args = join_resume(raw_args);
-  ParseResult result;
-  Config& c = result.config;
-  long long seed = static_cast<long long>(c.seed);
-  po::options_description desc("mpitrain train [options]   (every option also works in the --config INI file)");
-  desc.add_options()("help,h", "print this help and exit");
-  desc.add_options()("config", po::value<std::string>(&c.config_file),
-                     "INI file of options (key = value); the command line wins");
-  OptionTable t(desc);
+namespace {
+
+// The options, in the order --help and the headers list them, each bound to
+// its field (the seed goes through a signed value so a negative one is refused).
+void declare_run_options(OptionTable& t, Config& c, long long& seed) {
   t.add("data", &c.data, "HDF5 dataset file (see datasets/README.md)");
   t.add("model", &c.model, "layer widths joined by '-', input first, e.g. 784-256-10");
   t.add("activation", &c.activation_name, "hidden activation: relu | tanh | gelu");
@@ -188,7 +191,10 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
   t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
-  // Learning rate (schedule.hpp)
+}
+
+// The learning rate (optim/schedule.hpp).
+void declare_schedule_options(OptionTable& t, Config& c) {
   t.add("lr", &c.schedule.base_lr, "base learning rate, tuned at --ref-batch");
   t.add("ref-batch", &c.schedule.ref_batch, "global batch at which --lr was tuned");
   t.add("lr-scaling", &c.lr_scaling_name, "rate rule for the global batch: none | linear | sqrt");
@@ -203,7 +209,10 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("lr-poly-power", &c.schedule.poly_power, "poly: power p of (1 - t)^p");
   t.add("batch-schedule", &c.batch_schedule_text, "raise the global batch at epochs: EPOCH:B,... e.g. 5:512,10:1024");
   t.add("batch-schedule-lr", &c.batch_schedule_lr, "rate when the batch schedule raises B: scale (rule) | hold");
-  // Optimizer (optim.hpp)
+}
+
+// The optimizer (optim/optimizer.hpp).
+void declare_optimizer_options(OptionTable& t, Config& c) {
   t.add("optimizer", &c.optimizer_name, "sgd | adamw | lars | lamb");
   t.add("momentum", &c.optim.momentum, "SGD/LARS momentum in [0, 1)");
   t.add_flag("nesterov", &c.optim.nesterov, "SGD: Nesterov momentum");
@@ -217,39 +226,51 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   t.add("lars-eta", &c.optim.lars_eta, "LARS trust coefficient");
   t.add_flag("exclude-bias", &c.optim.exclude_bias, "LARS/LAMB: biases get trust ratio 1 and no weight decay");
   t.add("trust-clip", &c.optim.trust_clip, "LARS/LAMB: upper bound of the trust ratio (0: none)");
-  // Evaluation and stopping
-  t.add("val-fraction", &c.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
-  t.add("eval-split", &c.eval_split, "evaluated after each epoch: test (and val if any) | val | none");
-  t.add("early-stop-patience", &c.early_stop_patience, "stop after K epochs without improvement (0: off)");
-  t.add("early-stop-metric", &c.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
-  t.add("early-stop-min-delta", &c.early_stop_min_delta, "smallest change that counts as an improvement");
-  t.add("target", &c.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
-  t.add_flag("stop-at-target", &c.stop_at_target, "end the run when --target is reached");
-  t.add("eval-every-steps", &c.eval_every_steps,
+}
+
+// Evaluation and stopping (EvalOptions, StopOptions).
+void declare_eval_options(OptionTable& t, Config& c) {
+  t.add("val-fraction", &c.eval.val_fraction, "hold this fraction of /train out as validation, chosen by --seed");
+  t.add("eval-split", &c.eval.split, "evaluated after each epoch: test (and val if any) | val | none");
+  t.add("early-stop-patience", &c.stop.early_stop_patience, "stop after K epochs without improvement (0: off)");
+  t.add("early-stop-metric", &c.stop.early_stop_metric, "val_loss | val_acc | test_loss | test_acc | train_loss | train_acc");
+  t.add("early-stop-min-delta", &c.stop.early_stop_min_delta, "smallest change that counts as an improvement");
+  t.add("target", &c.stop.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
+  t.add_flag("stop-at-target", &c.stop.stop_at_target, "end the run when --target is reached");
+  t.add("eval-every-steps", &c.eval.every_steps,
         "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
   t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
-  t.add("divergence-factor", &c.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
-  // Output and resources
-  t.add("run-dir", &c.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
-  t.add("metrics", &c.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
-  t.add("checkpoint-dir", &c.checkpoint_dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
-  t.add("checkpoint-every-epochs", &c.checkpoint_every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
-  t.add("checkpoint-every-steps", &c.checkpoint_every_steps, "also checkpoint every N steps (0: off)");
-  t.add("checkpoint-every-s", &c.checkpoint_every_s, "also checkpoint every T seconds of training (0: off)");
-  t.add("keep-last", &c.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
-  t.add("resume", &c.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
+  t.add("divergence-factor", &c.stop.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
+}
+
+// Output and resources (RunLogOptions, CheckpointOptions, StepOptions, ProgressOptions).
+void declare_output_options(OptionTable& t, Config& c) {
+  t.add("run-dir", &c.log.run_dir, "this run's own directory (created): config.ini, metrics.jsonl, checkpoints/");
+  t.add("metrics", &c.log.metrics, "JSON-lines metrics file written by rank 0 (default: <run-dir>/metrics.jsonl, else none)");
+  t.add("checkpoint-dir", &c.checkpoint.dir, "checkpoint directory (default: <run-dir>/checkpoints, else none)");
+  t.add("checkpoint-every-epochs", &c.checkpoint.every_epochs, "checkpoint every N epochs (0: not at epoch ends)");
+  t.add("checkpoint-every-steps", &c.checkpoint.every_steps, "also checkpoint every N steps (0: off)");
+  t.add("checkpoint-every-s", &c.checkpoint.every_s, "also checkpoint every T seconds of training (0: off)");
+  t.add("keep-last", &c.checkpoint.keep_last, "keep the last K ckpt-*.h5 files (0: all); final.h5 and best.h5 stay");
+  t.add("resume", &c.checkpoint.resume, "continue from a checkpoint: FILE, or 'latest' in the checkpoint directory (--resume alone)");
   t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
-  t.add("metrics-every-steps", &c.metrics_every_steps, "also write a step line every N steps (0: none)");
+  t.add("metrics-every-steps", &c.log.every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
-  t.add("bucket-bytes", &c.bucket_bytes,
+  t.add("bucket-bytes", &c.step.bucket_bytes,
         "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
-  t.add("overlap", &c.overlap,
+  t.add("overlap", &c.step.overlap,
         "reduce gradient buckets during backward on a communication thread: on, off, or auto (on when the job spans "
         "hosts or every rank has a spare core)");
-  t.add_flag("prefetch", &c.prefetch, "read the next rows on a background thread while the current ones compute");
-  t.add("progress", &c.progress, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
-  t.add("progress-interval-s", &c.progress_interval_s, "seconds between progress lines when not on a terminal");
+  t.add_flag("prefetch", &c.step.prefetch, "read the next rows on a background thread while the current ones compute");
+  t.add("progress", &c.progress.mode, "progress display: auto (live line on a terminal, else plain lines) | live | lines | none");
+  t.add("progress-interval-s", &c.progress.interval_s, "seconds between progress lines when not on a terminal");
+}
 
+// Reads the command line, then the --config file (the command line wins:
+// Boost keeps the first value stored). False for --help (help_text set).
+// UserError names what to fix.
+bool read_options(const std::vector<std::string>& args, const po::options_description& desc, const OptionTable& t,
+                  std::string& help_text) {
   po::variables_map vm;
   std::string where;  // "" for the command line, else "in config file 'X': "
   try {
@@ -268,9 +289,8 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
     if (vm.count("help")) {
       std::ostringstream os;
       os << desc;
-      result.action = ParseResult::Action::kHelp;
-      result.help_text = os.str();
-      return result;
+      help_text = os.str();
+      return false;
     }
     if (vm.count("config")) {
       const auto path = vm["config"].as<std::string>();
@@ -287,6 +307,30 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
     throw UserError(where + e.what() + (k.empty() ? "" : ": expected " + k) + " (see 'mpitrain train --help')");
   } catch (const po::error& e) {
     throw UserError(where + e.what() + " (see 'mpitrain train --help')");
+  }
+  return true;
+}
+
+}  // namespace
+
+ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
+  const std::vector<std::string> args = join_resume(raw_args);
+  ParseResult result;
+  Config& c = result.config;
+  long long seed = static_cast<long long>(c.seed);
+  po::options_description desc("mpitrain train [options]   (every option also works in the --config INI file)");
+  desc.add_options()("help,h", "print this help and exit");
+  desc.add_options()("config", po::value<std::string>(&c.config_file),
+                     "INI file of options (key = value); the command line wins");
+  OptionTable t(desc);
+  declare_run_options(t, c, seed);
+  declare_schedule_options(t, c);
+  declare_optimizer_options(t, c);
+  declare_eval_options(t, c);
+  declare_output_options(t, c);
+  if (!read_options(args, desc, t, result.help_text)) {
+    result.action = ParseResult::Action::kHelp;
+    return result;
   }
   require(seed >= 0, "--seed must be >= 0");
   c.seed = static_cast<std::uint64_t>(seed);

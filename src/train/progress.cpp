@@ -54,6 +54,48 @@ void Progress::update(const ProgressState& s) {
   std::fflush(stdout);
 }
 
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_epoch_line(const EpochRecord& r, long long epochs, bool classes, std::optional<double> b_noise,
+                              const std::optional<std::string>& target_reached) {
+  std::string line = "epoch " + std::to_string(r.epoch) + "/" + std::to_string(epochs) + "  train loss " +
+                     fmt("%.4f", r.train_loss);
+  if (classes) line += " acc " + fmt("%.4f", r.train_acc);
+  for (const std::string split : {"val", "test"}) {
+    if (!r.metrics->count(split + "_loss")) continue;
+    line += "  " + split + " loss " + fmt("%.4f", r.metrics->at(split + "_loss"));
+    if (classes) line += " acc " + fmt("%.4f", r.metrics->at(split + "_acc"));
+  }
+  line += "  lr " + fmt("%.4g", r.lr) + "  B " + std::to_string(r.global_batch) + "  " + fmt("%.1f", r.epoch_time_s) +
+          "s  " + fmt("%.0f", r.samples_per_s) + " samples/s";
+  if (b_noise) line += "  B_noise " + fmt("%.0f", *b_noise);
+  if (target_reached) line += "  [target " + *target_reached + " reached]";
+  return line;
+}
+
+void print_run_summary(const TrainResult& r, bool show_acc, const std::optional<Target>& target) {
+  std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", r.epochs_done, r.steps, r.time_s,
+              static_cast<double>(r.samples) / r.time_s);
+  if (show_acc) std::printf(", final acc %.4f", r.eval_acc);
+  std::printf("\n");
+  if (target) {
+    if (r.target_reached)
+      std::printf("target %s reached after epoch %lld: %lld steps, %lld samples, %.1fs\n", target->text.c_str(),
+                  r.target_epoch, r.target_step, r.target_samples, r.target_time_s);
+    else
+      std::printf("target %s not reached in %lld epochs\n", target->text.c_str(), r.epochs_done);
+  }
+  std::fflush(stdout);
+}
+
 void Progress::println(const std::string& line) {
   if (!enabled_) return;
   if (live_line_) std::printf("\r\033[K");

@@ -19,7 +19,7 @@ constexpr int kMinEvalRows = 256;  // without --micro-batch, evaluation reads at
 // The metrics file must never clobber an input: refuse the data file itself
 // (also through a symlink) and any existing HDF5 file.
 void check_metrics_path(const Config& c) {
-  const std::string path = c.metrics_path();
+  const std::string path = c.log.metrics_path();
   if (path.empty()) return;
   std::error_code ec;
   if (std::filesystem::equivalent(path, c.data, ec))
@@ -30,13 +30,13 @@ void check_metrics_path(const Config& c) {
 
 // A run directory belongs to one run: never write into another run's files.
 void check_run_dir(const Config& c) {
-  if (c.run_dir.empty() || !c.resume.empty()) return;  // resuming continues the run in its own directory
+  if (c.log.run_dir.empty() || !c.checkpoint.resume.empty()) return;  // resuming continues the run in its own directory
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::exists(c.run_dir, ec) && !fs::is_directory(c.run_dir, ec))
-    throw UserError("--run-dir '" + c.run_dir + "' exists and is not a directory: choose a new path");
-  if (fs::exists(fs::path(c.run_dir) / "metrics.jsonl", ec) || fs::exists(fs::path(c.run_dir) / "config.ini", ec))
-    throw UserError("--run-dir '" + c.run_dir + "' already holds a run: choose a new directory");
+  if (fs::exists(c.log.run_dir, ec) && !fs::is_directory(c.log.run_dir, ec))
+    throw UserError("--run-dir '" + c.log.run_dir + "' exists and is not a directory: choose a new path");
+  if (fs::exists(fs::path(c.log.run_dir) / "metrics.jsonl", ec) || fs::exists(fs::path(c.log.run_dir) / "config.ini", ec))
+    throw UserError("--run-dir '" + c.log.run_dir + "' already holds a run: choose a new directory");
 }
 
 void check_model_fits_data(const Config& c, const DatasetFile& data) {
@@ -55,9 +55,9 @@ void check_model_fits_data(const Config& c, const DatasetFile& data) {
 
 // Holds out round(N * fraction) rows of /train, chosen by the seed alone.
 void hold_out_validation(const Config& c, long long n, RunPlan& p) {
-  const auto n_val = static_cast<long long>(std::llround(static_cast<double>(n) * c.val_fraction));
+  const auto n_val = static_cast<long long>(std::llround(static_cast<double>(n) * c.eval.val_fraction));
   if (n_val < 1 || n_val >= n)
-    throw UserError("--val-fraction " + std::to_string(c.val_fraction) + " of " + std::to_string(n) +
+    throw UserError("--val-fraction " + std::to_string(c.eval.val_fraction) + " of " + std::to_string(n) +
                     " training rows leaves " + std::to_string(n_val) + " for validation and " +
                     std::to_string(n - n_val) + " for training: both need at least one row");
   auto perm = random_permutation(n, stream_key(c.seed, 0x76616c /* "val" */));
@@ -75,7 +75,7 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
   check_model_fits_data(c, *p.data);
   const long long n = p.data->split("train").rows;
   p.train_count = n;
-  if (c.val_fraction > 0) {
+  if (c.eval.val_fraction > 0) {
     if (p.data->has_split("val"))
       throw UserError("'" + c.data + "' has a /val split already: drop --val-fraction or use a file without /val");
     hold_out_validation(c, n, p);
@@ -84,12 +84,12 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
   } else if (p.data->has_split("val") && p.data->split("val").rows > 0) {
     p.val_split = "val";
   }
-  if (c.eval_split == "val" && p.val_split.empty())
+  if (c.eval.split == "val" && p.val_split.empty())
     throw UserError("'" + c.data + "' has no /val split: add --val-fraction F, or pass --eval-split test or none");
-  if (c.eval_split == "test" && !p.data->has_split("test"))
+  if (c.eval.split == "test" && !p.data->has_split("test"))
     throw UserError("'" + c.data + "' has no /test split: pass --eval-split none or another split");
-  if (c.eval_split == "none") p.val_split.clear();
-  p.eval_test = c.eval_split == "test" && p.data->split("test").rows > 0;
+  if (c.eval.split == "none") p.val_split.clear();
+  p.eval_test = c.eval.split == "test" && p.data->split("test").rows > 0;
 
   p.phases = parse_batch_schedule(c.batch_schedule_text, c.global_batch);
   long long max_shard = 0;
@@ -112,74 +112,14 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     if (metric.starts_with("test_") && !p.eval_test)
       throw UserError(option + " uses " + metric + " but the test split is not evaluated: use --eval-split test");
   };
-  if (!c.target.empty()) {
-    p.target = parse_target(c.target);
+  if (!c.stop.target.empty()) {
+    p.target = parse_target(c.stop.target);
     needs(p.target->metric, "--target");
   }
-  if (c.early_stop_patience > 0) needs(c.early_stop_metric, "--early-stop-metric");
+  if (c.stop.early_stop_patience > 0) needs(c.stop.early_stop_metric, "--early-stop-metric");
   check_run_dir(c);
   check_metrics_path(c);
   return p;
-}
-
-namespace {
-std::string mpi_library_version() {
-  char text[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len = 0;
-  MPI_Get_library_version(text, &len);
-  std::string s(text, static_cast<size_t>(len));
-  return s.substr(0, s.find_first_of(",\n"));
-}
-}  // namespace
-
-JsonObject run_header_json(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
-                           const Model& m) {
-  JsonObject cfg;
-  for (const auto& [k, v] : c.entries) cfg.add(k, v);
-  std::vector<JsonObject> plan;
-  for (const auto& row : p.schedule->plan()) {
-    JsonObject r;
-    r.add("what", row.what).add("step", row.global_step).add("epoch", row.epoch_pos)
-        .add("global_batch", row.global_batch).add("lr", row.lr);
-    plan.push_back(r);
-  }
-  unsigned hmaj = 0, hmin = 0, hrel = 0;
-  H5get_libversion(&hmaj, &hmin, &hrel);
-  JsonObject h;
-  h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
-      .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
-      .add("threads_rule", place.how).add("model", m.spec()).add("params", m.param_count())
-      .add("flops_per_sample", 3.0 * m.forward_flops_per_sample())
-      .add("train_rows", p.train_count).add("val_rows", static_cast<long long>(p.val_rows.size()))
-      .add("val_split", p.val_split.empty() ? "none" : p.val_split)
-      .add("steps_per_epoch", p.schedule->steps_in_epoch(0)).add("total_steps", p.schedule->total_steps())
-      .add("optimizer", optimizer_name(c.optim.kind)).add("base_lr", c.schedule.base_lr)
-      .add("effective_lr", p.schedule->scaled_rate(c.global_batch))
-      .add("warmup_steps", p.schedule->warmup_total_steps()).add("rows_per_pass", p.capacity)
-      .add("mpi", mpi_library_version())
-      .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
-      .add("openblas", std::string(openblas_get_config()));
-  h.add_array("lr_plan", plan);
-  std::vector<JsonObject> hosts;
-  for (const auto& [host, ranks] : place.hosts) {
-    std::string list;
-    for (int r : ranks) {
-      if (!list.empty()) list += ',';
-      list += std::to_string(r);
-    }
-    JsonObject o;
-    o.add("host", host).add("ranks", list);
-    hosts.push_back(o);
-  }
-  h.add_array("hosts", hosts);
-  if (!place.slurm_job_id.empty()) {
-    JsonObject sl;
-    sl.add("job_id", place.slurm_job_id).add("nodes", place.slurm_nodes)
-        .add("tasks_per_node", place.slurm_tasks_per_node).add("cpus_per_task", place.slurm_cpus_per_task);
-    h.add_object("slurm", sl);
-  }
-  h.add_object("config", cfg);
-  return h;
 }
 
 void print_run_header(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
@@ -203,7 +143,7 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);
-  if (p.data->has_split("test") && c.eval_split == "test")
+  if (p.data->has_split("test") && c.eval.split == "test")
     std::printf(", %lld test rows%s", p.data->split("test").rows, p.eval_test ? "" : " (empty: no evaluation)");
   std::printf("\nglobal batch %lld (up to %lld rows per rank%s), %lld steps per epoch, %lld epochs, %lld steps%s\n",
               c.global_batch, max_shard_rows(c.global_batch, comm.size()),
@@ -229,9 +169,9 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   for (const auto& row : s.plan())
     std::printf("  %-16s step %7lld  epoch %7.2f  B %6lld  lr %.6g\n", row.what.c_str(), row.global_step,
                 row.epoch_pos, row.global_batch, row.lr);
-  if (p.target) std::printf("target: %s%s\n", p.target->text.c_str(), c.stop_at_target ? " (stop when reached)" : "");
-  if (c.early_stop_patience > 0)
-    std::printf("early stopping: %s, patience %lld epochs\n", c.early_stop_metric.c_str(), c.early_stop_patience);
+  if (p.target) std::printf("target: %s%s\n", p.target->text.c_str(), c.stop.stop_at_target ? " (stop when reached)" : "");
+  if (c.stop.early_stop_patience > 0)
+    std::printf("early stopping: %s, patience %lld epochs\n", c.stop.early_stop_metric.c_str(), c.stop.early_stop_patience);
   std::fflush(stdout);
 }
 

@@ -1,30 +1,31 @@
 #include "mpitrain/train/trainer.hpp"
 
-#include <cmath>
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <optional>
 
-#include "mpitrain/comm/gradient_reducer.hpp"
+#include "mpitrain/comm/placement.hpp"
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/errors.hpp"
-#include "mpitrain/data/sampler.hpp"
-#include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
+#include "mpitrain/train/batch_source.hpp"
 #include "mpitrain/train/checkpointer.hpp"
 #include "mpitrain/train/evaluation.hpp"
 #include "mpitrain/train/noise_scale.hpp"
 #include "mpitrain/train/progress.hpp"
+#include "mpitrain/train/run_log.hpp"
 #include "mpitrain/train/run_plan.hpp"
 #include "mpitrain/train/step.hpp"
+#include "mpitrain/train/stop_policy.hpp"
 #include "mpitrain/train/watchdog.hpp"
 
 namespace mpitrain {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+using Phase = Watchdog::Phase;
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -32,390 +33,373 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-// Readers and buffers of one run, sized once before the first step.
-struct RunState {
-  RunState(const Config& c, const RunPlan& plan, const Comm& comm, long long bucket_bytes)
-      : model(c.model, c.activation, plan.capacity),
-        step(model, *plan.data, comm, plan.data->num_classes(), plan.capacity, bucket_bytes, c.prefetch),
-        targets(plan.capacity, plan.data->split("train").y_width),
-        sampler(plan.train_count, c.global_batch, c.drop_last, c.seed, plan.train_rows) {
-    model.init(c.seed);  // the same seed on every rank: identical weights, no broadcast needed
-    optimizer = make_optimizer(c.optim, model.arena());
-    if (plan.val_split == "train") val_reader.emplace(*plan.data, "train", plan.capacity);
-    if (plan.val_split == "val") val_reader.emplace(*plan.data, "val", plan.capacity);
-    if (plan.eval_test) test_reader.emplace(*plan.data, "test", plan.capacity);
-  }
-  Model model;
-  GradientStep step;
-  std::unique_ptr<Optimizer> optimizer;
-  std::optional<SplitReader> val_reader, test_reader;
-  TargetBuffers targets;  // for evaluation
-  EpochSampler sampler;
+// What the steps of one epoch add up to, for its lines.
+struct EpochTally {
+  StepTimes times;
+  double lr = 0;               // the rate of the last step
+  double mid_eval_s = 0;       // evaluation inside the epoch (not training time)
+  long long resumed_samples = 0;  // samples of this epoch done before a resume (not timed here)
+  double t_start = 0;
 };
 
-// Creates the run directory and records the effective configuration in it.
-void write_run_dir(const Config& c) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(c.run_dir, ec);
-  if (ec) throw UserError("cannot create --run-dir '" + c.run_dir + "': " + ec.message());
-  const fs::path ini = fs::path(c.run_dir) / "config.ini";
-  std::FILE* f = std::fopen(ini.c_str(), "w");
-  if (!f) throw UserError("cannot write '" + ini.string() + "': choose a writable --run-dir");
-  const std::string text = c.to_ini();
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  if (std::fclose(f) != 0 || !ok) throw UserError("cannot write '" + ini.string() + "'");
+// One training run: everything it owns is built once before the first step.
+class Training {
+ public:
+  Training(const Config& c, const Comm& comm);
+  TrainResult run();
+
+ private:
+  static RunPlan checked_plan(const Config& c, const Comm& comm);
+  std::unique_ptr<Optimizer> init_model_and_optimizer();
+  TrainProgress fresh_or_resumed();
+  RunLog open_log();
+  void print_header();
+
+  bool run_steps(long long epoch, EpochTally& t);
+  void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
+  bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
+  bool end_epoch(long long epoch, const EpochTally& t, bool stopped_at_target);
+  void evaluate(EpochMetrics& em);
+  [[noreturn]] void diverged(const StepPosition& pos, double lr, double loss, double grad_norm, const std::string& why);
+  const TrainProgress& snapshot();
+  void finish();
+  void print_summary();
+
+  const Config& c_;
+  const Comm& comm_;
+  const bool root_;
+  Watchdog watchdog_;
+  RunPlan plan_;          // everything fixed before the first step (bad input is found here)
+  Placement place_;       // before the first BLAS call
+  const int num_classes_;
+  Model model_;
+  GradientStep step_;
+  BatchSource batches_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::optional<SplitReader> val_reader_, test_reader_;
+  TargetBuffers eval_targets_;
+  TrainProgress pr_;      // the loop's state: exactly what a checkpoint saves
+  RunLog log_;
+  Checkpointer checkpoints_;
+  Progress progress_;
+  StopPolicy stop_;
+  NoiseScaleEstimator noise_;
+  TrainResult result_;
+  double t_start_ = 0;
+};
+
+RunPlan Training::checked_plan(const Config& c, const Comm& comm) {
+  // Everything a user can get wrong is found here, before the first step, and
+  // reported once by rank 0 (Comm::collective_check).
+  RunPlan plan;
+  comm.collective_check([&] { plan = make_run_plan(c, comm); });
+  return plan;
 }
 
-// One line per run for sweep tools: <run-dir>/summary.json (also for runs that diverged).
-void write_run_summary(const Config& c, const JsonObject& summary) {
-  if (c.run_dir.empty()) return;
-  const std::string path = (std::filesystem::path(c.run_dir) / "summary.json").string();
-  if (std::FILE* f = std::fopen(path.c_str(), "w")) {
-    std::fprintf(f, "%s\n", summary.str().c_str());
-    std::fclose(f);
+// Without overlap, one all-reduce after backward (bucket size 0) is the cheapest.
+long long bucket_bytes(const StepOptions& o, const Placement& p) {
+  const bool overlap = overlap_enabled(o.overlap, p.node_count, p.ranks_on_node, p.threads_per_rank, p.cores_on_node);
+  return overlap ? o.bucket_bytes : 0;
+}
+
+bool live_progress(const ProgressOptions& o) {
+  return o.mode == "live" || (o.mode == "auto" && stdout_is_terminal());
+}
+
+Training::Training(const Config& c, const Comm& comm)
+    : c_(c),
+      comm_(comm),
+      root_(comm.rank() == 0),
+      watchdog_(comm.rank(), c.stall_timeout_s),
+      plan_(checked_plan(c, comm)),
+      place_(configure_threads(comm, c.threads)),
+      num_classes_(plan_.data->num_classes()),
+      model_(c.model, c.activation, plan_.capacity),
+      step_(model_, comm, num_classes_, bucket_bytes(c.step, place_)),
+      batches_({plan_.data.get(), plan_.train_count, plan_.train_rows, c.global_batch, c.drop_last, c.seed,
+                plan_.capacity, model_.input(), c.step.prefetch},
+               comm),
+      optimizer_(init_model_and_optimizer()),
+      eval_targets_(plan_.capacity, plan_.data->split("train").y_width),
+      pr_(fresh_or_resumed()),
+      log_(open_log()),
+      checkpoints_(c.checkpoint, c.checkpoint_path(), checkpoint_meta(c, plan_, comm), comm),
+      progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),
+      stop_(c.stop, plan_.target, !plan_.val_split.empty() && checkpoints_.enabled(), pr_),
+      noise_(c.noise_ema_decay) {
+  if (plan_.val_split == "train") val_reader_.emplace(*plan_.data, "train", plan_.capacity);
+  if (plan_.val_split == "val") val_reader_.emplace(*plan_.data, "val", plan_.capacity);
+  if (plan_.eval_test) test_reader_.emplace(*plan_.data, "test", plan_.capacity);
+  noise_.restore(pr_.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
+  if (root_) print_header();
+  result_.val_loss = result_.val_acc = kNaN;
+  t_start_ = now_s() - pr_.elapsed_s;  // a resumed run keeps counting its training time
+}
+
+std::unique_ptr<Optimizer> Training::init_model_and_optimizer() {
+  model_.init(c_.seed);  // the same seed on every rank: identical weights, no broadcast needed
+  return make_optimizer(c_.optim, model_.arena());
+}
+
+TrainProgress Training::fresh_or_resumed() {
+  if (c_.checkpoint.resume.empty()) return {};
+  return restore_checkpoint(c_, plan_, model_, *optimizer_, comm_);
+}
+
+RunLog Training::open_log() {
+  RunLog log;
+  comm_.collective_check([&] {
+    if (root_) log = RunLog(c_.log, c_.to_ini(), /*resumed=*/!c_.checkpoint.resume.empty());
+  });
+  return log;
+}
+
+void Training::print_header() {
+  print_run_header(c_, comm_, place_, plan_, model_);
+  const GradientReducer& reducer = step_.reducer();
+  if (comm_.size() > 1)
+    std::printf("gradient all-reduce: %s\n",
+                reducer.overlaps() ? (std::to_string(reducer.bucket_count()) +
+                                      " buckets, reduced during backward on a communication thread").c_str()
+                                   : ("one all-reduce after backward (--overlap " + c_.step.overlap + ")").c_str());
+  JsonObject header = RunLog::header_json(c_, comm_, place_, plan_, model_);
+  header.add("allreduce_buckets", reducer.bucket_count()).add("allreduce_overlap", reducer.overlaps());
+  log_.header(header);
+}
+
+// The training paragraph of DESIGN.md: every step, each rank takes its shard
+// of one global batch, computes local gradients, the gradients are
+// all-reduced, and every rank applies the same update; after each epoch,
+// exact evaluation, the epoch's lines and a checkpoint.
+TrainResult Training::run() {
+  for (long long epoch = pr_.epoch; epoch < c_.epochs; ++epoch) {
+    const long long b_epoch = batch_at_epoch(plan_.phases, epoch);
+    batches_.start_epoch(epoch, b_epoch, pr_.step_in_epoch);
+    pr_.epoch = epoch;
+    pr_.global_batch = b_epoch;
+    EpochTally t;
+    t.t_start = now_s();
+    t.resumed_samples = pr_.epoch_samples;  // for this epoch's throughput
+    const bool stopped_at_target = run_steps(epoch, t);
+    if (!end_epoch(epoch, t, stopped_at_target)) break;
+  }
+  finish();
+  return result_;
+}
+
+// The steps of one epoch, from where the progress stands. Returns true when
+// the target was reached mid-epoch with --stop-at-target.
+bool Training::run_steps(long long epoch, EpochTally& t) {
+  const LrSchedule& schedule = *plan_.schedule;
+  const long long steps = schedule.steps_in_epoch(epoch);
+  while (pr_.step_in_epoch < steps) {
+    const Batch batch = batches_.next();
+    const StepPosition pos = schedule.position(epoch, batch.step);
+    watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
+    maybe_test_stall(comm_.rank(), pos.global_step + 1);
+    watchdog_.beat(Phase::kAllreduce, epoch + 1, batch.step + 1);  // the all-reduce starts within backward
+    const StepSums sums = step_.run(batches_, batch, t.times);
+    watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
+    update(pos, batch, sums, t);
+
+    if (batch.step + 1 < steps && checkpoints_.due_after_step(pr_.global_step)) {
+      watchdog_.beat(Phase::kCheckpoint, epoch + 1, batch.step + 1);
+      batches_.drain();  // no HDF5 read may run while the checkpoint is written
+      checkpoints_.save(Checkpointer::step_name(epoch, batch.step + 1), snapshot(), model_, *optimizer_, log_, true);
+    }
+    if (c_.eval.every_steps > 0 && pr_.global_step % c_.eval.every_steps == 0 && batch.step + 1 < steps &&
+        (val_reader_ || test_reader_) && evaluate_mid_epoch(epoch, batch.step, t))
+      return true;
+    const double elapsed = now_s() - t.t_start - t.mid_eval_s;
+    progress_.update({epoch + 1, c_.epochs, batch.step + 1, steps,
+                      pr_.epoch_loss_sum / static_cast<double>(pr_.epoch_samples),
+                      static_cast<double>(pr_.epoch_samples - t.resumed_samples) / elapsed,
+                      (now_s() - t_start_) / static_cast<double>(pr_.global_step) *
+                          static_cast<double>(schedule.total_steps() - pr_.global_step)});
+  }
+  return false;
+}
+
+// After the all-reduce: the noise scale, the divergence check, the update at
+// the scheduled rate, and the step's place in the progress.
+void Training::update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t) {
+  const double t_update = now_s();
+  Arena& arena = model_.arena();
+  const long long b = batch.global_rows;
+  const double step_loss = sums.loss / static_cast<double>(b);
+  const double grad_norm = l2_norm(arena.grads(), arena.param_count());
+  if (sums.contributors > 0)
+    noise_.update(sums.small_sq_mean, sums.inv_small_mean, static_cast<double>(b), grad_norm * grad_norm);
+  t.lr = plan_.schedule->lr_at(pos);
+  const std::string why = stop_.divergence(pos.global_step, step_loss, grad_norm);
+  if (!why.empty()) diverged(pos, t.lr, step_loss, grad_norm, why);
+  optimizer_->step(arena, t.lr);
+  t.times.compute += now_s() - t_update;
+
+  pr_.epoch_loss_sum += sums.loss;
+  pr_.epoch_correct_sum += sums.correct;
+  pr_.epoch_samples += b;
+  pr_.samples += b;
+  pr_.step_in_epoch = batch.step + 1;
+  ++pr_.global_step;
+  if (root_ && log_.step_due(pr_.global_step))
+    log_.step({pos.epoch + 1, pr_.global_step, pr_.samples, t.lr, b, step_loss,
+               num_classes_ > 0 ? sums.correct / static_cast<double>(b) : kNaN, grad_norm, noise_.b_simple()});
+}
+
+// --eval-every-steps: evaluates, records the target, writes an eval line.
+// Returns true when the run stops here (target reached, --stop-at-target).
+bool Training::evaluate_mid_epoch(long long epoch, long long step, EpochTally& t) {
+  watchdog_.beat(Phase::kEvaluate, epoch + 1, step + 1);
+  const double t0 = now_s();
+  EpochMetrics em;
+  evaluate(em);
+  const bool hit = stop_.check_target(em, epoch, now_s() - t_start_);
+  t.mid_eval_s += now_s() - t0;
+  if (root_) {
+    EvalRecord r{epoch + 1, pr_.global_step, pr_.samples, now_s() - t_start_, &em, std::nullopt};
+    if (stop_.target()) r.target_reached = pr_.target_epoch > 0;
+    log_.eval(r);
+  }
+  if (hit)
+    progress_.println("step " + std::to_string(pr_.global_step) + " (epoch " + std::to_string(epoch + 1) +
+                      "): " + stop_.target()->metric + " " + fmt("%.4f", em.at(stop_.target()->metric)) +
+                      "  [target " + stop_.target()->text + " reached]");
+  return hit && c_.stop.stop_at_target;
+}
+
+// Exact evaluation of the validation and test splits (collective).
+void Training::evaluate(EpochMetrics& em) {
+  batches_.drain();  // HDF5 is not thread-safe: no prefetch read may run now
+  if (val_reader_) {
+    const EvalResult v = evaluate_split(model_, *val_reader_, num_classes_, comm_, eval_targets_, plan_.val_rows);
+    result_.val_loss = em["val_loss"] = v.loss;
+    result_.val_acc = em["val_acc"] = v.accuracy;
+  }
+  if (test_reader_) {
+    const EvalResult r = evaluate_split(model_, *test_reader_, num_classes_, comm_, eval_targets_);
+    result_.eval_loss = em["test_loss"] = r.loss;
+    result_.eval_acc = em["test_acc"] = r.accuracy;
+  } else if (val_reader_) {
+    result_.eval_loss = result_.val_loss;
+    result_.eval_acc = result_.val_acc;
   }
 }
 
-[[noreturn]] void report_divergence(const Config& c, const Comm& comm, MetricsWriter& metrics, const StepPosition& pos, double lr,
-                                    double loss, double grad_norm, const std::string& why) {
-  if (comm.rank() == 0) {
+// After the steps of an epoch: the time split, evaluation, the epoch's lines,
+// checkpoints and the stop rules. Returns false when the run stops.
+bool Training::end_epoch(long long epoch, const EpochTally& t, bool stopped_at_target) {
+  const long long steps = plan_.schedule->steps_in_epoch(epoch);
+  const double train_time = now_s() - t.t_start - t.mid_eval_s;
+  // The time split, max and min over ranks: the slowest rank sets the pace, a gap shows a straggler.
+  double time_max[5] = {t.times.data, t.times.compute, t.times.allreduce_wait, t.times.comm, peak_rss_mb()};
+  double time_min[4] = {t.times.data, t.times.compute, t.times.allreduce_wait, t.times.comm};
+  comm_.allreduce_max(time_max, 5);
+  comm_.allreduce_min(time_min, 4);
+  result_.train_loss = pr_.epoch_loss_sum / static_cast<double>(pr_.epoch_samples);
+  result_.train_acc = num_classes_ > 0 ? pr_.epoch_correct_sum / static_cast<double>(pr_.epoch_samples) : kNaN;
+
+  watchdog_.beat(Phase::kEvaluate, epoch + 1, steps);
+  const double t_eval = now_s();
+  EpochMetrics em{{"train_loss", result_.train_loss}, {"train_acc", result_.train_acc}};
+  evaluate(em);
+  const double eval_time_s = now_s() - t_eval + t.mid_eval_s;
+  const double time_s = now_s() - t_start_;
+  const bool reached_now = stop_.check_target(em, epoch, time_s);
+  const StopPolicy::EpochVerdict verdict = stop_.end_epoch(epoch, em);
+
+  EpochRecord r{epoch + 1, pr_.global_step, pr_.samples, pr_.global_batch, steps, t.lr, result_.train_loss,
+                result_.train_acc, &em, time_s, train_time,
+                static_cast<double>(pr_.epoch_samples - t.resumed_samples) / train_time, eval_time_s,
+                {time_max[0], time_max[1], time_max[2], time_max[3]},
+                {time_min[0], time_min[1], time_min[2], time_min[3]}, time_max[4],
+                noise_.b_simple(), noise_.g2(), noise_.trace_s(), std::nullopt};
+  if (stop_.target()) r.target_reached = pr_.target_epoch > 0;
+  progress_.println(format_epoch_line(r, c_.epochs, num_classes_ > 0, noise_.updates() > 0 ? std::optional(noise_.b_simple()) : std::nullopt,
+                                      reached_now ? std::optional(stop_.target()->text) : std::nullopt));
+  if (root_) checkpoints_.set_last_metrics(log_.epoch(r));
+
+  // The next epoch starts from a clean slate; checkpoints written now resume there.
+  pr_.epoch = epoch + 1;
+  pr_.step_in_epoch = 0;
+  pr_.epoch_loss_sum = pr_.epoch_correct_sum = 0;
+  pr_.epoch_samples = 0;
+  watchdog_.beat(Phase::kCheckpoint, epoch + 1, steps);
+  if (checkpoints_.due_at_epoch_end(epoch + 1))
+    checkpoints_.save(Checkpointer::epoch_name(epoch + 1), snapshot(), model_, *optimizer_, log_, true);
+  if (verdict.new_best) checkpoints_.save("best.h5", snapshot(), model_, *optimizer_, log_, false);
+  result_.epochs_done = epoch + 1;
+  if ((reached_now || stopped_at_target) && c_.stop.stop_at_target) {
+    result_.stop_reason = "target";
+    return false;
+  }
+  if (verdict.stop_early) {
+    result_.stop_reason = "early_stop";
+    const EarlyStopping& early = *stop_.early_stopping();
+    if (root_)
+      std::printf("early stop: %s has not improved for %lld epochs; best epoch %lld (%s %.4f)\n",
+                  early.metric().c_str(), stop_.patience(), early.best_epoch(), early.metric().c_str(),
+                  early.best_value());
+    return false;
+  }
+  return true;
+}
+
+[[noreturn]] void Training::diverged(const StepPosition& pos, double lr, double loss, double grad_norm,
+                                     const std::string& why) {
+  if (root_) {
     std::fprintf(stderr,
                  "mpitrain: error: training diverged at epoch %lld step %lld (global step %lld): %s, lr %g. "
                  "Lower --lr or lengthen the warmup (--warmup-epochs)\n",
                  pos.epoch + 1, pos.step_in_epoch + 1, pos.global_step + 1, why.c_str(), lr);
-    JsonObject m;
-    m.add("type", "diverged").add("epoch", pos.epoch + 1).add("step", pos.global_step + 1)
-        .add("lr", lr).add("loss", loss).add("grad_norm", grad_norm).add("reason", why);
-    metrics.write(m);
-    JsonObject summary;
-    summary.add("type", "summary").add("stop_reason", "diverged").add("ranks", comm.size())
-        .add("global_batch", pos.global_batch).add("lr", lr).add("epochs", pos.epoch + 1)
-        .add("steps", pos.global_step + 1).add("target_reached", false);
-    write_run_summary(c, summary);
+    log_.diverged({pos.epoch + 1, pos.global_step + 1, pos.global_batch, comm_.size(), lr, loss, grad_norm, why});
   }
   throw ReportedError(kExitDiverged);
 }
 
-// The closing lines on stdout and the metrics summary line (rank 0).
-void print_summary(const Config& c, const RunPlan& plan, const TrainResult& r, const EarlyStopping* early,
-                   bool has_test, bool show_acc, int ranks, double noise_scale, MetricsWriter& metrics) {
-  std::printf("done: %lld epochs, %lld steps, %.1fs, %.0f samples/s overall", r.epochs_done, r.steps, r.time_s,
-              static_cast<double>(r.samples) / r.time_s);
-  if (show_acc) std::printf(", final acc %.4f", r.eval_acc);
-  std::printf("\n");
-  if (plan.target) {
-    if (r.target_reached)
-      std::printf("target %s reached after epoch %lld: %lld steps, %lld samples, %.1fs\n", plan.target->text.c_str(),
-                  r.target_epoch, r.target_step, r.target_samples, r.target_time_s);
-    else
-      std::printf("target %s not reached in %lld epochs\n", plan.target->text.c_str(), r.epochs_done);
-  }
-  std::fflush(stdout);
-  JsonObject m;
-  m.add("type", "summary").add("stop_reason", r.stop_reason).add("ranks", ranks).add("global_batch", c.global_batch)
-      .add("lr", plan.schedule->scaled_rate(c.global_batch)).add("noise_scale", noise_scale)
-      .add("samples_per_s", static_cast<double>(r.samples) / r.time_s)
-      .add("epochs", r.epochs_done).add("steps", r.steps)
-      .add("samples", r.samples).add("time_s", r.time_s).add("train_loss", r.train_loss).add("val_loss", r.val_loss)
-      .add("val_acc", r.val_acc).add("test_loss", has_test ? r.eval_loss : kNaN)
-      .add("test_acc", has_test ? r.eval_acc : kNaN);
-  if (early) m.add("best_epoch", r.best_epoch).add("best_metric", early->metric()).add("best_value", r.best_value);
-  if (plan.target) {
-    m.add("target", plan.target->text).add("target_reached", r.target_reached);
-    if (r.target_reached)
-      m.add("target_epoch", r.target_epoch).add("target_step", r.target_step).add("target_samples", r.target_samples)
-          .add("target_time_s", r.target_time_s);
-  }
-  metrics.write(m);
-  write_run_summary(c, m);
+// The loop's state as a checkpoint saves it.
+const TrainProgress& Training::snapshot() {
+  pr_.optimizer_steps = optimizer_->step_count();
+  pr_.previous_lr = optimizer_->previous_lr();
+  pr_.elapsed_s = now_s() - t_start_;
+  pr_.noise = noise_.state();
+  stop_.save();
+  return pr_;
+}
+
+// The final model, the result and the closing lines.
+void Training::finish() {
+  if (checkpoints_.enabled()) checkpoints_.save("final.h5", snapshot(), model_, *optimizer_, log_, false);
+  TrainResult& r = result_;
+  r.steps = pr_.global_step;
+  r.samples = pr_.samples;
+  r.time_s = now_s() - t_start_;
+  r.epochs_done = std::max(r.epochs_done, pr_.epoch);
+  r.best_epoch = pr_.best_epoch;
+  r.best_value = pr_.best_value;
+  r.target_reached = pr_.target_epoch > 0;
+  r.target_epoch = pr_.target_epoch;
+  r.target_step = pr_.target_step;
+  r.target_samples = pr_.target_samples;
+  r.target_time_s = pr_.target_time_s;
+  if (root_) print_summary();
+  const Arena& arena = model_.arena();
+  r.params.assign(arena.params(), arena.params() + arena.param_count());
+}
+
+// The closing lines on stdout and the summary line (rank 0).
+void Training::print_summary() {
+  const std::optional<Target>& target = stop_.target();
+  print_run_summary(result_, num_classes_ > 0 && (test_reader_ || val_reader_), target);
+  log_.summary({&result_, comm_.size(), c_.global_batch, plan_.schedule->scaled_rate(c_.global_batch),
+                noise_.b_simple(), test_reader_.has_value(), stop_.early_stopping(), target ? &*target : nullptr});
 }
 
 }  // namespace
 
 TrainResult run_training(const Config& c, const Comm& comm) {
-  const bool root = comm.rank() == 0;
-  Watchdog watchdog(comm.rank(), c.stall_timeout_s);
-  // Everything a user can get wrong is found here, before the first step, and
-  // reported once by rank 0 (Comm::collective_check).
-  RunPlan plan;
-  MetricsWriter metrics;
-  comm.collective_check([&] { plan = make_run_plan(c, comm); });
-  const Placement place = configure_threads(comm, c.threads);  // before the first BLAS call
-  // Without overlap, one all-reduce after backward (bucket size 0) is the cheapest.
-  const bool overlap =
-      overlap_enabled(c.overlap, place.node_count, place.ranks_on_node, place.threads_per_rank, place.cores_on_node);
-  RunState s(c, plan, comm, overlap ? c.bucket_bytes : 0);
-  TrainProgress pr;  // the loop's state: exactly what a checkpoint saves
-  if (!c.resume.empty()) pr = restore_checkpoint(c, plan, s.model, *s.optimizer, comm);
-  comm.collective_check([&] {
-    if (!root) return;
-    if (!c.run_dir.empty() && c.resume.empty()) write_run_dir(c);
-    const bool append = !c.resume.empty();  // a resumed run continues its metrics file
-    if (!c.metrics_path().empty()) metrics = MetricsWriter(c.metrics_path(), append);
-  });
-  const int num_classes = plan.data->num_classes();
-  const LrSchedule& schedule = *plan.schedule;
-  Arena& arena = s.model.arena();
-  Checkpointer checkpoints(c, plan, comm);
-  if (root) {
-    print_run_header(c, comm, place, plan, s.model);
-    const GradientReducer& reducer = s.step.reducer();
-    if (comm.size() > 1)
-      std::printf("gradient all-reduce: %s\n",
-                  reducer.overlaps() ? (std::to_string(reducer.bucket_count()) +
-                                        " buckets, reduced during backward on a communication thread").c_str()
-                                     : ("one all-reduce after backward (--overlap " + c.overlap + ")").c_str());
-    JsonObject header = run_header_json(c, comm, place, plan, s.model);
-    header.add("allreduce_buckets", reducer.bucket_count()).add("allreduce_overlap", reducer.overlaps());
-    metrics.write(header);
-  }
-  const bool live = c.progress == "live" || (c.progress == "auto" && stdout_is_terminal());
-  Progress progress(root, c.progress != "none", live, c.progress_interval_s);
-  std::optional<EarlyStopping> early;
-  if (c.early_stop_patience > 0) {
-    early.emplace(c.early_stop_metric, c.early_stop_patience, c.early_stop_min_delta);
-    if (pr.best_epoch > 0) early->restore(pr.best_epoch, pr.best_value);
-  }
-  // The best model is kept by the validation metric (the early-stopping one if set).
-  const std::string best_metric = early ? early->metric() : "val_loss";
-  std::optional<EarlyStopping> best_tracker;
-  if (!plan.val_split.empty() && checkpoints.enabled()) best_tracker.emplace(best_metric, 0, 0.0);
-  if (best_tracker && pr.best_ckpt_epoch > 0) best_tracker->restore(pr.best_ckpt_epoch, pr.best_ckpt_value);
-
-  NoiseScaleEstimator noise(c.noise_ema_decay);
-  noise.restore(pr.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
-  TrainResult result;
-  result.val_loss = result.val_acc = kNaN;
-  const double t_start = now_s() - pr.elapsed_s;  // a resumed run keeps counting its training time
-  auto snapshot = [&] {
-    pr.optimizer_steps = s.optimizer->step_count();
-    pr.previous_lr = s.optimizer->previous_lr();
-    pr.elapsed_s = now_s() - t_start;
-    pr.noise = noise.state();
-    if (best_tracker) {
-      pr.best_ckpt_epoch = best_tracker->best_epoch();
-      pr.best_ckpt_value = best_tracker->best_value();
-    }
-    return pr;
-  };
-  // Exact evaluation of the validation and test splits (collective); fills em and result.
-  auto evaluate_now = [&](EpochMetrics& em) {
-    s.step.drain();  // HDF5 is not thread-safe: no prefetch read may run now
-    if (s.val_reader) {
-      const EvalResult v = evaluate_split(s.model, *s.val_reader, num_classes, comm, s.targets, plan.val_rows);
-      result.val_loss = em["val_loss"] = v.loss;
-      result.val_acc = em["val_acc"] = v.accuracy;
-    }
-    if (s.test_reader) {
-      const EvalResult t = evaluate_split(s.model, *s.test_reader, num_classes, comm, s.targets);
-      result.eval_loss = em["test_loss"] = t.loss;
-      result.eval_acc = em["test_acc"] = t.accuracy;
-    } else if (s.val_reader) {
-      result.eval_loss = result.val_loss;
-      result.eval_acc = result.val_acc;
-    }
-  };
-  // Records the first time the target holds; true if that is now.
-  auto check_target = [&](EpochMetrics& em, long long epoch, double time_s) {
-    if (!plan.target || pr.target_epoch != 0 || !em.count(plan.target->metric) ||
-        !plan.target->reached(em[plan.target->metric]))
-      return false;
-    pr.target_epoch = epoch + 1;
-    pr.target_step = pr.global_step;
-    pr.target_samples = pr.samples;
-    pr.target_time_s = time_s;
-    return true;
-  };
-  if (pr.global_step == 0) pr.first_loss = kNaN;
-  const long long first_epoch = pr.epoch;
-  bool stop_at_target_now = false;
-  for (long long epoch = first_epoch; epoch < c.epochs; ++epoch) {
-    const long long steps = schedule.steps_in_epoch(epoch);
-    const long long b_epoch = batch_at_epoch(plan.phases, epoch);
-    s.sampler.set_global_batch(b_epoch);
-    s.sampler.start_epoch(epoch);
-    pr.epoch = epoch;
-    pr.global_batch = b_epoch;
-    const double t_epoch = now_s();
-    StepTimes times;
-    double lr = 0, mid_eval_s = 0;
-    const long long resumed_samples = pr.epoch_samples;  // for this epoch's throughput
-    for (long long step = pr.step_in_epoch; step < steps; ++step) {
-      const StepPosition pos = schedule.position(epoch, step);
-      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
-      maybe_test_stall(comm.rank(), pos.global_step + 1);
-      const auto b = static_cast<long long>(s.sampler.batch(step).size());
-      const auto shard = s.sampler.shard(step, comm.size(), comm.rank());
-      const auto next_shard =
-          step + 1 < steps ? s.sampler.shard(step + 1, comm.size(), comm.rank()) : std::span<const std::int64_t>{};
-      watchdog.beat(Watchdog::Phase::kAllreduce, epoch + 1, step + 1);  // the all-reduce starts within backward
-      const StepSums sums = s.step.run(shard, b, next_shard, times);
-      watchdog.beat(Watchdog::Phase::kCompute, epoch + 1, step + 1);
-      const double t_update = now_s();
-
-      const double step_loss = sums.loss / static_cast<double>(b);
-      const double grad_norm = l2_norm(arena.grads(), arena.param_count());
-      if (sums.contributors > 0)
-        noise.update(sums.small_sq_mean, sums.inv_small_mean, static_cast<double>(b), grad_norm * grad_norm);
-      lr = schedule.lr_at(pos);
-      if (pos.global_step == 0) pr.first_loss = step_loss;
-      if (!std::isfinite(step_loss) || !std::isfinite(grad_norm))
-        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm, "the loss or gradient is not finite");
-      if (c.divergence_factor > 0 && pr.first_loss > 0 && step_loss > c.divergence_factor * pr.first_loss)
-        report_divergence(c, comm, metrics, pos, lr, step_loss, grad_norm,
-                          "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", c.divergence_factor) +
-                              " x the first step's " + fmt("%.4g", pr.first_loss));
-      s.optimizer->step(arena, lr);
-      times.compute += now_s() - t_update;
-
-      pr.epoch_loss_sum += sums.loss;
-      pr.epoch_correct_sum += sums.correct;
-      pr.epoch_samples += b;
-      pr.samples += b;
-      pr.step_in_epoch = step + 1;
-      ++pr.global_step;
-      if (root && c.metrics_every_steps > 0 && pr.global_step % c.metrics_every_steps == 0) {
-        JsonObject m;
-        m.add("type", "step").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
-            .add("lr", lr).add("global_batch", b).add("loss", step_loss)
-            .add("acc", num_classes > 0 ? sums.correct / static_cast<double>(b) : kNaN)
-            .add("grad_norm", grad_norm).add("noise_scale", noise.b_simple());
-        metrics.write(m);
-      }
-      if (step + 1 < steps && checkpoints.due_after_step(pr.global_step)) {
-        watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, step + 1);
-        s.step.drain();  // no HDF5 read may run while the checkpoint is written
-        checkpoints.save(Checkpointer::step_name(epoch, step + 1), snapshot(), s.model, *s.optimizer, metrics, true);
-      }
-      if (c.eval_every_steps > 0 && pr.global_step % c.eval_every_steps == 0 && step + 1 < steps &&
-          (s.val_reader || s.test_reader)) {
-        watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, step + 1);
-        const double t0 = now_s();
-        EpochMetrics em;
-        evaluate_now(em);
-        const bool hit = check_target(em, epoch, now_s() - t_start);
-        mid_eval_s += now_s() - t0;
-        JsonObject m;
-        m.add("type", "eval").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
-            .add("time_s", now_s() - t_start);
-        for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
-          if (em.count(k)) m.add(k, em[k]);
-        if (plan.target) m.add("target_reached", pr.target_epoch > 0);
-        metrics.write(m);
-        if (hit)
-          progress.println("step " + std::to_string(pr.global_step) + " (epoch " + std::to_string(epoch + 1) +
-                           "): " + plan.target->metric + " " + fmt("%.4f", em[plan.target->metric]) + "  [target " +
-                           plan.target->text + " reached]");
-        if (hit && c.stop_at_target) {
-          stop_at_target_now = true;
-          break;
-        }
-      }
-      const double elapsed = now_s() - t_epoch - mid_eval_s;
-      progress.update({epoch + 1, c.epochs, step + 1, steps, pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples),
-                       static_cast<double>(pr.epoch_samples - resumed_samples) / elapsed,
-                       (now_s() - t_start) / static_cast<double>(pr.global_step) *
-                           static_cast<double>(schedule.total_steps() - pr.global_step)});
-    }
-    const double train_time = now_s() - t_epoch - mid_eval_s;
-    // The time split, max and min over ranks: the slowest rank sets the pace, a gap shows a straggler.
-    double time_max[5] = {times.data, times.compute, times.allreduce_wait, times.comm, peak_rss_mb()};
-    double time_min[4] = {times.data, times.compute, times.allreduce_wait, times.comm};
-    comm.allreduce_max(time_max, 5);
-    comm.allreduce_min(time_min, 4);
-    result.train_loss = pr.epoch_loss_sum / static_cast<double>(pr.epoch_samples);
-    result.train_acc = num_classes > 0 ? pr.epoch_correct_sum / static_cast<double>(pr.epoch_samples) : kNaN;
-    const long long epoch_samples = pr.epoch_samples - resumed_samples;
-
-    watchdog.beat(Watchdog::Phase::kEvaluate, epoch + 1, steps);
-    const double t_eval = now_s();
-    EpochMetrics em{{"train_loss", result.train_loss}, {"train_acc", result.train_acc}};
-    evaluate_now(em);
-    const double eval_time = now_s() - t_eval + mid_eval_s;
-    const double time_s = now_s() - t_start;
-    const bool reached_now = check_target(em, epoch, time_s);
-    const bool stop_early = early && early->update(epoch + 1, em[early->metric()]);
-    if (early) {
-      pr.best_epoch = early->best_epoch();
-      pr.best_value = early->best_value();
-    }
-    if (best_tracker) best_tracker->update(epoch + 1, em[best_metric]);  // patience 0: never asks to stop
-    const bool new_best = best_tracker && best_tracker->best_epoch() == epoch + 1;
-
-    const double samples_per_s = static_cast<double>(epoch_samples) / train_time;
-    std::string line = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs) + "  train loss " +
-                       fmt("%.4f", result.train_loss);
-    if (num_classes > 0) line += " acc " + fmt("%.4f", result.train_acc);
-    for (const char* split : {"val", "test"}) {
-      const std::string sp = split;
-      if (!em.count(sp + "_loss")) continue;
-      line += "  " + sp + " loss " + fmt("%.4f", em[sp + "_loss"]);
-      if (num_classes > 0) line += " acc " + fmt("%.4f", em[sp + "_acc"]);
-    }
-    line += "  lr " + fmt("%.4g", lr) + "  B " + std::to_string(b_epoch) + "  " + fmt("%.1f", train_time) + "s  " +
-            fmt("%.0f", samples_per_s) + " samples/s";
-    if (noise.updates() > 0) line += "  B_noise " + fmt("%.0f", noise.b_simple());
-    if (reached_now) line += "  [target " + plan.target->text + " reached]";
-    progress.println(line);
-    JsonObject m;
-    m.add("type", "epoch").add("epoch", epoch + 1).add("step", pr.global_step).add("samples", pr.samples)
-        .add("lr", lr).add("global_batch", b_epoch).add("steps_in_epoch", steps)
-        .add("train_loss", result.train_loss).add("train_acc", result.train_acc);
-    for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"})
-      if (em.count(k) || std::string(k).starts_with("test")) m.add(k, em.count(k) ? em[k] : kNaN);
-    m.add("time_s", time_s).add("epoch_time_s", train_time).add("samples_per_s", samples_per_s)
-        .add("time_data_s", time_max[0]).add("time_data_min_s", time_min[0])
-        .add("time_compute_s", time_max[1]).add("time_compute_min_s", time_min[1])
-        .add("time_allreduce_s", time_max[2]).add("time_allreduce_min_s", time_min[2])
-        .add("time_comm_s", time_max[3]).add("time_comm_min_s", time_min[3])
-        .add("comm_hidden_fraction", time_max[3] > 0 ? 1.0 - time_max[2] / time_max[3] : kNaN)
-        .add("peak_rss_mb", time_max[4])
-        .add("eval_time_s", eval_time).add("noise_scale", noise.b_simple()).add("noise_g2", noise.g2())
-        .add("noise_trace_s", noise.trace_s());
-    if (plan.target) m.add("target_reached", pr.target_epoch > 0);
-    metrics.write(m);
-    checkpoints.set_last_metrics(m.str());
-
-    // The next epoch starts from a clean slate; checkpoints written now resume there.
-    pr.epoch = epoch + 1;
-    pr.step_in_epoch = 0;
-    pr.epoch_loss_sum = pr.epoch_correct_sum = 0;
-    pr.epoch_samples = 0;
-    watchdog.beat(Watchdog::Phase::kCheckpoint, epoch + 1, steps);
-    if (checkpoints.due_at_epoch_end(epoch + 1))
-      checkpoints.save(Checkpointer::epoch_name(epoch + 1), snapshot(), s.model, *s.optimizer, metrics, true);
-    if (new_best) checkpoints.save("best.h5", snapshot(), s.model, *s.optimizer, metrics, false);
-    result.epochs_done = epoch + 1;
-    if ((reached_now || stop_at_target_now) && c.stop_at_target) {
-      result.stop_reason = "target";
-      break;
-    }
-    if (stop_early) {
-      result.stop_reason = "early_stop";
-      if (root)
-        std::printf("early stop: %s has not improved for %lld epochs; best epoch %lld (%s %.4f)\n",
-                    early->metric().c_str(), c.early_stop_patience, early->best_epoch(), early->metric().c_str(),
-                    early->best_value());
-      break;
-    }
-  }
-  if (checkpoints.enabled()) checkpoints.save("final.h5", snapshot(), s.model, *s.optimizer, metrics, false);
-  result.steps = pr.global_step;
-  result.samples = pr.samples;
-  result.time_s = now_s() - t_start;
-  result.epochs_done = std::max(result.epochs_done, pr.epoch);
-  result.best_epoch = pr.best_epoch;
-  result.best_value = pr.best_value;
-  result.target_reached = pr.target_epoch > 0;
-  result.target_epoch = pr.target_epoch;
-  result.target_step = pr.target_step;
-  result.target_samples = pr.target_samples;
-  result.target_time_s = pr.target_time_s;
-  if (root) print_summary(c, plan, result, early ? &*early : nullptr, s.test_reader.has_value(),
-                          num_classes > 0 && (s.test_reader || s.val_reader), comm.size(), noise.b_simple(), metrics);
-  result.params.assign(arena.params(), arena.params() + arena.param_count());
-  return result;
+  Training training(c, comm);
+  return training.run();
 }
 
 }  // namespace mpitrain

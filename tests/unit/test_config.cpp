@@ -72,11 +72,11 @@ TEST(Config, Defaults) {
   EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.0);
   EXPECT_EQ(c.seed, 1u);
   EXPECT_FALSE(c.drop_last);
-  EXPECT_EQ(c.metrics, "");
+  EXPECT_EQ(c.log.metrics, "");
   EXPECT_EQ(c.threads, 0);
-  EXPECT_EQ(c.progress, "auto");
-  EXPECT_DOUBLE_EQ(c.progress_interval_s, 5.0);
-  EXPECT_EQ(c.eval_split, "test");
+  EXPECT_EQ(c.progress.mode, "auto");
+  EXPECT_DOUBLE_EQ(c.progress.interval_s, 5.0);
+  EXPECT_EQ(c.eval.split, "test");
   EXPECT_EQ(c.config_file, "");
 }
 
@@ -102,11 +102,11 @@ TEST(Config, CommandLineValues) {
   EXPECT_DOUBLE_EQ(c.optim.weight_decay, 5e-4);
   EXPECT_EQ(c.seed, 42u);
   EXPECT_TRUE(c.drop_last);
-  EXPECT_EQ(c.metrics, "m.jsonl");
+  EXPECT_EQ(c.log.metrics, "m.jsonl");
   EXPECT_EQ(c.threads, 2);
-  EXPECT_EQ(c.progress, "lines");
-  EXPECT_DOUBLE_EQ(c.progress_interval_s, 1.5);
-  EXPECT_EQ(c.eval_split, "val");
+  EXPECT_EQ(c.progress.mode, "lines");
+  EXPECT_DOUBLE_EQ(c.progress.interval_s, 1.5);
+  EXPECT_EQ(c.eval.split, "val");
   // The "--key=value" form works too, including for flags.
   const Config d = parse_train_args({"--lr=0.3", "--nesterov=false", "--activation=tanh"}).config;
   EXPECT_DOUBLE_EQ(d.schedule.base_lr, 0.3);

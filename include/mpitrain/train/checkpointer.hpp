@@ -8,23 +8,30 @@
 
 #include "mpitrain/comm/communicator.hpp"
 #include "mpitrain/io/checkpoint_file.hpp"
-#include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/config.hpp"
+#include "mpitrain/train/options.hpp"
+#include "mpitrain/train/run_log.hpp"
 #include "mpitrain/train/run_plan.hpp"
 
 namespace mpitrain {
 
+// What every checkpoint of this run records about it (model, data shape,
+// config), checked again on --resume.
+CheckpointMeta checkpoint_meta(const Config& c, const RunPlan& plan, const Comm& comm);
+
 class Checkpointer {
  public:
-  Checkpointer(const Config& c, const RunPlan& plan, const Comm& comm);
+  // dir: the resolved checkpoint directory ("" for none).
+  Checkpointer(const CheckpointOptions& o, std::string dir, CheckpointMeta meta, const Comm& comm);
   bool enabled() const { return !dir_.empty(); }
   // After a step: due by --checkpoint-every-steps or --checkpoint-every-s.
   // Collective when --checkpoint-every-s is set.
   bool due_after_step(long long global_steps_done);
   bool due_at_epoch_end(long long epochs_done) const;
-  // Rank 0 writes dir/name (atomically) and a metrics line; other ranks return.
-  void save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, MetricsWriter& metrics,
+  // Rank 0 writes dir/name (atomically) and a checkpoint line in the run
+  // log; other ranks return.
+  void save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, RunLog& log,
             bool update_latest);
   void set_last_metrics(std::string json) { meta_.last_metrics = std::move(json); }
 
@@ -32,7 +39,7 @@ class Checkpointer {
   static std::string step_name(long long epoch, long long step_in_epoch);
 
  private:
-  const Config& c_;
+  CheckpointOptions o_;
   const Comm& comm_;
   std::string dir_;
   CheckpointMeta meta_;

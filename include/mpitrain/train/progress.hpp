@@ -1,8 +1,13 @@
-// Rank 0's progress display: on a terminal, one live line rewritten in place
-// (at most ~10 times a second); in a batch log (not a TTY), a plain line every
-// `interval_s` seconds instead, so logs stay readable.
+// Rank 0's voice on stdout: on a terminal, one live progress line rewritten
+// in place (at most ~10 times a second); in a batch log (not a TTY), a plain
+// line every `interval_s` seconds instead, so logs stay readable; and the
+// permanent lines: one per epoch and the closing summary.
 #pragma once
+#include <optional>
 #include <string>
+
+#include "mpitrain/train/run_log.hpp"
+#include "mpitrain/train/trainer.hpp"
 
 namespace mpitrain {
 
@@ -28,6 +33,16 @@ class Progress {
   double last_print_s_;
   bool live_line_ = false;
 };
+
+// The epoch's permanent line, e.g. "epoch 3/15  train loss 0.3520 acc 0.8726
+// test loss 0.4014 acc 0.8550  lr 0.0125  B 256  0.5s  111198 samples/s  B_noise 539".
+// classes: print accuracies; b_noise: none before the noise scale has an
+// estimate; target_reached: the --target text when it was reached now.
+std::string format_epoch_line(const EpochRecord& r, long long epochs, bool classes, std::optional<double> b_noise,
+                              const std::optional<std::string>& target_reached);
+
+// The closing lines (rank 0): "done: ..." and the target's outcome.
+void print_run_summary(const TrainResult& r, bool show_acc, const std::optional<Target>& target);
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"
 

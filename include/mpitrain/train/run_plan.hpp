@@ -12,7 +12,6 @@
 #include "mpitrain/comm/communicator.hpp"
 #include "mpitrain/comm/placement.hpp"
 #include "mpitrain/data/dataset.hpp"
-#include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/schedule.hpp"
 #include "mpitrain/train/config.hpp"
@@ -38,7 +37,5 @@ RunPlan make_run_plan(const Config& c, const Comm& comm);
 
 void print_run_header(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
                       const Model& m);
-JsonObject run_header_json(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
-                           const Model& m);
 
 }  // namespace mpitrain

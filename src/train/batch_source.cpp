@@ -1,0 +1,97 @@
+#include "mpitrain/train/batch_source.hpp"
+
+#include <algorithm>
+
+#include "mpitrain/core/clock.hpp"
+
+namespace mpitrain {
+
+BatchSource::BatchSource(BatchSourceSetup s, const Comm& comm)
+    : comm_(comm),
+      sampler_(s.train_count, s.global_batch, s.drop_last, s.seed, std::move(s.train_rows)),
+      capacity_(s.capacity_rows),
+      direct_input_(s.direct_input),
+      targets_(s.capacity_rows, s.data->split("train").y_width) {
+  if (s.prefetch) prefetch_ = std::make_unique<PrefetchReader>(*s.data, "train", s.capacity_rows);
+  else reader_.emplace(*s.data, "train", s.capacity_rows);
+  // Sized once: a shard is at most ceil(B/P) rows, but B can change with a
+  // batch schedule, so the vectors may grow once at such an epoch, never per step.
+  chunks_.reserve(64);
+  next_chunks_.reserve(64);
+}
+
+void BatchSource::start_epoch(long long epoch, long long global_batch, long long first_step) {
+  sampler_.set_global_batch(global_batch);
+  sampler_.start_epoch(epoch);
+  step_ = first_step;
+}
+
+size_t BatchSource::small_batch_rows(std::span<const std::int64_t> shard) const {
+  return comm_.size() > 1 ? shard.size() : shard.size() / 2;
+}
+
+size_t BatchSource::plan_chunks(std::span<const std::int64_t> shard,
+                                std::vector<std::span<const std::int64_t>>& out) const {
+  out.clear();
+  const size_t small = small_batch_rows(shard);
+  const auto cap = static_cast<size_t>(capacity_);
+  const auto add = [&out, cap](std::span<const std::int64_t> part) {
+    for (size_t off = 0; off < part.size(); off += cap) out.push_back(part.subspan(off, std::min(cap, part.size() - off)));
+  };
+  add(shard.first(small));
+  const size_t split = out.size();
+  add(shard.subspan(small));
+  return split;
+}
+
+Batch BatchSource::next() {
+  const long long step = step_++;
+  const auto shard = sampler_.shard(step, comm_.size(), comm_.rank());
+  next_shard_ = step + 1 < sampler_.steps() ? sampler_.shard(step + 1, comm_.size(), comm_.rank())
+                                            : std::span<const std::int64_t>{};
+  Batch b;
+  b.step = step;
+  b.global_rows = static_cast<long long>(sampler_.batch(step).size());
+  b.shard_rows = shard.size();
+  b.small_rows = small_batch_rows(shard);
+  b.small_chunks = plan_chunks(shard, chunks_);
+  b.chunks = chunks_.size();
+  if (prefetch_ && !next_first_requested_ && !chunks_.empty()) prefetch_->request(chunks_.front());
+  next_first_requested_ = false;
+  return b;
+}
+
+ChunkRows BatchSource::chunk(size_t i, double& wait_s) {
+  const double t0 = now_s();
+  ChunkRows in{};
+  in.rows = static_cast<int>(chunks_[i].size());
+  if (prefetch_) {
+    const PrefetchReader::Chunk c = prefetch_->take();
+    in.x = c.x;
+    in.labels = c.labels;
+    in.targets = c.targets;
+  } else {
+    reader_->read_rows(chunks_[i], direct_input_, targets_.labels.data(), targets_.targets.data());
+    in.x = direct_input_;
+    in.labels = targets_.labels.data();
+    in.targets = targets_.targets.data();
+  }
+  wait_s += now_s() - t0;
+  // Queue the next chunk, of this step or the next, before this one computes.
+  if (prefetch_) {
+    if (i + 1 < chunks_.size()) {
+      prefetch_->request(chunks_[i + 1]);
+    } else if (!next_shard_.empty()) {
+      plan_chunks(next_shard_, next_chunks_);
+      prefetch_->request(next_chunks_.front());
+      next_first_requested_ = true;
+    }
+  }
+  return in;
+}
+
+void BatchSource::drain() {
+  if (prefetch_) prefetch_->drain();
+}
+
+}  // namespace mpitrain

@@ -7,10 +7,6 @@
 
 namespace mpitrain {
 
-long long steps_per_epoch(long long n, long long global_batch, bool drop_last) {
-  return drop_last ? n / global_batch : (n + global_batch - 1) / global_batch;
-}
-
 long long batch_rows(long long n, long long global_batch, long long step) {
   return std::clamp(n - step * global_batch, 0LL, global_batch);
 }

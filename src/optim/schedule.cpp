@@ -10,6 +10,7 @@
 #include <sstream>
 #include <utility>
 
+#include "mpitrain/core/epoch_steps.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/number_text.hpp"
 
@@ -52,17 +53,13 @@ bool parse_number(const std::string& s, T& out) {
   return !s.empty() && ec == std::errc() && ptr == end;
 }
 
-long long steps_for_batch(long long rows, long long global_batch, bool drop_last) {
-  return drop_last ? rows / global_batch : (rows + global_batch - 1) / global_batch;
-}
-
 // Steps of all epochs before `epoch`, one multiplication per batch phase.
 long long steps_before_epoch(const std::vector<BatchPhase>& phases, long long rows, bool drop_last,
                              long long epoch) {
   long long steps = 0;
   for (std::size_t i = 0; i < phases.size() && phases[i].from_epoch < epoch; ++i) {
     const long long end = i + 1 < phases.size() ? std::min(phases[i + 1].from_epoch, epoch) : epoch;
-    steps += (end - phases[i].from_epoch) * steps_for_batch(rows, phases[i].global_batch, drop_last);
+    steps += (end - phases[i].from_epoch) * steps_per_epoch(rows, phases[i].global_batch, drop_last);
   }
   return steps;
 }
@@ -186,7 +183,7 @@ LrSchedule::LrSchedule(const ScheduleOptions& options, std::vector<BatchPhase> p
     const BatchPhase& p = phases_[i];
     require(p.global_batch >= 1 && (i == 0 || p.from_epoch > phases_[i - 1].from_epoch),
             "--batch-schedule: epochs must increase and every global batch must be >= 1");
-    require(p.from_epoch >= o.epochs || steps_for_batch(train_rows_, p.global_batch, drop_last_) >= 1,
+    require(p.from_epoch >= o.epochs || steps_per_epoch(train_rows_, p.global_batch, drop_last_) >= 1,
             "--drop-last with global batch " + std::to_string(p.global_batch) + " > " +
                 std::to_string(train_rows_) + " training rows leaves no steps: lower the batch or drop --drop-last");
   }
@@ -206,7 +203,7 @@ LrSchedule::LrSchedule(const ScheduleOptions& options, std::vector<BatchPhase> p
 }
 
 long long LrSchedule::steps_in_epoch(long long epoch) const {
-  return steps_for_batch(train_rows_, batch_at_epoch(phases_, epoch), drop_last_);
+  return steps_per_epoch(train_rows_, batch_at_epoch(phases_, epoch), drop_last_);
 }
 
 long long LrSchedule::total_steps() const {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mpitrain/core/epoch_steps.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/optim/schedule.hpp"
 
@@ -62,6 +63,24 @@ TEST(Schedule, ScaledLrHandValues) {
   // Ratios that are not powers of two: no integer division of B by ref.
   EXPECT_DOUBLE_EQ(scaled_lr(0.1, 256, 384, LrScaling::kLinear), 0.15);
   EXPECT_NEAR(scaled_lr(0.1, 256, 100, LrScaling::kSqrt), 0.0625, kTol);  // 0.1 * sqrt(100/256) = 0.1 * 10/16
+}
+
+// The schedule counts steps with the sampler's function (core/epoch_steps.hpp),
+// so the rate plan and the batches can never disagree on an epoch's length.
+TEST(Schedule, StepsInEpochAreTheSamplersStepsPerEpoch) {
+  EXPECT_EQ(steps_per_epoch(10000, 32, false), 313);  // DESIGN.md's example
+  EXPECT_EQ(steps_per_epoch(10000, 32, true), 312);
+  ScheduleOptions o = options();
+  o.epochs = 3;
+  for (const bool drop_last : {false, true}) {
+    const LrSchedule s(o, {{0, 32}, {1, 100}, {2, 10000}}, 10000, drop_last);
+    EXPECT_EQ(s.steps_in_epoch(0), drop_last ? 312 : 313);
+    EXPECT_EQ(s.steps_in_epoch(1), 100);
+    EXPECT_EQ(s.steps_in_epoch(2), 1);
+    for (long long e = 0; e < 3; ++e)
+      EXPECT_EQ(s.steps_in_epoch(e), steps_per_epoch(10000, batch_at_epoch(s.phases(), e), drop_last));
+    EXPECT_EQ(s.total_steps(), (drop_last ? 312 : 313) + 100 + 1);
+  }
 }
 
 TEST(Schedule, ParseLrScaling) {

@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include "mpitrain/core/epoch_steps.hpp"  // steps_per_epoch
+
 namespace mpitrain {
 
 struct RowRange {
@@ -16,8 +18,6 @@ struct RowRange {
   long long size() const { return end - begin; }
 };
 
-// ceil(N/B), or floor(N/B) with drop_last.
-long long steps_per_epoch(long long n, long long global_batch, bool drop_last);
 // Rows in step `step` of an epoch: B, except a smaller last batch.
 long long batch_rows(long long n, long long global_batch, long long step);
 // The balanced slice of a batch of b rows for rank r of P.

@@ -687,6 +687,32 @@ TEST(Optim, ParseWeightDecayMode) {
   }
 }
 
+// check_optimizer_options is the one check (config's validate() calls it);
+// the e2e tests and users read these exact lines.
+TEST(Optim, CheckOptimizerOptionsExactMessages) {
+  const auto message = [](void (*set)(OptimizerOptions&)) {
+    OptimizerOptions o;
+    set(o);
+    try {
+      check_optimizer_options(o);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.momentum = 1.5; }), "--momentum must be in [0, 1) (got 1.5)");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.momentum = -0.0123456789; }),
+            "--momentum must be in [0, 1) (got -0.0123456789)");  // the value as given, not rounded
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.weight_decay = -1; }),
+            "--weight-decay must be a finite number >= 0 (got -1)");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.beta1 = 1; }), "--beta1 must be in [0, 1)");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.beta2 = -0.5; }), "--beta2 must be in [0, 1)");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.eps = 0; }), "--eps must be > 0");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.lars_eta = -1; }), "--lars-eta must be > 0");
+  EXPECT_EQ(message([](OptimizerOptions& o) { o.trust_clip = -1; }), "--trust-clip must be >= 0 (0: no clip)");
+  EXPECT_EQ(message([](OptimizerOptions&) {}), "(accepted)");
+}
+
 TEST(Optim, MakeOptimizerValidatesOptions) {
   Problem p({1, 2, 3, 4}, {5, 6});
   const double nan = std::numeric_limits<double>::quiet_NaN();

@@ -486,6 +486,41 @@ TEST(Schedule, ParseMilestones) {
     expect_user_error([&] { parse_milestones(bad); }, {"--lr-milestones", "30,60,80"}, bad);
 }
 
+// check_schedule_options is the one check (config's validate() and the
+// LrSchedule constructor call it); the e2e tests and users read these lines.
+TEST(Schedule, CheckScheduleOptionsExactMessages) {
+  const auto message = [](const std::function<void(ScheduleOptions&)>& change) {
+    ScheduleOptions o = options();
+    change(o);
+    try {
+      check_schedule_options(o);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.base_lr = 0; }), "--lr must be a finite number > 0 (got 0)");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.base_lr = std::nan(""); }),
+            "--lr must be a finite number > 0 (got nan)");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.ref_batch = 0; }), "--ref-batch must be at least 1 (got 0)");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.warmup_epochs = -0.5; }),
+            "--warmup-epochs must be a finite number >= 0 (got -0.5)");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.warmup_steps = -1; }), "--warmup-steps must be >= 0");
+  EXPECT_EQ(message([](ScheduleOptions& o) {
+              o.warmup_epochs = 1;
+              o.warmup_steps = 5;
+            }),
+            "give --warmup-epochs or --warmup-steps, not both");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.warmup_start_factor = 2; }),
+            "--warmup-start-factor must be in [0, 1] (or negative for automatic)");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.decay = LrDecay::kStep; }),
+            "--lr-decay step needs --lr-milestones, e.g. --lr-milestones 10,20");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.gamma = 0; }), "--lr-gamma must be a finite number > 0");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.final_fraction = 2; }), "--lr-final-fraction must be in [0, 1]");
+  EXPECT_EQ(message([](ScheduleOptions& o) { o.poly_power = 0; }), "--lr-poly-power must be > 0");
+  EXPECT_EQ(message([](ScheduleOptions&) {}), "(accepted)");
+}
+
 TEST(Schedule, ConstructorRefusesBadOptions) {
   struct Case {
     const char* label;

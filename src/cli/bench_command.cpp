@@ -75,8 +75,7 @@ struct Stats { double min, avg, max; };
 // polling in the all-reduce (the per-rank timings above miss that: one
 // rank's short compute fits in one scheduler slice). On TCP links the
 // all-reduce between computes can also differ from back-to-back calls
-// (measured, 2 emulated hosts at 100 Mbit/s: 136 ms back to back, 73 ms
-// after 50 ms of compute), which this pattern reproduces.
+// (docs/performance.md), which this pattern reproduces.
 std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReducer& reducer, Optimizer& optimizer,
                                    const TargetBuffers& targets, const std::vector<long long>& shards, int warmup,
                                    int iters, double min_seconds, bool root) {
@@ -327,7 +326,7 @@ int bench_command(const std::vector<std::string>& args) {
       const long long bytes = arena.reduce_count() * 4;
       std::vector<float> raw_buf(static_cast<size_t>(arena.reduce_count()), 0.0f);
       // The two alternate iteration by iteration, in turns going first (the
-      // first of a pair was measured up to 10% slower), and the medians are
+      // first of a pair runs slower: docs/performance.md), and the medians are
       // compared, so the machine's drift shows in both alike.
       std::vector<double> t_ours, t_raw;
       auto time_ours = [&] {

@@ -15,8 +15,7 @@ namespace {
 constexpr hsize_t kLabelBlock = 1 << 16;
 // No chunk cache for x: a shard is scattered rows, so a cached 64-row chunk is
 // rarely hit again before it is evicted; without a cache HDF5 reads just the
-// selected rows of each chunk. Measured on Fashion-MNIST, 2 ranks, B=256:
-// 42k samples/s without the cache vs 36k with the default 1 MiB one.
+// selected rows of each chunk (faster: docs/performance.md).
 constexpr size_t kChunkCacheBytes = 0;
 
 }  // namespace
@@ -256,7 +255,7 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
   if (direct_) return read_run_direct(file_row, stage_row, rows);
   // One regular hyperslab per run of consecutive rows: HDF5 maps a regular
   // selection to chunks cheaply, while an irregular union of rows makes it
-  // visit every element (measured: ~25% of a step's time on Fashion-MNIST).
+  // visit every element (docs/performance.md).
   hsize_t start[H5S_MAX_RANK] = {static_cast<hsize_t>(file_row)}, count[H5S_MAX_RANK];
   count[0] = static_cast<hsize_t>(rows);
   for (int d = 1; d < x_rank_; ++d) count[d] = x_dims_[d];

@@ -18,18 +18,11 @@ namespace mpitrain {
 // unless the environment (mpirun --mca, OMPI_MCA_btl_tcp_eager_limit)
 // already sets it. (An environment variable outranks Open MPI's parameter
 // files, so a value in openmpi-mca-params.conf is overridden: set it through
-// the environment or --mca instead.) With the default 64 KiB, messages above
-// it go through the rendezvous handshake, and the two directions of a ring
-// all-reduce between hosts then often run one after the other. Measured on 2
-// emulated hosts at 100 Mbit/s: the default MLP's 1 MB gradient took 136 ms
-// per all-reduce (73 ms only when steps were more than 50 ms apart) against
-// 73 ms at every spacing once its ring blocks (n/P) were below the limit; a
-// training step at B = 1024 went from 140 to 83 ms, on 4 hosts from 210 to
-// 127 ms. A 4 MB all-reduce (2 MB blocks) needs the limit above 2 MB: 672 ms
-// with 64 KiB or 1 MiB, 345-380 ms with 4 MiB; the GEMM-bound MLP's step on
-// 2 hosts at 1 Gbit/s went from 108 to 87 ms. Memory: +2 MB per rank on
-// hosts, none on one host (shared memory, vader, is unaffected). Blocks
-// above 4 MiB (buckets above 8 MiB at P = 2) still take the handshake.
+// the environment or --mca instead.) Why: above the default 64 KiB a message
+// needs a rendezvous handshake, and the two directions of a ring all-reduce
+// between hosts then often run one after the other; 4 MiB keeps the ring
+// blocks of gradient buckets up to 8 MiB (at P = 2) below it (figures:
+// docs/performance.md).
 class MpiEnvironment {
  public:
   static constexpr const char* kTcpEagerLimitVar = "OMPI_MCA_btl_tcp_eager_limit";

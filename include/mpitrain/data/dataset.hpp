@@ -50,9 +50,8 @@ class DatasetFile {
 // Fast path ("direct"): when x is stored without filters, contiguous or in
 // chunks of whole rows, in a little-endian type equal to the native one,
 // its rows sit at known file offsets (H5Dget_offset / H5Dget_chunk_info),
-// and a run of rows within one chunk is one pread() of the file. Per-row
-// H5Dread calls cost about 9 us each (measured: 38% of a Fashion-MNIST
-// step at 2 ranks); a pread from the page cache about a tenth of that. The
+// and a run of rows within one chunk is one pread() of the file, about a
+// tenth of a per-row H5Dread call (docs/performance.md). The
 // labels/targets (y) are read whole once, when they are at most 64 MB.
 // Other layouts (compressed, partial-row chunks) go through H5Dread.
 class SplitReader {

@@ -133,25 +133,33 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
   return static_cast<std::uint32_t>(crc);
 }
 
-long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
-                           Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
-                           int keep_last, bool update_latest) {
+namespace {
+
+// Creates the directory; removes temporary files left by a writer that died
+// (the rename never happened, so they are garbage).
+void prepare_checkpoint_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw SystemError("cannot create checkpoint directory '" + dir + "': " + ec.message());
-  // Temporary files left by a writer that died are garbage: the rename never happened.
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
     if (n.starts_with(".ckpt-") || n.starts_with(".final.h5.tmp") || n.starts_with(".best.h5.tmp"))
       if (n.find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
   }
-  const fs::path target = fs::path(dir) / name;
-  const fs::path tmp = fs::path(dir) / ("." + name + ".tmp." + std::to_string(getpid()));
-  const std::string file = tmp.string();
-  std::vector<std::pair<std::string, const float*>> state;
-  for (const auto& [sname, data] : optimizer.state_buffers()) state.emplace_back(sname, data);
-  // The checksum is taken over exactly what a reader reconstructs: the
-  // parameter views, with the alignment padding between them as zeros.
+}
+
+using NamedBuffers = std::vector<std::pair<std::string, const float*>>;
+
+// The parameters and state buffers exactly as a reader reconstructs them:
+// the parameter views, with the alignment padding between them as zeros.
+// The checksum is taken over these.
+struct AsRead {
+  std::vector<float> params;
+  std::vector<std::vector<float>> state_data;
+  NamedBuffers state;  // names and state_data's buffers
+};
+
+AsRead copy_as_read(const Arena& arena, const NamedBuffers& state) {
   const auto count = static_cast<size_t>(arena.param_count());
   auto as_read = [&](const float* data) {
     std::vector<float> out(count, 0.0f);
@@ -159,53 +167,86 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
       std::copy_n(data + v.offset, static_cast<size_t>(v.size), out.begin() + v.offset);
     return out;
   };
-  const std::vector<float> params_as_read = as_read(arena.params());
-  std::vector<std::vector<float>> state_as_read;
-  std::vector<std::pair<std::string, const float*>> state_for_crc;
-  for (const auto& [sname, data] : state) state_as_read.push_back(as_read(data));
-  for (size_t i = 0; i < state.size(); ++i) state_for_crc.emplace_back(state[i].first, state_as_read[i].data());
+  AsRead r;
+  r.params = as_read(arena.params());
+  for (const auto& [sname, data] : state) r.state_data.push_back(as_read(data));
+  for (size_t i = 0; i < state.size(); ++i) r.state.emplace_back(state[i].first, r.state_data[i].data());
+  return r;
+}
+
+// The whole checkpoint into `file` (flushed, not yet synced or renamed).
+void write_checkpoint_file(const std::string& file, const Arena& arena, const NamedBuffers& state,
+                           const TrainProgress& progress, const CheckpointMeta& meta, const AsRead& as_read) {
+  h5::Handle f = h5::create_file_truncate(file);
+  h5::Handle params = h5::create_group(f.get(), "params", file);
+  for (const ParamView& v : arena.views()) write_array(params.get(), v, arena.params() + v.offset, file);
+  h5::Handle opt = h5::create_group(f.get(), "optimizer", file);
+  for (const auto& [sname, data] : state) {
+    h5::Handle g = h5::create_group(opt.get(), sname, file);
+    for (const ParamView& v : arena.views()) write_array(g.get(), v, data + v.offset, file);
+  }
+  h5::Handle prog = h5::create_group(f.get(), "progress", file);
+  for (const auto& fld : kIntFields) h5::write_attr_int(prog.get(), fld.name, progress.*fld.field);
+  for (const auto& fld : kRealFields) h5::write_attr_double(prog.get(), fld.name, progress.*fld.field);
+  for_each_added_field(progress, [&](const char* attr, const auto& value, const auto&) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>)
+      h5::write_attr_int(prog.get(), attr, value);
+    else
+      h5::write_attr_double(prog.get(), attr, value);
+  });
+  const hid_t root = f.get();
+  h5::write_attr_string(root, "format", kCheckpointFormat);
+  h5::write_attr_string(root, "version", meta.version);
+  h5::write_attr_string(root, "model_spec", meta.model_spec);
+  h5::write_attr_string(root, "optimizer", meta.optimizer);
+  h5::write_attr_string(root, "config", meta.config_ini);
+  h5::write_attr_string(root, "last_metrics", meta.last_metrics);
+  h5::write_attr_int(root, "world_size", meta.world_size);
+  h5::write_attr_int(root, "train_rows", meta.train_rows);
+  h5::write_attr_int(root, "x_width", meta.x_width);
+  h5::write_attr_int(root, "num_classes", meta.num_classes);
+  h5::write_attr_int(root, "y_width", meta.y_width);
+  h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
+  h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
+  h5::write_attr_int(root, "checksum_crc32",
+                     checkpoint_checksum(as_read.params.data(), arena.param_count(), as_read.state, progress));
+  // The weights and optimizer state alone: equal in two runs that reached
+  // the same state bitwise (the full checksum also covers timings).
+  h5::write_attr_int(root, "state_crc32",
+                     checkpoint_checksum(as_read.params.data(), arena.param_count(), as_read.state, {}));
+  h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
+}
+
+// keep_last > 0: removes the oldest ckpt-*.h5 beyond the last keep_last
+// (`name`, just written, counts as one of them).
+void prune_old_checkpoints(const std::string& dir, const std::string& name, int keep_last) {
+  std::error_code ec;
+  std::vector<std::string> old;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with("ckpt-") && n.ends_with(".h5") && n != name) old.push_back(n);
+  }
+  std::sort(old.begin(), old.end());  // zero-padded names: oldest first
+  const long long extra = static_cast<long long>(old.size()) + 1 - keep_last;
+  for (long long i = 0; i < extra; ++i) fs::remove(fs::path(dir) / old[static_cast<size_t>(i)], ec);
+}
+
+}  // namespace
+
+long long write_checkpoint(const std::string& dir, const std::string& name, const Arena& arena,
+                           Optimizer& optimizer, const TrainProgress& progress, const CheckpointMeta& meta,
+                           int keep_last, bool update_latest) {
+  prepare_checkpoint_dir(dir);
+  const fs::path target = fs::path(dir) / name;
+  const fs::path tmp = fs::path(dir) / ("." + name + ".tmp." + std::to_string(getpid()));
+  const std::string file = tmp.string();
+  NamedBuffers state;
+  for (const auto& [sname, data] : optimizer.state_buffers()) state.emplace_back(sname, data);
+  const AsRead as_read = copy_as_read(arena, state);
   h5::silence_errors();
+  std::error_code ec;
   try {
-    {
-      h5::Handle f = h5::create_file_truncate(file);
-      h5::Handle params = h5::create_group(f.get(), "params", file);
-      for (const ParamView& v : arena.views()) write_array(params.get(), v, arena.params() + v.offset, file);
-      h5::Handle opt = h5::create_group(f.get(), "optimizer", file);
-      for (const auto& [sname, data] : state) {
-        h5::Handle g = h5::create_group(opt.get(), sname, file);
-        for (const ParamView& v : arena.views()) write_array(g.get(), v, data + v.offset, file);
-      }
-      h5::Handle prog = h5::create_group(f.get(), "progress", file);
-      for (const auto& fld : kIntFields) h5::write_attr_int(prog.get(), fld.name, progress.*fld.field);
-      for (const auto& fld : kRealFields) h5::write_attr_double(prog.get(), fld.name, progress.*fld.field);
-      for_each_added_field(progress, [&](const char* attr, const auto& value, const auto&) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>)
-          h5::write_attr_int(prog.get(), attr, value);
-        else
-          h5::write_attr_double(prog.get(), attr, value);
-      });
-      const hid_t root = f.get();
-      h5::write_attr_string(root, "format", kCheckpointFormat);
-      h5::write_attr_string(root, "version", meta.version);
-      h5::write_attr_string(root, "model_spec", meta.model_spec);
-      h5::write_attr_string(root, "optimizer", meta.optimizer);
-      h5::write_attr_string(root, "config", meta.config_ini);
-      h5::write_attr_string(root, "last_metrics", meta.last_metrics);
-      h5::write_attr_int(root, "world_size", meta.world_size);
-      h5::write_attr_int(root, "train_rows", meta.train_rows);
-      h5::write_attr_int(root, "x_width", meta.x_width);
-      h5::write_attr_int(root, "num_classes", meta.num_classes);
-      h5::write_attr_int(root, "y_width", meta.y_width);
-      h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
-      h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
-      h5::write_attr_int(root, "checksum_crc32",
-                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, progress));
-      // The weights and optimizer state alone: equal in two runs that reached
-      // the same state bitwise (the full checksum also covers timings).
-      h5::write_attr_int(root, "state_crc32",
-                         checkpoint_checksum(params_as_read.data(), arena.param_count(), state_for_crc, {}));
-      h5::check(H5Fflush(f.get(), H5F_SCOPE_GLOBAL), "H5Fflush", file);
-    }
+    write_checkpoint_file(file, arena, state, progress, meta, as_read);
     maybe_die_in_write();
     fsync_path(file, false);
     fs::rename(tmp, target);
@@ -216,16 +257,7 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
   }
   if (update_latest) write_text_atomic(fs::path(dir) / "latest", name + "\n");
   const long long bytes = static_cast<long long>(fs::file_size(target, ec));
-  if (keep_last > 0 && name.starts_with("ckpt-")) {
-    std::vector<std::string> old;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.starts_with("ckpt-") && n.ends_with(".h5") && n != name) old.push_back(n);
-    }
-    std::sort(old.begin(), old.end());  // zero-padded names: oldest first
-    const long long extra = static_cast<long long>(old.size()) + 1 - keep_last;
-    for (long long i = 0; i < extra; ++i) fs::remove(fs::path(dir) / old[static_cast<size_t>(i)], ec);
-  }
+  if (keep_last > 0 && name.starts_with("ckpt-")) prune_old_checkpoints(dir, name, keep_last);
   return bytes;
 }
 

@@ -1,0 +1,123 @@
+"""Readers of what `mpitrain train` writes into a run directory.
+
+metrics.jsonl holds one JSON object per line, told apart by "type": a header,
+then step, eval, epoch (and checkpoint) lines, and at the end a summary line,
+after a diverged line if the run diverged. summary.json is the summary line
+again, written when the run ends. README.md, "Metrics file", lists the keys.
+Every reader here tolerates a run killed mid-write (a partial last line).
+"""
+
+import json
+import math
+import os
+
+LINE_TYPES = ("header", "step", "eval", "epoch", "checkpoint", "summary", "diverged")
+
+
+def num(value):
+    """float(value), or None when it is missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def finite_num(value):
+    """Like num, but None for inf and nan too."""
+    v = num(value)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def parse_json_text(text):
+    """The JSON value of a whole text, else of its last non-empty line (the
+    last line of a JSON-lines file); None when neither parses."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for candidate in [text] + lines[-1:]:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def read_json(path):
+    """parse_json_text of a file; None when it cannot be read or parsed."""
+    try:
+        with open(path, errors="replace") as f:
+            return parse_json_text(f.read())
+    except OSError:
+        return None
+
+
+def read_json_lines(path):
+    """The JSON objects of a JSON-lines file, in order. Lines that do not
+    parse (a run killed mid-write) or are not objects are left out; a file
+    that cannot be read gives []."""
+    lines = []
+    try:
+        with open(path, errors="replace") as f:
+            for text in f:
+                try:
+                    d = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(d, dict):
+                    lines.append(d)
+    except OSError:
+        pass
+    return lines
+
+
+class RunMetrics:
+    """The lines of one metrics.jsonl, by type."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+    def of_type(self, kind):
+        return [d for d in self.lines if d.get("type") == kind]
+
+    @property
+    def header(self):
+        """The header line, or None."""
+        return next((d for d in self.lines if d.get("type") == "header"), None)
+
+    @property
+    def steps(self):
+        return self.of_type("step")
+
+    @property
+    def evals(self):
+        return self.of_type("eval")
+
+    @property
+    def epochs(self):
+        return self.of_type("epoch")
+
+    @property
+    def summary(self):
+        """The last summary line, or None (an unfinished run)."""
+        found = self.of_type("summary")
+        return found[-1] if found else None
+
+    @property
+    def diverged(self):
+        """The diverged line, or None."""
+        return next((d for d in self.lines if d.get("type") == "diverged"), None)
+
+
+def metrics_path(path):
+    """A run directory's metrics.jsonl; any other path as it is."""
+    return os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
+
+
+def read_metrics(path):
+    """RunMetrics of a run directory or a metrics.jsonl file."""
+    return RunMetrics(read_json_lines(metrics_path(path)))
+
+
+def read_summary(run_dir):
+    """The run's summary.json when the run finished (it parses and has a
+    stop_reason, whatever it is, also "diverged"), else None."""
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    return summary if isinstance(summary, dict) and summary.get("stop_reason") else None

@@ -1,0 +1,237 @@
+"""The runs of one or more sweep directories (scripts/sweep.py) as the report
+sees them: status, steps/samples/seconds to the target, throughput and
+time split; and the tables drawn from them (best rate per B, rank scaling)."""
+
+import math
+import os
+import re
+
+from .metrics import num, read_json, read_metrics, read_summary
+
+STATUS_REACHED = "reached"
+STATUS_MISSED = "not reached"
+STATUS_DIVERGED = "diverged"
+STATUS_UNFINISHED = "unfinished"
+STATUS_NOT_RUN = "not run"
+
+
+def load_run(path, planned=None):
+    metrics = read_metrics(path)
+    header = metrics.header or {}
+    config = header.get("config", {})
+    summary = read_summary(path)
+    planned = planned or {}
+    run = dict(name=os.path.basename(os.path.normpath(path)), dir=path, summary=summary,
+               epochs=metrics.epochs, steps=metrics.steps,
+               steps_per_epoch=header.get("steps_per_epoch"), train_rows=header.get("train_rows"))
+    src = summary or {}
+    run["B"] = int(src.get("global_batch") or num(config.get("global-batch")) or planned.get("global_batch") or 0)
+    run["P"] = int(src.get("ranks") or header.get("ranks") or planned.get("ranks") or 0)
+    # The configured rate (a run that diverged during warmup reports the rate
+    # in force then in its summary).
+    run["lr"] = planned.get("lr") or num(header.get("effective_lr")) or num(src.get("lr"))
+    run["multiplier"] = planned.get("lr_multiplier")
+    run["target"] = src.get("target") or config.get("target") or ""
+    if summary is None:
+        run["status"] = STATUS_UNFINISHED
+    elif summary["stop_reason"] == "diverged":
+        run["status"] = STATUS_DIVERGED
+    elif summary.get("target_reached"):
+        run["status"] = STATUS_REACHED
+    else:
+        run["status"] = STATUS_MISSED
+    run["noise_ema_decay"] = num(config.get("noise-ema-decay"))
+    run["S_interp"] = None
+    if run["status"] == STATUS_REACHED:
+        run["S"] = int(summary["target_step"])
+        run["E"] = int(summary["target_samples"])
+        run["T"] = float(summary["target_time_s"])
+        run["target_epoch"] = int(summary.get("target_epoch") or 0)
+        crossing = interpolate_crossing(run)
+        if crossing:
+            run["S_interp"], run["E_interp"], run["T_interp"] = crossing
+    else:
+        run["S"] = run["E"] = run["T"] = run["target_epoch"] = None
+    # Steps trained (a lower bound on steps-to-target for a missed target).
+    run["steps_run"] = int(src.get("steps") or (run["epochs"][-1]["step"] if run["epochs"] else 0))
+    run["epochs_run"] = int(src.get("epochs") or len(run["epochs"]))
+    run["test_acc"] = src.get("test_acc", run["epochs"][-1].get("test_acc") if run["epochs"] else None)
+    run["noise_final"] = num(src.get("noise_scale")) or (
+        num(run["epochs"][-1].get("noise_scale")) if run["epochs"] else None)
+    run["noise_at_target"] = None
+    if run["status"] == STATUS_REACHED:
+        at = [e for e in run["epochs"] if e.get("epoch") == summary.get("target_epoch")]
+        if at:
+            run["noise_at_target"] = num(at[0].get("noise_scale"))
+    run.update(time_split(run["epochs"]))
+    return run
+
+
+def parse_target(text):
+    """'test_acc>=0.85' -> ('test_acc', 0.85), or None."""
+    m = re.match(r"^\s*(\w+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$", text or "")
+    return (m.group(1), float(m.group(3))) if m else None
+
+
+def interpolate_crossing(run):
+    """(steps, samples, seconds) at which the target metric crossed its
+    threshold, linear between the last epoch where the target did not hold
+    and the first where it did. mpitrain evaluates once per epoch, so the
+    recorded steps are the end of that epoch; this estimates the crossing
+    inside it. None when the target held after the first epoch (no earlier
+    evaluation to interpolate from) or the metric is missing."""
+    target = parse_target(run["target"])
+    k = run.get("target_epoch") or 0
+    if target is None or k < 2:
+        return None
+    by_epoch = {e.get("epoch"): e for e in run["epochs"]}
+    e0, e1 = by_epoch.get(k - 1), by_epoch.get(k)
+    if not e0 or not e1:
+        return None
+    metric, threshold = target
+    v0, v1 = num(e0.get(metric)), num(e1.get(metric))
+    if v0 is None or v1 is None or v1 == v0:
+        return None
+    frac = min(1.0, max(0.0, (threshold - v0) / (v1 - v0)))
+    return tuple(e0[key] + frac * (e1[key] - e0[key]) for key in ("step", "samples", "time_s"))
+
+
+def use_interpolated(runs):
+    """Steps, samples and seconds to the target become the interpolated ones
+    where they exist (--interpolate)."""
+    for r in runs:
+        if r.get("S_interp") is not None:
+            r["S_epoch_end"] = r["S"]
+            r["S"], r["E"], r["T"] = r["S_interp"], r["E_interp"], r["T_interp"]
+
+
+def time_split(epochs):
+    """Training throughput and the mean time split per step over the epoch lines.
+
+    epoch_time_s excludes the evaluation; the three parts are each the
+    maximum over ranks, so they need not add up to the step time ("other"
+    is what is left, never below 0)."""
+    if not epochs:
+        return dict(samples_per_s=None, step_ms=None, split_ms=None)
+    samples = epochs[-1]["samples"]
+    steps = epochs[-1]["step"]
+    train_s = sum(e.get("epoch_time_s") or 0.0 for e in epochs)
+    parts = {k: sum(e.get(f"time_{k}_s") or 0.0 for e in epochs) for k in ("compute", "allreduce", "data")}
+    if train_s <= 0 or steps <= 0:
+        return dict(samples_per_s=None, step_ms=None, split_ms=None)
+    split = {k: 1000.0 * v / steps for k, v in parts.items()}
+    step_ms = 1000.0 * train_s / steps
+    split["other"] = max(0.0, step_ms - sum(split.values()))
+    return dict(samples_per_s=samples / train_s, step_ms=step_ms, split_ms=split)
+
+
+def load_sweeps(dirs):
+    runs = []
+    for sweep in dirs:
+        if not os.path.isdir(sweep):
+            raise SystemExit(f"report: error: {sweep} is not a directory")
+        plan = read_json(os.path.join(sweep, "sweep.json"))
+        plan = plan if isinstance(plan, dict) else {}
+        planned = {r["name"]: r for r in plan.get("runs", []) if isinstance(r, dict) and "name" in r}
+        seen = set()
+        for entry in sorted(os.listdir(sweep)):
+            path = os.path.join(sweep, entry)
+            if not os.path.isdir(path):
+                continue
+            if not any(os.path.exists(os.path.join(path, f)) for f in ("summary.json", "metrics.jsonl", "config.ini")):
+                continue  # logs/, report/ and other non-run directories
+            run = load_run(path, planned.get(entry))
+            if len(dirs) > 1:  # the same grid point may be in two sweeps
+                run["name"] = f"{os.path.basename(os.path.normpath(sweep))}/{entry}"
+            runs.append(run)
+            seen.add(entry)
+        for name, p in planned.items():
+            if name not in seen:
+                runs.append(dict(name=name if len(dirs) == 1 else f"{os.path.basename(os.path.normpath(sweep))}/{name}", dir=os.path.join(sweep, name), summary=None, epochs=[], steps=[],
+                                 B=p.get("global_batch", 0), P=p.get("ranks", 0), lr=p.get("lr"),
+                                 multiplier=p.get("lr_multiplier"), target=plan.get("target", ""),
+                                 status=STATUS_NOT_RUN, S=None, E=None, T=None, steps_run=0, epochs_run=0,
+                                 test_acc=None, noise_final=None, noise_at_target=None,
+                                 samples_per_s=None, step_ms=None, split_ms=None))
+    runs.sort(key=lambda r: (r["B"], r["lr"] or 0, r["P"], r["name"]))
+    return runs
+
+
+def best_per_batch(runs):
+    """{B: the reached run with the fewest steps (ties: fewer seconds)}.
+
+    Steps do not depend on the rank count (the math depends on B only), so
+    runs of every P count."""
+    best = {}
+    for r in runs:
+        if r["status"] != STATUS_REACHED:
+            continue
+        cur = best.get(r["B"])
+        if cur is None or (r["S"], r["T"]) < (cur["S"], cur["T"]):
+            best[r["B"]] = r
+    return dict(sorted(best.items()))
+
+
+def noise_series(run):
+    lines = run["steps"] or run["epochs"]
+    pts = [(d["step"], num(d.get("noise_scale"))) for d in lines]
+    return [(s, v) for s, v in pts if v is not None and v > 0 and math.isfinite(v)]
+
+
+def representative(runs):
+    """{(B, P): the run with the most steps at that (B, P)}: the most timing data."""
+    rep = {}
+    for r in runs:
+        if r.get("split_ms") is None:
+            continue
+        key = (r["B"], r["P"])
+        if key not in rep or r["steps_run"] > rep[key]["steps_run"]:
+            rep[key] = r
+    return dict(sorted(rep.items()))
+
+
+def same_config_over_ranks(runs, b, lr=None):
+    """{P: [runs]} of the one rate at B measured at the most rank counts (the
+    given rate if any), so that only P differs between the points."""
+    groups = {}
+    for r in runs:
+        if r["B"] == b and r.get("samples_per_s") and (lr is None or r["lr"] == lr):
+            groups.setdefault(r["lr"], {}).setdefault(r["P"], []).append(r)
+    if not groups:
+        return {}
+    return max(groups.values(), key=lambda g: (len(g), sum(x["steps_run"] for xs in g.values() for x in xs)))
+
+
+def rank_scaling(runs):
+    """{B: [(P, samples/s, efficiency)]} for every B measured at >= 2 rank
+    counts with the same rate. A repeated (B, P, lr) counts its fastest run:
+    other work on the machine only ever slows a run down."""
+    table = {}
+    for b in sorted({r["B"] for r in runs}):
+        by_p = same_config_over_ranks(runs, b)
+        if len(by_p) < 2:
+            continue
+        pts = sorted((p, max(x["samples_per_s"] for x in xs)) for p, xs in by_p.items())
+        p0, t0 = pts[0]
+        table[b] = [(p, t, (t / t0) / (p / p0)) for p, t in pts]
+    return table
+
+
+def time_to_target_by_ranks(runs, best):
+    """{B: [(P, seconds)]}: at each B the best rate's runs, per rank count
+    (the fastest of repeated runs)."""
+    table = {}
+    for b, r in best.items():
+        by_p = same_config_over_ranks([x for x in runs if x["status"] == STATUS_REACHED], b, r["lr"])
+        if len(by_p) >= 2:
+            table[b] = sorted((p, min(x["T"] for x in xs)) for p, xs in by_p.items())
+    return table
+
+
+def ema_settled(run):
+    """Did the run train for 3 EMA windows (1/(1-decay) steps) before the target?
+    Before that the bias-corrected EMA still weighs the first steps' estimates."""
+    decay = run.get("noise_ema_decay")
+    if not decay or not 0 < decay < 1 or run["S"] is None:
+        return True
+    return run["S"] >= 3 / (1 - decay)

@@ -1,0 +1,184 @@
+"""The grid of a sweep (global batches x rank counts x rates) as runs, each
+an explicit `mpitrain train` command, and OUT/sweep.json, which records them
+for the next invocation and for report.py."""
+
+import json
+import math
+import os
+import shlex
+import sys
+
+from .formatting import lr_text
+from .metrics import read_json, read_summary
+
+
+def parse_list(text, kind, what):
+    try:
+        values = [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise SystemExit(f"sweep: error: {what} takes a comma-separated list of numbers (got '{text}')")
+    if not values:
+        raise SystemExit(f"sweep: error: {what} is empty")
+    return values
+
+
+def powers_of_two(lo, hi):
+    if lo < 1 or hi < lo:
+        raise SystemExit(f"sweep: error: need 1 <= --batch-min <= --batch-max (got {lo}, {hi})")
+    out, b = [], 1
+    while b < lo:
+        b *= 2
+    while b <= hi:
+        out.append(b)
+        b *= 2
+    if not out:
+        raise SystemExit(f"sweep: error: no power of two between --batch-min {lo} and --batch-max {hi}")
+    return out
+
+
+def parse_per_batch(items, kind, what):
+    """['32:1,2', '8192:0.5'] -> {32: [1.0, 2.0], 8192: [0.5]}"""
+    table = {}
+    for item in items or []:
+        if ":" not in item:
+            raise SystemExit(f"sweep: error: {what} takes B:VALUES, e.g. 8192:0.5,1 (got '{item}')")
+        b, values = item.split(":", 1)
+        try:
+            table[int(b)] = parse_list(values, kind, what)
+        except ValueError:
+            raise SystemExit(f"sweep: error: {what}: '{b}' is not a global batch")
+    return table
+
+
+def rule_lr(args, batch):
+    """The rate of multiplier 1 at global batch `batch`: the scaling rule, capped."""
+    ratio = batch / args.ref_batch
+    scale = {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[args.lr_rule]
+    lr = args.base_lr * scale
+    if args.lr_max > 0:
+        lr = min(lr, args.lr_max)
+    return lr
+
+
+def plan_runs(args):
+    """Every run of the grid, in execution order, each a dict (see sweep.json)."""
+    if args.batches:
+        batches = sorted(set(parse_list(args.batches, int, "--batches")))
+    else:
+        batches = powers_of_two(args.batch_min, args.batch_max)
+    ranks = parse_list(args.ranks, int, "--ranks")
+    if any(p < 1 for p in ranks) or any(b < 1 for b in batches):
+        raise SystemExit("sweep: error: --ranks and global batches must be >= 1")
+    multipliers = parse_list(args.lr_multipliers, float, "--lr-multipliers")
+    per_batch = parse_per_batch(args.lr_multipliers_at, float, "--lr-multipliers-at")
+    epochs_at = {b: v[0] for b, v in parse_per_batch(args.epochs_at, int, "--epochs-at").items()}
+    for b in list(per_batch) + list(epochs_at):
+        if b not in batches:
+            raise SystemExit(f"sweep: error: B={b} of --lr-multipliers-at/--epochs-at is not in the grid {batches}")
+    if any(m <= 0 for ms in [multipliers, *per_batch.values()] for m in ms):
+        raise SystemExit("sweep: error: rate multipliers must be > 0")
+    extra = shlex.split(args.extra_args)
+    runs = []
+    for b in batches:
+        base = rule_lr(args, b)
+        for m in per_batch.get(b, multipliers):
+            lr_str = lr_text(base * m)
+            for p in ranks:
+                name = f"B{b:04d}-lr{lr_str}-np{p}"
+                if any(r["name"] == name for r in runs):
+                    continue  # two multipliers that round to the same rate (e.g. under --lr-max)
+                warmup = args.warmup_epochs if b > args.warmup_above_batch else 0.0
+                train = [args.mpitrain, "train"]
+                if args.config:
+                    train += ["--config", args.config]
+                if args.data:
+                    train += ["--data", args.data]
+                if args.model:
+                    train += ["--model", args.model]
+                train += ["--global-batch", str(b), "--lr-scaling", "none", "--lr", lr_str,
+                          "--warmup-epochs", f"{warmup:g}"]
+                if warmup > 0:
+                    # Warmup starts from the rule's rate at the reference batch, as
+                    # Goyal et al. (2017) do (the trainer's own default with a scaling
+                    # rule; with an explicit rate it would start from 0).
+                    start = min(1.0, args.base_lr * m / float(lr_str))
+                    train += ["--warmup-start-factor", f"{start:.6g}"]
+                train += ["--epochs", str(epochs_at.get(b, args.epochs)),
+                          "--target", args.target, "--stop-at-target",
+                          "--metrics", "", "--checkpoint-dir", "",  # the run directory's own
+                          "--checkpoint-every-epochs", "0", "--progress", "none"]
+                if args.metrics_every_steps > 0:
+                    train += ["--metrics-every-steps", str(args.metrics_every_steps)]
+                train += extra
+                runs.append(dict(name=name, global_batch=b, ranks=p, lr=float(lr_str),
+                                 lr_multiplier=m, rule_lr=base, warmup_epochs=warmup,
+                                 epochs=epochs_at.get(b, args.epochs), train=train))
+    # Round k runs the k-th closest multiplier to 1 at every B: round 0 is
+    # multiplier 1 (or the one closest to it), so a sweep cut short by its
+    # budget still has one rate at every B.
+    def round_of(r):
+        ms = sorted(set(per_batch.get(r["global_batch"], multipliers)), key=lambda m: (abs(math.log(m)), m))
+        return ms.index(r["lr_multiplier"])
+    runs.sort(key=lambda r: (round_of(r), ranks.index(r["ranks"]), r["global_batch"]))
+    return runs
+
+
+def run_dir(args, run):
+    return os.path.join(args.out, run["name"])
+
+
+def finished(path):
+    """The run's summary.json when it is complete (parses, has a stop_reason), else None."""
+    return read_summary(path)
+
+
+def planned_runs(path):
+    """{name: run} of a sweep.json; {} when it is missing or garbled."""
+    plan = read_json(path)
+    try:
+        return {r["name"]: r for r in (plan.get("runs", []) if isinstance(plan, dict) else [])}
+    except (KeyError, TypeError):
+        return {}
+
+
+def earlier_plan(args):
+    """{name: run} of OUT/sweep.json as the previous invocation left it."""
+    return planned_runs(os.path.join(args.out, "sweep.json"))
+
+
+def skip_note(args, run):
+    """' (trained with other options: ...)' when the finished run's command differs."""
+    old = args.earlier.get(run["name"])
+    if not old or old.get("train") == run["train"]:
+        return ""
+    return "; NOTE: it was trained with other options (remove its directory to re-run it with these)"
+
+
+def describe(summary):
+    reason = summary.get("stop_reason")
+    if reason == "diverged":
+        return f"diverged at step {summary.get('steps')}"
+    if summary.get("target_reached"):
+        return (f"target reached at epoch {summary.get('target_epoch')}: "
+                f"{summary.get('target_step')} steps, {summary.get('target_samples')} samples, "
+                f"{summary.get('target_time_s', 0):.1f}s")
+    return (f"target not reached ({reason} after {summary.get('epochs')} epochs, "
+            f"{summary.get('steps')} steps, test_acc {summary.get('test_acc')})")
+
+
+def write_plan(args, runs):
+    """OUT/sweep.json: the grid and every run, merged with the runs of earlier invocations."""
+    path = os.path.join(args.out, "sweep.json")
+    old = planned_runs(path)
+    for r in runs:
+        if r["name"] in old and finished(run_dir(args, r)) is not None:
+            continue  # skipped: the entry says how it was trained
+        old[r["name"]] = r
+    plan = dict(name=args.name, target=args.target, base_lr=args.base_lr, ref_batch=args.ref_batch,
+                lr_rule=args.lr_rule, lr_max=args.lr_max, command=sys.argv,
+                runs=sorted(old.values(), key=lambda r: (r["global_batch"], r["lr"], r["ranks"])))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(plan, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)

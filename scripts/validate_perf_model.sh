@@ -190,7 +190,7 @@ model_run() {
     esac
     # shellcheck disable=SC2086
     "$PY" "$ROOT/scripts/perf_model.py" --bench $benches --global-batch "$batches" --measured $runs \
-      --calibration $cal "${args[@]}" --tolerance "$TOL" --out "$dir-$variant" $MODEL_ARGS \
+      --calibration $cal "${args[@]}" --tolerance "$TOL" --out "$dir-$variant" --mpitrain "$MPITRAIN" $MODEL_ARGS \
       >"$dir-$variant.txt" 2>&1 || {
       echo "validate_perf_model: perf_model.py failed:" >&2
       tail -n 15 "$dir-$variant.txt" | sed 's/^/  | /' >&2
@@ -291,7 +291,7 @@ if [ "$HOSTS" -eq 1 ]; then
   # shellcheck disable=SC2086
   "$PY" "$ROOT/scripts/perf_model.py" --bench "$OUT/hosts/bench-$small.json" --global-batch "$HOST_BATCHES" \
     --measured $all_runs --calibration "$OUT/hosts/calibration-$small" --comm-source bench --allreduce ring \
-    --tolerance "$TOL" --out "$OUT/hosts/extrapolated-bench-ring" $MODEL_ARGS \
+    --tolerance "$TOL" --out "$OUT/hosts/extrapolated-bench-ring" --mpitrain "$MPITRAIN" $MODEL_ARGS \
     >"$OUT/hosts/extrapolated-bench-ring.txt" 2>&1 || {
     echo "validate_perf_model: perf_model.py failed:" >&2
     tail -n 15 "$OUT/hosts/extrapolated-bench-ring.txt" | sed 's/^/  | /' >&2

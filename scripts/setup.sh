@@ -12,7 +12,7 @@ packages=(
   libgtest-dev
   zlib1g-dev
   iproute2
-  python3-numpy python3-matplotlib
+  python3-numpy python3-matplotlib python3-pytest
   dataset-fashion-mnist
 )
 

@@ -1,0 +1,95 @@
+"""The command lines of the study tools: thin scripts/<tool>.py entry points
+and `python3 -m mpitrain_study.<tool>` from scripts/ behave the same; the
+package edits no sys.path; a python3 without numpy re-runs the tools under
+Debian's; bench.py's option errors and its memory bound."""
+
+import glob
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers import SCRIPTS, one_error_line, run
+from mpitrain_study import bench
+from mpitrain_study.model_layout import model_layout
+
+TOOLS = ["sweep", "report", "perf_model", "bench", "bench_pytorch"]
+
+
+@pytest.mark.parametrize("name", [t for t in TOOLS if t != "bench_pytorch"])
+def test_entry_point_and_module_agree(name):
+    script = run([sys.executable, os.path.join(SCRIPTS, f"{name}.py"), "--help"])
+    module = run([sys.executable, "-m", f"mpitrain_study.{name}", "--help"], cwd=SCRIPTS)
+    assert (script.returncode, script.stdout, script.stderr) == (module.returncode, module.stdout, module.stderr)
+    assert script.returncode == 0 and script.stdout.startswith("usage: "), script.stderr
+
+
+def test_the_pytorch_peer_starts():
+    # With torch (Debian's python3-torch) it prints its usage; without (CI) it says so in one line.
+    r = run([sys.executable, os.path.join(SCRIPTS, "bench_pytorch.py"), "--help"])
+    if r.returncode == 0:
+        assert r.stdout.startswith("usage: bench_pytorch.py") and "--mpitrain" in r.stdout
+    else:
+        assert one_error_line(r.stderr, "bench_pytorch.py: error:", "install it with 'apt-get install python3-torch'")
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_entry_points_are_thin(name):
+    with open(os.path.join(SCRIPTS, f"{name}.py")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) <= 10
+    assert f"from mpitrain_study.{name} import main" in lines
+
+
+def test_no_sys_path_edits():
+    files = glob.glob(os.path.join(SCRIPTS, "*.py")) + glob.glob(os.path.join(SCRIPTS, "mpitrain_study", "*.py"))
+    assert len(files) >= len(TOOLS) + 10
+    for path in files:
+        with open(path) as f:
+            assert "sys.path" not in f.read(), path
+
+
+def python_without_numpy():
+    """A python3 on PATH other than Debian's that cannot import numpy, or None."""
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        p = shutil.which("python3", path=d)
+        if p and os.path.realpath(p) != os.path.realpath("/usr/bin/python3"):
+            if subprocess.run([p, "-c", "import numpy"], capture_output=True).returncode != 0:
+                return p
+    return None
+
+
+@pytest.mark.skipif(python_without_numpy() is None, reason="no python3 without numpy on PATH")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no Debian python3")
+def test_a_python_without_numpy_reruns_under_debians(tmp_path):
+    py = python_without_numpy()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPITRAIN_")}
+    r = run([py, os.path.join(SCRIPTS, "report.py"), str(tmp_path / "absent")], env=env)
+    assert one_error_line(r.stderr, "report: error:", "is not a directory"), r.stderr  # not: No module named numpy
+    r = run([py, "-m", "mpitrain_study.perf_model", "--bench", str(tmp_path / "absent.json"), "--global-batch", "8"],
+            cwd=SCRIPTS, env=env)
+    assert one_error_line(r.stderr, "perf_model: error:", "cannot read it"), r.stderr
+
+
+def test_bench_option_errors(tmp_path):
+    for args, phrase in ((["--cases", "bogus"], "unknown case 'bogus'"),
+                         (["--layouts", "3x3"], "unknown layout '3x3'"),
+                         (["--mpitrain", str(tmp_path / "absent"), "--no-torch"], "no mpitrain binary at")):
+        r = run([sys.executable, os.path.join(SCRIPTS, "bench.py"), "--out", str(tmp_path), *args])
+        assert r.returncode != 0 and one_error_line(r.stderr, "bench: error:", phrase), r.stderr
+
+
+def test_bench_memory_bound_from_the_layout(mpitrain):
+    # 784-256-128-100-10 at B=256 on 2 ranks: 128 rows per rank; parameters,
+    # gradients and momentum, one activation buffer per layer plus the input,
+    # two ping-pong buffers of the widest layer, the prefetch double buffer
+    # and the uint8 staging rows of two readers.
+    layout = model_layout(mpitrain, "784-256-128-100-10")
+    rows, w = 128, [784, 256, 128, 100, 10]
+    floats = 3 * layout["param_count"] + rows * sum(w) + 2 * rows * 784 + 2 * rows * (784 + 10)
+    want = (4 * floats + 2 * rows * 784) / 1e6
+    assert bench.rss_bound_mb(layout, 256, 2) == pytest.approx(want, rel=1e-12)
+    assert math.isclose(bench.rss_bound_mb(layout, 256, 2), 5.444104, rel_tol=1e-6)  # the README's table

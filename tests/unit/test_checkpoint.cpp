@@ -20,6 +20,7 @@
 #include "mpitrain/io/checkpoint_file.hpp"
 #include "mpitrain/io/h5.hpp"
 #include "mpitrain/nn/model.hpp"
+#include "mpitrain/train/noise_scale.hpp"
 
 namespace fs = std::filesystem;
 using namespace mpitrain;

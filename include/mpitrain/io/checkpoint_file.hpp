@@ -22,11 +22,18 @@
 
 #include "mpitrain/core/arena.hpp"
 #include "mpitrain/optim/optimizer.hpp"
-#include "mpitrain/train/noise_scale.hpp"  // no includes of its own
 
 namespace mpitrain {
 
 inline constexpr const char* kCheckpointFormat = "mpitrain-checkpoint-1";
+
+// What a checkpoint keeps of the online gradient-noise-scale estimator
+// (train/noise_scale.hpp, NoiseScaleEstimator::State): everything its
+// update() changes, so a resumed estimate continues bit for bit.
+struct NoiseScaleState {
+  long long updates = 0;
+  double ema_g2 = 0, ema_s = 0, decay_pow = 1;
+};
 
 // Where the run stands; restoring it (with the weights and optimizer state)
 // continues the run exactly.
@@ -53,7 +60,7 @@ struct TrainProgress {
   long long best_ckpt_epoch = 0;
   double best_ckpt_value = 0.0;
   // The online gradient-noise-scale estimator (NoiseScaleEstimator::state()).
-  NoiseScaleEstimator::State noise;
+  NoiseScaleState noise;
 };
 
 struct CheckpointMeta {

@@ -10,6 +10,7 @@
 // so each gets its own bias-corrected exponential moving average, and
 // B_simple = EMA(tr S) / EMA(|G|^2).
 #pragma once
+#include "mpitrain/io/checkpoint_file.hpp"  // NoiseScaleState
 
 namespace mpitrain {
 
@@ -28,10 +29,7 @@ class NoiseScaleEstimator {
   // Everything update() changes, for checkpoints: restore(state()) on an
   // estimator built with the same decay continues bit-for-bit as the original.
   // (The decay itself is configuration, not state, and is not included.)
-  struct State {
-    long long updates = 0;
-    double ema_g2 = 0, ema_s = 0, decay_pow = 1;
-  };
+  using State = NoiseScaleState;
   State state() const { return {t_, ema_g2_, ema_s_, decay_pow_}; }
   void restore(const State& s) {
     t_ = s.updates;

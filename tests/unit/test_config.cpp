@@ -229,3 +229,73 @@ TEST(Config, EntriesRoundTripNumbersExactly) {
   EXPECT_EQ(std::stod(e.at("lr")), c.schedule.base_lr) << "entry text: " << e.at("lr");
   EXPECT_EQ(std::stod(e.at("momentum")), c.optim.momentum) << "entry text: " << e.at("momentum");
 }
+
+// parse_ini_entries (the one INI reader, also for a checkpoint's recorded
+// config): to_ini()'s text reads back to every recorded entry; comments and
+// blank lines are skipped, whitespace around keys and values trimmed; a value
+// with '>=' or '<=' stays whole (only the first '=' separates); not-INI text
+// is a UserError.
+TEST(ConfigIni, ParseIniEntriesRoundTripsToIni) {
+  const Config c = parse_train_args({"--global-batch", "512", "--activation", "tanh", "--target", "val_acc>=0.88",
+                                     "--run-dir", "runs/x"})
+                       .config;
+  const std::map<std::string, std::string> ini = parse_ini_entries(c.to_ini());
+  EXPECT_EQ(ini.at("global-batch"), "512");
+  EXPECT_EQ(ini.at("activation"), "tanh");
+  EXPECT_EQ(ini.at("target"), "val_acc>=0.88");
+  EXPECT_EQ(ini.at("lr"), "0.05");
+  EXPECT_EQ(ini.at("model"), "784-256-128-100-10");
+  // to_ini() leaves out what must not be reused: the run directory, --config, --resume.
+  EXPECT_EQ(ini.count("run-dir"), 0u);
+  EXPECT_EQ(ini.count("config"), 0u);
+  EXPECT_EQ(ini.count("resume"), 0u);
+  // Every other entry comes back with its text (entries with an empty value may be absent).
+  size_t non_empty = 0;
+  for (const auto& [key, value] : c.entries) {
+    if (key == "run-dir" || key == "config" || key == "resume" || value.empty()) continue;
+    ++non_empty;
+    const auto it = ini.find(key);
+    if (it == ini.end()) ADD_FAILURE() << key << " missing";
+    else EXPECT_EQ(it->second, value) << key;
+  }
+  EXPECT_GT(non_empty, 20u);
+  // And the text is accepted by --config: the same effective configuration.
+  TempIni file(c.to_ini());
+  const Config again = parse_train_args({"--config", file.path(), "--run-dir", "runs/x"}).config;
+  auto drop_config = [](std::map<std::string, std::string> m) { m.erase("config"); return m; };
+  EXPECT_EQ(drop_config(entry_map(again)), drop_config(entry_map(c)));
+}
+
+TEST(ConfigIni, ParseIniEntriesSkipsCommentsAndTrims) {
+  const auto ini = parse_ini_entries(
+      "# effective configuration\n"
+      "\n"
+      "   \n"
+      "  lr   =   0.1  \n"
+      "#epochs = 99\n"
+      "model=12-8-3\n"
+      "target = val_acc>=0.88\n"
+      "early-stop-metric = val_loss\n"
+      "\tseed\t=\t9\t\n");
+  EXPECT_EQ(ini, (std::map<std::string, std::string>{{"lr", "0.1"},
+                                                     {"model", "12-8-3"},
+                                                     {"target", "val_acc>=0.88"},
+                                                     {"early-stop-metric", "val_loss"},
+                                                     {"seed", "9"}}));
+  EXPECT_EQ(parse_ini_entries("target = val_loss<=0.35\n").at("target"), "val_loss<=0.35");
+  EXPECT_TRUE(parse_ini_entries("").empty());
+  EXPECT_TRUE(parse_ini_entries("# only a comment\n\n").empty());
+}
+
+TEST(ConfigIni, ParseIniEntriesRejectsGarbage) {
+  for (const char* text : {"this is not ini\n", "lr 0.1\n", "epochs = 3\nmodel\n"}) {
+    try {
+      parse_ini_entries(text);
+      ADD_FAILURE() << "no UserError for: " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("not an INI text"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a UserError for: " << text << ": " << e.what();
+    }
+  }
+}

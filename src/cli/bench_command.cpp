@@ -24,6 +24,7 @@
 #include "mpitrain/comm/placement.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/rng.hpp"
+#include "mpitrain/core/vector_math.hpp"
 #include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"

@@ -1,8 +1,7 @@
 #include "mpitrain/train/step.hpp"
 
 #include "mpitrain/core/clock.hpp"
-#include "mpitrain/io/json_lines.hpp"
-#include "mpitrain/optim/optimizer.hpp"
+#include "mpitrain/core/vector_math.hpp"
 
 namespace mpitrain {
 namespace {

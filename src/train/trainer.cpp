@@ -8,6 +8,7 @@
 #include "mpitrain/comm/placement.hpp"
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/vector_math.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
 #include "mpitrain/train/batch_source.hpp"

@@ -12,9 +12,6 @@
 #include <vector>
 
 #include "mpitrain/core/arena.hpp"
-// l2_norm moved to core/vector_math.hpp; kept reachable from here for the
-// callers in train/ that still include only this header.
-#include "mpitrain/core/vector_math.hpp"
 
 namespace mpitrain {
 

@@ -41,8 +41,12 @@ def _inspect(mpitrain, spec, activation, bucket_bytes):
     except OSError as e:
         raise LayoutError(f"cannot run {mpitrain}: {e.strerror}")
     if r.returncode != 0:
+        if "usage: mpitrain inspect" in r.stderr and "--model" not in r.stderr:
+            raise LayoutError(f"{mpitrain} has no `inspect --model` (built before it existed): rebuild it "
+                              "(scripts/build.sh) or pass --mpitrain PATH")
         lines = [line for line in r.stderr.splitlines() if line.strip()]
-        why = lines[-1] if lines else f"exit code {r.returncode}"
+        errors = [line for line in lines if line.startswith("mpitrain: error: ")]
+        why = (errors or lines or [f"exit code {r.returncode}"])[0]
         raise LayoutError(why.removeprefix("mpitrain: error: "))
     layout = parse_json_text(r.stdout)
     if not isinstance(layout, dict) or "layers" not in layout:

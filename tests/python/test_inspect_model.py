@@ -123,6 +123,15 @@ def test_model_layout_reads_the_binary(mpitrain, layout):
         model_layout(None, SPEC)
 
 
+def test_an_mpitrain_without_inspect_model(tmp_path):
+    old = tmp_path / "mpitrain"
+    old.write_text("#!/bin/sh\necho \"mpitrain: error: expected one FILE, got 4 arguments\" >&2\n"
+                   "echo \"usage: mpitrain inspect FILE\" >&2\nexit 2\n")
+    old.chmod(0o755)
+    with pytest.raises(LayoutError, match="has no `inspect --model` .* rebuild it"):
+        model_layout(str(old), SPEC)
+
+
 @pytest.mark.parametrize("args, phrase", [
     (["--model", "784-x"], "bad --model '784-x'"),
     (["--model", "784"], "needs at least an input and an output width"),

@@ -21,6 +21,10 @@ BatchSource::BatchSource(BatchSourceSetup s, const Comm& comm)
 }
 
 void BatchSource::start_epoch(long long epoch, long long global_batch, long long first_step) {
+  // A chunk queued for a step that never ran (an epoch left part-way) is
+  // dropped, so the new epoch's first read is its own.
+  if (prefetch_ && next_first_requested_) prefetch_->take();
+  next_first_requested_ = false;
   sampler_.set_global_batch(global_batch);
   sampler_.start_epoch(epoch);
   step_ = first_step;

@@ -254,6 +254,24 @@ TEST_F(BatchSourceTest, StartEpochWithFirstStepResumesThere) {
 
 // ---- two ranks (world ranks 0 and 1) ----
 
+// An epoch left part-way (its next step's first chunk already queued) must
+// not hand that stale chunk to the next epoch's first step.
+TEST_F(BatchSourceTest, AnEpochLeftPartWayDoesNotLeakItsQueuedChunk) {
+  const Comm self(MPI_COMM_SELF);
+  const DatasetFile& f = file(23);
+  for (const bool prefetch : {false, true}) {
+    SCOPED_TRACE(prefetch ? "prefetch" : "no prefetch");
+    auto src = source(f, self, {.n = 23, .global_batch = 5, .capacity = 4, .prefetch = prefetch, .seed = 11});
+    src->start_epoch(0, 5, 0);
+    read_step(*src);  // step 0 read whole: step 1's first chunk is queued, step 1 never runs
+    EpochSampler sampler(23, 5, false, 11);
+    sampler.start_epoch(1);
+    src->start_epoch(1, 5, 0);
+    const StepRead a = read_step(*src);
+    EXPECT_EQ(a.rows, to_vector(sampler.shard(0, 1, 0)));
+  }
+}
+
 TEST_F(BatchSourceTest, TwoRanksChunkTheWholeShardByCapacity) {
   int world_size = 0, world_rank = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);

@@ -8,9 +8,8 @@
 //
 // Why a thread and blocking calls, not MPI_Iallreduce: Open MPI 4.1
 // progresses a non-blocking collective only inside MPI calls, so it stalls
-// during a long sgemm, and its libnbc algorithms were measured 8x slower
-// than the tuned blocking MPI_Allreduce for this model's 1 MB gradient on
-// shared memory (mpitrain bench, 2 ranks). A thread inside the blocking call
+// during a long sgemm, and its libnbc algorithms are much slower than the
+// tuned blocking MPI_Allreduce here (docs/performance.md). A thread inside the blocking call
 // progresses it by itself, with the tuned algorithm. MPI is initialised with
 // MPI_THREAD_SERIALIZED: while buckets are in flight only the communication
 // thread calls MPI; finish() waits for it before the main thread goes on.
@@ -37,8 +36,7 @@ namespace mpitrain {
 // --overlap: whether reducing buckets during backward pays. On one host
 // with every core computing it does not: the copies are CPU work, and a
 // communication thread waiting for a slower peer spins on the core its own
-// rank computes on (measured: ~12% of the cycles of a GEMM-bound step, same
-// throughput as one all-reduce after backward). Across hosts the network
+// rank computes on (docs/performance.md). Across hosts the network
 // does the work, and overlap hides it. "auto" turns it on when the job spans
 // hosts or each rank has a core to spare for the thread.
 bool overlap_enabled(const std::string& mode, int node_count, int ranks_on_node, int threads_per_rank,

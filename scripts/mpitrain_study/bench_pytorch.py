@@ -183,28 +183,27 @@ def make_schedule(a, steps_per_epoch):
 
 # ----------------------------------------------------------------- one rank
 
-def worker(rank, a, data, port, result_path):
-    torch.set_num_threads(a.threads)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    P = a.ranks
-    dist.init_process_group("gloo", rank=rank, world_size=P)
-    train_x, train_y, test_x, test_y = data
-    N, n_test = len(train_x), len(test_x)
-    B = a.global_batch
-    steps_per_epoch = -(-N // B)
-    lr_at, final_lr, start_lr, warmup_total = make_schedule(a, steps_per_epoch)
+class Rank:
+    """One DDP rank: its share of the data, the model, the optimizer and its timers."""
 
-    torch.manual_seed(a.seed)
-    model = make_model(a.layout["layers"])
-    ddp = DDP(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr_at(0), momentum=a.momentum, nesterov=a.nesterov,
-                          weight_decay=a.weight_decay)
-    root = rank == 0
-    times = {"data": 0.0, "compute": 0.0, "optimizer": 0.0}
+    def __init__(self, rank, a, data):
+        self.rank, self.a, self.P = rank, a, a.ranks
+        self.train_x, self.train_y, self.test_x, self.test_y = data
+        self.N, self.n_test = len(self.train_x), len(self.test_x)
+        self.B = a.global_batch
+        self.steps_per_epoch = -(-self.N // self.B)
+        self.lr_at, self.final_lr, self.start_lr, self.warmup_total = make_schedule(a, self.steps_per_epoch)
+        torch.manual_seed(a.seed)
+        self.model = make_model(a.layout["layers"])
+        self.ddp = DDP(self.model)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr_at(0), momentum=a.momentum,
+                                   nesterov=a.nesterov, weight_decay=a.weight_decay)
+        self.root = rank == 0
+        self.times = {"data": 0.0, "compute": 0.0, "optimizer": 0.0}
 
-    def train_steps(epoch, first, last, global_step, timed=True):
+    def train_steps(self, epoch, first, last, global_step, timed=True):
         """Steps [first, last) of an epoch; returns (loss sum of this rank's rows, next global step)."""
+        a, N, B, P, rank, times, opt = self.a, self.N, self.B, self.P, self.rank, self.times, self.opt
         t0 = time.perf_counter()
         perm = np.random.default_rng(a.seed + epoch).permutation(N)
         if timed:
@@ -215,13 +214,13 @@ def worker(rank, a, data, port, result_path):
             lo = step * B
             b = min(B, N - lo)
             idx = torch.from_numpy(perm[lo + rank * b // P: lo + (rank + 1) * b // P])
-            xb, yb = train_x[idx], train_y[idx]
+            xb, yb = self.train_x[idx], self.train_y[idx]
             t1 = time.perf_counter()
-            lr = lr_at(global_step)
+            lr = self.lr_at(global_step)
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            loss_sum = F.cross_entropy(ddp(xb), yb, reduction="sum")
+            loss_sum = F.cross_entropy(self.ddp(xb), yb, reduction="sum")
             (loss_sum * (P / b)).backward()  # DDP averages over P: the mean over the b global rows
             t2 = time.perf_counter()
             opt.step()
@@ -234,27 +233,37 @@ def worker(rank, a, data, port, result_path):
                 times["optimizer"] += t3 - t2
         return loss_acc, global_step
 
-    def evaluate():
+    def evaluate(self):
+        """This rank's test rows: (loss sum, correct count)."""
+        rank, P, n_test, test_x, test_y = self.rank, self.P, self.n_test, self.test_x, self.test_y
         lo, hi = rank * n_test // P, (rank + 1) * n_test // P
         with torch.no_grad():
-            out = model(test_x[lo:hi])
+            out = self.model(test_x[lo:hi])
             loss = F.cross_entropy(out, test_y[lo:hi], reduction="sum").double()
             correct = (out.argmax(1) == test_y[lo:hi]).sum().double()
         return loss, correct
 
+    @staticmethod
     def max_over_ranks(values):
         t = torch.tensor(values, dtype=torch.float64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.tolist()
 
-    result = {
-        "framework": "pytorch-ddp", "torch_version": torch.__version__, "ranks": P, "threads_per_rank": a.threads,
-        "model": a.model, "global_batch": B, "lr": final_lr, "base_lr": a.lr, "ref_batch": a.ref_batch,
-        "warmup_start_lr": start_lr, "warmup_lr_steps": warmup_total, "momentum": a.momentum,
-        "nesterov": a.nesterov, "weight_decay": a.weight_decay, "seed": a.seed,
-    }
+    def result_head(self):
+        """What the result JSON says about the run's settings."""
+        a, P, B = self.a, self.P, self.B
+        return {
+            "framework": "pytorch-ddp", "torch_version": torch.__version__, "ranks": P, "threads_per_rank": a.threads,
+            "model": a.model, "global_batch": B, "lr": self.final_lr, "base_lr": a.lr, "ref_batch": a.ref_batch,
+            "warmup_start_lr": self.start_lr, "warmup_lr_steps": self.warmup_total, "momentum": a.momentum,
+            "nesterov": a.nesterov, "weight_decay": a.weight_decay, "seed": a.seed,
+        }
 
-    if a.steps:  # throughput mode
+    def throughput(self):
+        """--steps mode: untimed then timed steps, no evaluation; the result's fields."""
+        a, N, B, P, times, steps_per_epoch = self.a, self.N, self.B, self.P, self.times, self.steps_per_epoch
+        train_steps, max_over_ranks, root = self.train_steps, self.max_over_ranks, self.root
+        result = {}
         total = a.warmup_steps + a.steps
         global_step, timed_start = 0, None
         while global_step < total:
@@ -284,7 +293,14 @@ def worker(rank, a, data, port, result_path):
                   f"{a.steps} steps ({a.warmup_steps} untimed before) in {t_max:.3f}s = "
                   f"{samples / t_max:,.0f} samples/s (data {d_max:.3f}s, compute+allreduce {c_max:.3f}s, "
                   f"optimizer {o_max:.3f}s)", flush=True)
-    else:
+        return result
+
+    def train_epochs(self):
+        """--epochs mode: train, evaluate after every epoch, record the target; the result's fields."""
+        a, N, B, P, times, steps_per_epoch = self.a, self.N, self.B, self.P, self.times, self.steps_per_epoch
+        n_test, lr_at = self.n_test, self.lr_at
+        train_steps, evaluate, max_over_ranks, root = self.train_steps, self.evaluate, self.max_over_ranks, self.root
+        result = {}
         epochs = []
         train_time = 0.0
         global_step = samples = 0
@@ -336,7 +352,18 @@ def worker(rank, a, data, port, result_path):
                   f"{len(epochs)} epochs, {global_step} steps in {t_max:.2f}s = {samples / t_max:,.0f} samples/s "
                   f"(data {d_max:.2f}s, compute+allreduce {c_max:.2f}s, optimizer {o_max:.2f}s); "
                   f"final test_acc {result['final_test_acc']:.4f}; {tgt}", flush=True)
+        return result
 
+
+def worker(rank, a, data, port, result_path):
+    torch.set_num_threads(a.threads)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=a.ranks)
+    r = Rank(rank, a, data)
+    result = r.result_head()
+    result.update(r.throughput() if a.steps else r.train_epochs())
+    root = r.root
     if root:
         with open(result_path, "w") as f:
             json.dump(result, f)

@@ -24,7 +24,8 @@ from .runs import (best_per_batch, load_sweeps, rank_scaling, representative, ti
                    use_interpolated)
 
 
-def main(argv=None):
+def build_parser():
+    """The command line's options."""
     ap = argparse.ArgumentParser(description="Plots and a Markdown summary of a global-batch sweep "
                                              "(scripts/sweep.py's run directories).")
     ap.add_argument("sweeps", nargs="+", help="sweep directories (each holds one directory per run)")
@@ -34,7 +35,12 @@ def main(argv=None):
     ap.add_argument("--interpolate", action="store_true",
                     help="place the target's crossing inside the epoch, linearly between the epoch evaluations "
                          "(default: the end of the epoch, as recorded)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    """Reads the sweep(s), writes the report; returns the exit code."""
+    args = build_parser().parse_args(argv)
     if args.regime_factor <= 1:
         raise SystemExit("report: error: --regime-factor must be > 1")
 

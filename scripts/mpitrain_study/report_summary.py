@@ -41,12 +41,11 @@ def disagreement_notes(runs, best, fit):
     return notes
 
 
-def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_table, ttt_table, pngs, interpolated):
+def summary_head(w, sweeps, runs, interpolated):
+    """The title, the counts of runs by outcome, how steps are counted."""
     targets = sorted({r["target"] for r in runs if r["target"]})
     count = {s: sum(1 for r in runs if r["status"] == s)
              for s in (STATUS_REACHED, STATUS_MISSED, STATUS_DIVERGED, STATUS_UNFINISHED, STATUS_NOT_RUN)}
-    out = []
-    w = out.append
     w("# Batch-size scaling report\n")
     w(f"Sweep: {', '.join('`' + s + '`' for s in sweeps)}. Target: {', '.join('`' + t + '`' for t in targets) or '(none)'}.")
     w(f"Runs: {len(runs)}: {count[STATUS_REACHED]} reached the target, {count[STATUS_MISSED]} did not, "
@@ -61,6 +60,9 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
           "the target once per epoch), so they are upper bounds, in whole epochs of ceil(N/B) steps; "
           "`--interpolate` estimates the crossing inside the epoch (column *interpolated* below).\n")
 
+
+def fit_section(w, fit, fit_note, factor):
+    """The fit S(B) and the regimes."""
     w("## Fit: S(B) = S_min + E_min / B\n")
     if fit is None:
         w(f"No fit: {fit_note}\n")
@@ -86,6 +88,9 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
               f"**maximal data parallelism** for B >= {cell(b_crit * factor)} (steps within "
               f"{1 + 1 / factor:.2f}x of S_min).\n")
 
+
+def best_section(w, runs, best, fit, factor):
+    """The best rate at every B."""
     w("## Best rate per global batch\n")
     w("| B | best lr | multiplier | steps S | samples E | fit S(B) | seconds | epochs | regime |")
     w("|---|---|---|---|---|---|---|---|---|")
@@ -104,6 +109,9 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
           f"| {cell(r['T'], '{:.2f}')} | {cell(epochs, '{}')} | {reg} |")
     w("")
 
+
+def noise_section(w, runs, best, fit):
+    """The noise scale at the target against the fitted B_crit."""
     w("## Noise scale vs the fitted B_crit\n")
     w("B_simple = tr(S)/|G|^2 is the online estimate (McCandlish et al. 2018, appendix A.1) from the metrics; "
       "shown for the best rate at each B, at the end of the run and at the epoch the target was reached.\n")
@@ -142,6 +150,9 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
         else:
             w("")
 
+
+def runs_section(w, runs):
+    """Every run, with its outcome."""
     w("## Every run\n")
     w("| run | B | P | lr | x | status | epochs | steps to target (or run) | interpolated | samples to target | "
       "seconds to target | final test_acc | B_simple final | samples/s |")
@@ -160,6 +171,9 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
           f"| {cell(r['test_acc'], '{:.4f}')} | {cell(r['noise_final'], '{:.4g}')} | {cell(r['samples_per_s'], '{:.0f}')} |")
     w("")
 
+
+def split_section(w, rep):
+    """Throughput and the time split per (B, P)."""
     w("## Throughput and time split\n")
     w("Per (B, P), from the run with the most steps: training samples/s and the mean time per step "
       "(each part is the maximum over ranks, so the parts need not add up to the step).\n")
@@ -170,6 +184,10 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
         w(f"| {b} | {p} | {r['samples_per_s']:.0f} | {r['step_ms']:.3g} | {s['compute']:.3g} | "
           f"{s['allreduce']:.3g} | {s['data']:.3g} | {s['other']:.3g} |")
     w("")
+
+
+def ranks_section(w, runs, ranks_table, ttt_table):
+    """Throughput, efficiency and time to the target over ranks."""
     w("## Scaling over ranks\n")
     n_ranks = sorted({r["P"] for r in runs if r["P"]})
     if not ranks_table:
@@ -193,8 +211,25 @@ def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_ta
                 for p, t in pts:
                     w(f"| {b} | {p} | {t:.2f} |")
             w("")
+
+
+def plots_section(w, pngs):
+    """The plots."""
     w("## Plots\n")
     for png, what in pngs:
         w(f"- `{png}`: {what}\n\n  ![{what}]({png})\n")
+
+
+def write_summary(path, sweeps, runs, best, fit, fit_note, factor, rep, ranks_table, ttt_table, pngs, interpolated):
+    out = []
+    w = out.append
+    summary_head(w, sweeps, runs, interpolated)
+    fit_section(w, fit, fit_note, factor)
+    best_section(w, runs, best, fit, factor)
+    noise_section(w, runs, best, fit)
+    runs_section(w, runs)
+    split_section(w, rep)
+    ranks_section(w, runs, ranks_table, ttt_table)
+    plots_section(w, pngs)
     with open(path, "w") as f:
         f.write("\n".join(out).rstrip() + "\n")

@@ -31,6 +31,53 @@ def child_env():
     return env
 
 
+def launch(cmd, log_path, limit_s):
+    """Runs one training command with its output in log_path; its exit code,
+    or None when it was stopped after limit_s seconds."""
+    with open(log_path, "w") as log:
+        log.write("+ " + shlex.join(cmd) + "\n")
+        log.flush()
+        # Own session, so a timeout stops mpirun and its ranks together.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=child_env(), start_new_session=True)
+        try:
+            rc = proc.wait(timeout=None if limit_s == math.inf else limit_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            rc = None
+        except BaseException:  # Ctrl-C: stop the run's processes too
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return rc
+
+
+def record_outcome(args, path, log_path, rc, took, budget_spent):
+    """Prints how a run ended; returns its count's key."""
+    summary = finished(path)
+    if rc is None and summary is None:
+        print(f" stopped after {duration_text(took)} ({'budget spent' if budget_spent else 'run timeout'}); "
+              f"a re-run starts it again", flush=True)
+        return "stopped"
+    if summary is not None:
+        print(f" {duration_text(took)}: {describe(summary)}", flush=True)
+        if args.drop_checkpoints:
+            shutil.rmtree(os.path.join(path, "checkpoints"), ignore_errors=True)
+        if summary.get("stop_reason") == "diverged":
+            return "diverged"
+        return "reached" if summary.get("target_reached") else "missed"
+    print(f" FAILED (exit {rc}, no summary.json) after {duration_text(took)}; log {log_path}:", flush=True)
+    with open(log_path, errors="replace") as f:
+        for line in f.readlines()[-8:]:
+            print("    " + line.rstrip(), flush=True)
+    return "failed"
+
+
 def run_local(args, runs):
     t0 = time.monotonic()
     budget_s = args.budget_min * 60 if args.budget_min > 0 else math.inf
@@ -67,48 +114,9 @@ def run_local(args, runs):
         print(f"{head}: B={run['global_batch']} lr={lr_text(run['lr'])} (x{run['lr_multiplier']:g}) "
               f"np={run['ranks']} epochs<={run['epochs']} ...", end="", flush=True)
         t_run = time.monotonic()
-        with open(log_path, "w") as log:
-            log.write("+ " + shlex.join(cmd) + "\n")
-            log.flush()
-            # Own session, so a timeout stops mpirun and its ranks together.
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=child_env(), start_new_session=True)
-            try:
-                rc = proc.wait(timeout=None if limit_s == math.inf else limit_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                rc = None
-            except BaseException:  # Ctrl-C: stop the run's processes too
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
+        rc = launch(cmd, log_path, limit_s)
         took = time.monotonic() - t_run
-        summary = finished(path)
-        if rc is None and summary is None:
-            counts["stopped"] += 1
-            print(f" stopped after {duration_text(took)} ({'budget spent' if limit_s == left_s else 'run timeout'}); "
-                  f"a re-run starts it again", flush=True)
-        elif summary is not None:
-            if summary.get("stop_reason") == "diverged":
-                counts["diverged"] += 1
-            elif summary.get("target_reached"):
-                counts["reached"] += 1
-            else:
-                counts["missed"] += 1
-            print(f" {duration_text(took)}: {describe(summary)}", flush=True)
-            if args.drop_checkpoints:
-                shutil.rmtree(os.path.join(path, "checkpoints"), ignore_errors=True)
-        else:
-            counts["failed"] += 1
-            print(f" FAILED (exit {rc}, no summary.json) after {duration_text(took)}; log {log_path}:", flush=True)
-            with open(log_path, errors="replace") as f:
-                for line in f.readlines()[-8:]:
-                    print("    " + line.rstrip(), flush=True)
+        counts[record_outcome(args, path, log_path, rc, took, limit_s == left_s)] += 1
     elapsed = time.monotonic() - t0
     word = "would run" if args.dry_run else "ran"
     ran = total - counts["skipped"] - counts["not_started"]
@@ -124,8 +132,8 @@ def run_local(args, runs):
     return 1 if counts["failed"] else 0
 
 
-def sweep(argv=None):
-    """Plans, runs (or submits) and reports the sweep; returns the exit code."""
+def build_parser():
+    """The command line's options (docs/scaling-study.md describes them)."""
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="The Fashion-MNIST study (docs/scaling-study.md; 34 runs, 2-4 minutes on 2 cores):\n"
@@ -177,7 +185,12 @@ def sweep(argv=None):
     s.add_argument("--slurm-time", default="01:00:00", help="time limit of each array task (default 01:00:00)")
     s.add_argument("--sbatch-args", default="", help="more sbatch options, e.g. '--partition=cpu'")
     s.add_argument("--max-parallel", type=int, default=0, help="array tasks running at once (sbatch --array=...%%N)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def sweep(argv=None):
+    """Plans, runs (or submits) and reports the sweep; returns the exit code."""
+    args = build_parser().parse_args(argv)
 
     if not args.out:
         args.out = os.path.join("runs", f"sweep-{args.name}")

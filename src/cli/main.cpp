@@ -14,7 +14,7 @@ void usage(std::FILE* out) {
                "commands:\n"
                "  train     data-parallel training (run under mpirun/srun); 'mpitrain train --help'\n"
                "  convert   idx|csv -> HDF5 dataset; 'mpitrain convert idx --help'\n"
-               "  inspect   FILE: what a checkpoint or dataset file holds\n"
+               "  inspect   FILE: what a checkpoint or dataset file holds; --model SPEC [--json]: a model's layout\n"
                "  evaluate  --checkpoint FILE --data FILE [--split test]: exact loss/accuracy (under mpirun)\n"
                "  bench     compute time per sample and all-reduce cost vs raw MPI_Allreduce (under mpirun)\n");
 }

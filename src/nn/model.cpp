@@ -80,6 +80,16 @@ double Model::forward_flops_per_sample() const {
   return f;
 }
 
+double Model::train_flops_per_sample(size_t layer) const {
+  return layers_[layer]->forward_flops_per_sample() * (layer == 0 ? 2.0 : 3.0);
+}
+
+double Model::train_flops_per_sample() const {
+  double f = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) f += train_flops_per_sample(i);
+  return f;
+}
+
 float* Model::forward(int rows, const float* x) {
   input_ = x ? x : acts_.front().data();
   for (size_t i = 0; i < layers_.size(); ++i)

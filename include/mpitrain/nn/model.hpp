@@ -30,6 +30,11 @@ class Model {
   const std::string& spec() const { return spec_; }
   long long param_count() const;  // real parameters (excludes alignment padding)
   double forward_flops_per_sample() const;
+  // FLOPs per sample of layer i in a training step: forward, the parameter
+  // gradient and the input gradient, each of forward's size, except that the
+  // first layer computes no input gradient (backward skips it).
+  double train_flops_per_sample(size_t layer) const;
+  double train_flops_per_sample() const;  // summed over the layers
 
   // Input buffer (capacity, W_0): the reader writes a shard here.
   float* input() { return acts_.front().data(); }

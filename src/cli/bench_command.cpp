@@ -28,7 +28,7 @@
 #include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
-#include "mpitrain/train/evaluation.hpp"
+#include "mpitrain/train/forward_loss.hpp"
 
 namespace po = boost::program_options;
 
@@ -398,7 +398,7 @@ int bench_command(const std::vector<std::string>& args) {
     JsonObject out;
     out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("nodes", place.node_count)
         .add("ranks_on_node", place.ranks_on_node).add("cores_on_node", place.cores_on_node).add("model", o.model)
-        .add("params", model.param_count()).add("flops_per_sample", 3.0 * model.forward_flops_per_sample());
+        .add("params", model.param_count()).add("flops_per_sample", model.train_flops_per_sample());
     if (root)
       std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank, model %s (%lld parameters)\n"
                   "compute (forward + loss + backward), seconds per sample, min/avg/max over ranks:\n",

@@ -3,6 +3,7 @@
 // ranks of the job. Rank 0 reads and verifies the checkpoint and broadcasts
 // the parameters; every rank evaluates its balanced share of the split's rows
 // (evaluate_split: no padding, no row dropped or counted twice).
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
@@ -22,22 +23,19 @@ namespace po = boost::program_options;
 
 namespace mpitrain {
 
-// Defined in inspect_command.cpp: the checkpoint's optimizer state names in
-// the order its checksum covers them.
-
 namespace {
 
 // Rows per forward pass; the split is read in blocks of this many rows.
 constexpr int kEvalCapacityRows = 256;
 
-struct EvalOptions {
+struct EvaluateCommandOptions {
   std::string checkpoint, data, split = "test";
   int threads = 0;
   bool json = false, help = false;
   std::string help_text;
 };
 
-po::options_description eval_options(EvalOptions& o) {
+po::options_description eval_options(EvaluateCommandOptions& o) {
   po::options_description d("mpitrain evaluate options (run under mpirun/srun)");
   d.add_options()
       ("help,h", "print these options")
@@ -49,8 +47,8 @@ po::options_description eval_options(EvalOptions& o) {
   return d;
 }
 
-EvalOptions parse_eval_args(const std::vector<std::string>& args) {
-  EvalOptions o;
+EvaluateCommandOptions parse_eval_args(const std::vector<std::string>& args) {
+  EvaluateCommandOptions o;
   const po::options_description desc = eval_options(o);
   try {
     po::variables_map vm;
@@ -80,7 +78,7 @@ Activation activation_from_config(const std::string& ini) {
 
 // The data must fit the model: as many features as its input, and the same
 // kind of target (class count or target width) as it was trained on.
-void check_data_fits(const EvalOptions& o, const CheckpointMeta& meta, const Model& model, const DatasetFile& data) {
+void check_data_fits(const EvaluateCommandOptions& o, const CheckpointMeta& meta, const Model& model, const DatasetFile& data) {
   const SplitInfo& s = data.split(o.split);
   const std::string prefix = "--data '" + o.data + "' does not fit checkpoint '" + o.checkpoint + "': ";
   if (s.x_width != model.input_width())
@@ -95,7 +93,7 @@ void check_data_fits(const EvalOptions& o, const CheckpointMeta& meta, const Mod
 }
 
 int run(const std::vector<std::string>& args, const Comm& comm) {
-  EvalOptions o;
+  EvaluateCommandOptions o;
   comm.collective_check([&] { o = parse_eval_args(args); });
   if (o.help) {
     if (comm.rank() == 0) std::printf("%s", o.help_text.c_str());

@@ -10,30 +10,34 @@ namespace {
 
 // The options that decide which samples form each step and what the state
 // means: resuming under different values would not continue the same run.
-constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "batch-schedule", "seed",
-                                              "drop-last", "val-fraction", "optimizer"};
+// In the order --help lists them, so the first difference is reported first.
+constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "seed",       "drop-last",
+                                              "batch-schedule", "optimizer", "val-fraction"};
 
-void check_fits(const Config& c, const RunPlan& plan, const CheckpointMeta& m, const std::string& path) {
-  if (m.model_spec != c.model)
-    throw UserError("checkpoint '" + path + "' was written for --model " + m.model_spec + ", not " + c.model +
-                    ": resume with the same model");
+// `then` is what the checkpoint at `path` records, `now` this run; both
+// configs go through the same INI reader, so equal options compare equal.
+void check_fits(const CheckpointMeta& now, const CheckpointMeta& then, const std::string& path,
+                const std::string& data_path) {
+  if (then.model_spec != now.model_spec)
+    throw UserError("checkpoint '" + path + "' was written for --model " + then.model_spec + ", not " +
+                    now.model_spec + ": resume with the same model");
   // Options first: a different --val-fraction also shows up as different data,
   // and the option is what the user has to change.
-  const auto then = parse_ini_entries(m.config_ini);
-  for (const auto& [key, value] : c.entries)
-    for (const char* opt : kTrajectoryOptions)
-      if (key == opt && then.count(key) && then.at(key) != value)
-        throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + then.at(key) +
-                        "', this run has '" + value + "': resume with the same --" + key +
-                        " (it decides the sample order and state)");
-  const auto& train = plan.data->split("train");
-  if (m.train_rows != plan.train_count || m.x_width != train.x_width || m.num_classes != plan.data->num_classes() ||
-      m.y_width != train.y_width)
-    throw UserError("checkpoint '" + path + "' was written for data of " + std::to_string(m.train_rows) +
-                    " training rows x " + std::to_string(m.x_width) + " features, " + std::to_string(m.num_classes) +
-                    " classes; --data '" + c.data + "' has " + std::to_string(plan.train_count) + " x " +
-                    std::to_string(train.x_width) + ", " + std::to_string(plan.data->num_classes()) +
-                    ": resume on the same data");
+  const auto then_options = parse_ini_entries(then.config_ini);
+  const auto now_options = parse_ini_entries(now.config_ini);
+  for (const char* key : kTrajectoryOptions) {
+    const auto a = then_options.find(key), b = now_options.find(key);
+    if (a != then_options.end() && b != now_options.end() && a->second != b->second)
+      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + a->second + "', this run has '" +
+                      b->second + "': resume with the same --" + key + " (it decides the sample order and state)");
+  }
+  if (then.train_rows != now.train_rows || then.x_width != now.x_width || then.num_classes != now.num_classes ||
+      then.y_width != now.y_width)
+    throw UserError("checkpoint '" + path + "' was written for data of " + std::to_string(then.train_rows) +
+                    " training rows x " + std::to_string(then.x_width) + " features, " +
+                    std::to_string(then.num_classes) + " classes; --data '" + data_path + "' has " +
+                    std::to_string(now.train_rows) + " x " + std::to_string(now.x_width) + ", " +
+                    std::to_string(now.num_classes) + ": resume on the same data");
 }
 
 }  // namespace
@@ -95,19 +99,20 @@ void Checkpointer::save(const std::string& name, const TrainProgress& p, Model& 
   log.checkpoint(dir_ + "/" + name, p.epoch, p.global_step, seconds, static_cast<double>(bytes) / 1e6);
 }
 
-TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& model, Optimizer& opt,
-                                 const Comm& comm) {
+TrainProgress Checkpointer::restore(const std::string& data_path, Model& model, Optimizer& opt) {
+  if (o_.resume.empty()) return {};  // a fresh run
+  const Comm& comm = comm_;
   Arena& arena = model.arena();
   auto buffers = opt.state_buffers();
   TrainProgress p;
   comm.collective_check([&] {
     if (comm.rank() != 0) return;
-    const std::string path = c.checkpoint.resume == "latest" ? latest_checkpoint(c.checkpoint_path()) : c.checkpoint.resume;
+    const std::string path = o_.resume == "latest" ? latest_checkpoint(dir_) : o_.resume;
     if (path.empty())
-      throw UserError("--resume: no checkpoint in '" + c.checkpoint_path() + "' (no 'latest' file): start without --resume");
+      throw UserError("--resume: no checkpoint in '" + dir_ + "' (no 'latest' file): start without --resume");
     std::vector<std::string> names;
     for (const auto& b : buffers) names.push_back(b.first);
-    check_fits(c, plan, read_checkpoint_meta(path), path);  // before shapes: name the option to change
+    check_fits(meta_, read_checkpoint_meta(path), path, data_path);  // before shapes: name the option to change
     const Checkpoint ck = read_checkpoint(path, arena, names);
     std::copy(ck.params.begin(), ck.params.end(), arena.params());
     for (size_t i = 0; i < buffers.size(); ++i)

@@ -155,7 +155,7 @@ std::map<std::string, std::string> parse_ini_entries(const std::string& text) {
   try {
     po::options_description none;  // every key is "unregistered": all are kept as text
     for (const auto& option : po::parse_config_file(in, none, /*allow_unregistered=*/true).options)
-      if (!option.value.empty()) out[option.string_key] = option.value.front();
+      out[option.string_key] = option.value.empty() ? std::string() : option.value.front();
   } catch (const po::error& e) {
     throw UserError(std::string("not an INI text of key = value lines: ") + e.what());
   }

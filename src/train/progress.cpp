@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "mpitrain/core/clock.hpp"
+#include "mpitrain/core/number_text.hpp"
 #include "mpitrain/io/json_lines.hpp"
 
 namespace mpitrain {
@@ -54,29 +55,19 @@ void Progress::update(const ProgressState& s) {
   std::fflush(stdout);
 }
 
-namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-}  // namespace
-
 std::string format_epoch_line(const EpochRecord& r, long long epochs, bool classes, std::optional<double> b_noise,
                               const std::optional<std::string>& target_reached) {
   std::string line = "epoch " + std::to_string(r.epoch) + "/" + std::to_string(epochs) + "  train loss " +
-                     fmt("%.4f", r.train_loss);
-  if (classes) line += " acc " + fmt("%.4f", r.train_acc);
+                     format_number("%.4f", r.train_loss);
+  if (classes) line += " acc " + format_number("%.4f", r.train_acc);
   for (const std::string split : {"val", "test"}) {
     if (!r.metrics->count(split + "_loss")) continue;
-    line += "  " + split + " loss " + fmt("%.4f", r.metrics->at(split + "_loss"));
-    if (classes) line += " acc " + fmt("%.4f", r.metrics->at(split + "_acc"));
+    line += "  " + split + " loss " + format_number("%.4f", r.metrics->at(split + "_loss"));
+    if (classes) line += " acc " + format_number("%.4f", r.metrics->at(split + "_acc"));
   }
-  line += "  lr " + fmt("%.4g", r.lr) + "  B " + std::to_string(r.global_batch) + "  " + fmt("%.1f", r.epoch_time_s) +
-          "s  " + fmt("%.0f", r.samples_per_s) + " samples/s";
-  if (b_noise) line += "  B_noise " + fmt("%.0f", *b_noise);
+  line += "  lr " + format_number("%.4g", r.lr) + "  B " + std::to_string(r.global_batch) + "  " + format_number("%.1f", r.epoch_time_s) +
+          "s  " + format_number("%.0f", r.samples_per_s) + " samples/s";
+  if (b_noise) line += "  B_noise " + format_number("%.0f", *b_noise);
   if (target_reached) line += "  [target " + *target_reached + " reached]";
   return line;
 }

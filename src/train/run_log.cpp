@@ -1,6 +1,7 @@
 #include "mpitrain/train/run_log.hpp"
 
 #include <cblas.h>
+#include <mpi.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -79,7 +80,7 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
   h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
       .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
       .add("threads_rule", place.how).add("model", m.spec()).add("params", m.param_count())
-      .add("flops_per_sample", 3.0 * m.forward_flops_per_sample())
+      .add("flops_per_sample", m.train_flops_per_sample())
       .add("train_rows", p.train_count).add("val_rows", static_cast<long long>(p.val_rows.size()))
       .add("val_split", p.val_split.empty() ? "none" : p.val_split)
       .add("steps_per_epoch", p.schedule->steps_in_epoch(0)).add("total_steps", p.schedule->total_steps())

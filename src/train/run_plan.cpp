@@ -138,8 +138,8 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
     std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
                 place.threads_per_rank, place.cores_on_node);
-  std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (fwd+bwd)\n", m.spec().c_str(),
-              activation_name(c.activation), m.param_count(), 3.0 * m.forward_flops_per_sample() / 1e6);
+  std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (training step)\n", m.spec().c_str(),
+              activation_name(c.activation), m.param_count(), m.train_flops_per_sample() / 1e6);
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);

@@ -4,16 +4,9 @@
 #include <cstdio>
 #include <limits>
 
+#include "mpitrain/core/number_text.hpp"
+
 namespace mpitrain {
-namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-}  // namespace
 
 StopPolicy::StopPolicy(const StopOptions& o, std::optional<Target> target, bool track_best, TrainProgress& progress)
     : o_(o), target_(std::move(target)), pr_(progress) {
@@ -32,8 +25,8 @@ std::string StopPolicy::divergence(long long global_step, double step_loss, doub
   if (global_step == 0) pr_.first_loss = step_loss;
   if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) return "the loss or gradient is not finite";
   if (o_.divergence_factor > 0 && pr_.first_loss > 0 && step_loss > o_.divergence_factor * pr_.first_loss)
-    return "the loss " + fmt("%.4g", step_loss) + " exceeds " + fmt("%g", o_.divergence_factor) +
-           " x the first step's " + fmt("%.4g", pr_.first_loss);
+    return "the loss " + format_number("%.4g", step_loss) + " exceeds " + format_number("%g", o_.divergence_factor) +
+           " x the first step's " + format_number("%.4g", pr_.first_loss);
   return "";
 }
 

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <string>
 
+#include "mpitrain/comm/gradient_reducer.hpp"
 #include "mpitrain/comm/placement.hpp"
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/number_text.hpp"
 #include "mpitrain/core/vector_math.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
@@ -28,12 +32,6 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 using Phase = Watchdog::Phase;
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 // What the steps of one epoch add up to, for its lines.
 struct EpochTally {
   StepTimes times;
@@ -52,7 +50,6 @@ class Training {
  private:
   static RunPlan checked_plan(const Config& c, const Comm& comm);
   std::unique_ptr<Optimizer> init_model_and_optimizer();
-  TrainProgress fresh_or_resumed();
   RunLog open_log();
   void print_header();
 
@@ -79,9 +76,9 @@ class Training {
   std::unique_ptr<Optimizer> optimizer_;
   std::optional<SplitReader> val_reader_, test_reader_;
   TargetBuffers eval_targets_;
-  TrainProgress pr_;      // the loop's state: exactly what a checkpoint saves
-  RunLog log_;
   Checkpointer checkpoints_;
+  TrainProgress pr_;      // the loop's state: exactly what a checkpoint saves
+  RunLog log_;            // opened once nothing before the first step can fail
   Progress progress_;
   StopPolicy stop_;
   NoiseScaleEstimator noise_;
@@ -122,15 +119,15 @@ Training::Training(const Config& c, const Comm& comm)
                comm),
       optimizer_(init_model_and_optimizer()),
       eval_targets_(plan_.capacity, plan_.data->split("train").y_width),
-      pr_(fresh_or_resumed()),
-      log_(open_log()),
       checkpoints_(c.checkpoint, c.checkpoint_path(), checkpoint_meta(c, plan_, comm), comm),
+      pr_(checkpoints_.restore(c.data, model_, *optimizer_)),
       progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),
       stop_(c.stop, plan_.target, !plan_.val_split.empty() && checkpoints_.enabled(), pr_),
       noise_(c.noise_ema_decay) {
   if (plan_.val_split == "train") val_reader_.emplace(*plan_.data, "train", plan_.capacity);
   if (plan_.val_split == "val") val_reader_.emplace(*plan_.data, "val", plan_.capacity);
   if (plan_.eval_test) test_reader_.emplace(*plan_.data, "test", plan_.capacity);
+  log_ = open_log();  // creates the run directory's files: after everything that can refuse the run
   noise_.restore(pr_.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
   if (root_) print_header();
   result_.val_loss = result_.val_acc = kNaN;
@@ -140,11 +137,6 @@ Training::Training(const Config& c, const Comm& comm)
 std::unique_ptr<Optimizer> Training::init_model_and_optimizer() {
   model_.init(c_.seed);  // the same seed on every rank: identical weights, no broadcast needed
   return make_optimizer(c_.optim, model_.arena());
-}
-
-TrainProgress Training::fresh_or_resumed() {
-  if (c_.checkpoint.resume.empty()) return {};
-  return restore_checkpoint(c_, plan_, model_, *optimizer_, comm_);
 }
 
 RunLog Training::open_log() {
@@ -264,9 +256,9 @@ bool Training::evaluate_mid_epoch(long long epoch, long long step, EpochTally& t
   }
   if (hit)
     progress_.println("step " + std::to_string(pr_.global_step) + " (epoch " + std::to_string(epoch + 1) +
-                      "): " + stop_.target()->metric + " " + fmt("%.4f", em.at(stop_.target()->metric)) +
+                      "): " + stop_.target()->metric + " " + format_number("%.4f", em.at(stop_.target()->metric)) +
                       "  [target " + stop_.target()->text + " reached]");
-  return hit && c_.stop.stop_at_target;
+  return hit && stop_.stop_at_target();
 }
 
 // Exact evaluation of the validation and test splits (collective).
@@ -330,7 +322,7 @@ bool Training::end_epoch(long long epoch, const EpochTally& t, bool stopped_at_t
     checkpoints_.save(Checkpointer::epoch_name(epoch + 1), snapshot(), model_, *optimizer_, log_, true);
   if (verdict.new_best) checkpoints_.save("best.h5", snapshot(), model_, *optimizer_, log_, false);
   result_.epochs_done = epoch + 1;
-  if ((reached_now || stopped_at_target) && c_.stop.stop_at_target) {
+  if ((reached_now || stopped_at_target) && stop_.stop_at_target()) {
     result_.stop_reason = "target";
     return false;
   }

@@ -409,4 +409,16 @@ check "checkpoint dir holds exactly 'ckpt-e0004.h5 ckpt-e0005.h5 final.h5 latest
   [ "$files" = "ckpt-e0004.h5 ckpt-e0005.h5 final.h5 latest " ]
 expect_latest "$KL/ck" ckpt-e0005.h5
 
+# ---------------------------------------------------------------------------
+begin_case "resume with the same --batch-schedule text, padded with spaces, is accepted"
+# Both the checkpoint's recorded config and this run's go through the same
+# INI reader, so a value the reader trims compares equal to itself.
+PAD=$(run_dir pad)
+mpi_run 2 60 "${TRAIN[@]}" --epochs 1 --batch-schedule "1:100 " --checkpoint-dir "$PAD/ck"
+expect_rc 0
+mpi_run 2 60 "${TRAIN[@]}" --epochs 2 --batch-schedule "1:100 " --checkpoint-dir "$PAD/ck" --resume
+expect_rc 0
+expect_stdout "resuming from $PAD/ck/ckpt-e0001.h5"
+expect_stdout "epoch 2/2"
+
 e2e_finish

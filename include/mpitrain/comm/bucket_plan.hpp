@@ -9,6 +9,9 @@
 
 namespace mpitrain {
 
+// --bucket-bytes when not given: the trainer's, and what inspect and bench assume.
+inline constexpr long long kDefaultBucketBytes = 256 * 1024;
+
 struct GradientBucket {
   long long begin = 0, end = 0;  // in floats, into the reduce buffer
 };

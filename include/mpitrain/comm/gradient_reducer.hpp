@@ -44,7 +44,7 @@ bool overlap_enabled(const std::string& mode, int node_count, int ranks_on_node,
 
 class GradientReducer final : public Model::BackwardHook {
  public:
-  static constexpr long long kDefaultBucketBytes = 256 * 1024;
+  static constexpr long long kDefaultBucketBytes = mpitrain::kDefaultBucketBytes;
 
   // bucket_bytes <= 0: one bucket (the whole buffer, reduced after backward).
   // track_local_norm: keep local_sq_norm() (costs one pass over the gradients).

@@ -16,7 +16,7 @@
 #include "mpitrain/data/dataset.hpp"
 #include "mpitrain/data/prefetch_reader.hpp"
 #include "mpitrain/data/sampler.hpp"
-#include "mpitrain/train/evaluation.hpp"
+#include "mpitrain/train/forward_loss.hpp"  // TargetBuffers
 
 namespace mpitrain {
 

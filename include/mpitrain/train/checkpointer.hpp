@@ -34,6 +34,12 @@ class Checkpointer {
   void save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, RunLog& log,
             bool update_latest);
   void set_last_metrics(std::string json) { meta_.last_metrics = std::move(json); }
+  // With --resume: rank 0 reads the checkpoint it names (or the directory's
+  // latest), checks it was written for this model, data and sample order,
+  // and every rank receives weights, optimizer state and progress.
+  // Collective; a bad checkpoint is reported once (UserError path). Without
+  // --resume: the progress of a fresh run.
+  TrainProgress restore(const std::string& data_path, Model& model, Optimizer& opt);
 
   static std::string epoch_name(long long epochs_done);
   static std::string step_name(long long epoch, long long step_in_epoch);
@@ -45,12 +51,5 @@ class Checkpointer {
   CheckpointMeta meta_;
   double last_timed_s_;
 };
-
-// Rank 0 reads the checkpoint named by --resume (or the checkpoint
-// directory's latest), checks it was written for this model, data and
-// sample order, and every rank receives weights, optimizer state and
-// progress. Collective; a bad checkpoint is reported once (UserError path).
-TrainProgress restore_checkpoint(const Config& c, const RunPlan& plan, Model& model, Optimizer& opt,
-                                 const Comm& comm);
 
 }  // namespace mpitrain

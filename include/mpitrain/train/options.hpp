@@ -5,6 +5,8 @@
 #pragma once
 #include <string>
 
+#include "mpitrain/comm/bucket_plan.hpp"  // kDefaultBucketBytes
+
 namespace mpitrain {
 
 // Evaluation during training (run_plan, trainer).
@@ -51,7 +53,7 @@ struct ProgressOptions {
 
 // How a step computes and communicates (step, batch source).
 struct StepOptions {
-  long long bucket_bytes = 256 * 1024;  // gradient all-reduce bucket size (0: one all-reduce after backward)
+  long long bucket_bytes = kDefaultBucketBytes;  // gradient all-reduce bucket size (0: one all-reduce after backward)
   std::string overlap = "auto";         // all-reduce during backward: auto | on | off
   bool prefetch = true;                 // read the next chunk of rows on a background thread
 };

@@ -12,7 +12,7 @@
 #include "mpitrain/comm/gradient_reducer.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/batch_source.hpp"
-#include "mpitrain/train/evaluation.hpp"
+#include "mpitrain/train/forward_loss.hpp"
 
 namespace mpitrain {
 

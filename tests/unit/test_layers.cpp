@@ -1,17 +1,9 @@
 // Tests of layers.hpp and model.hpp: finite-difference gradient checks of
-// Dense (plain and with fused relu/tanh), each activation and a whole Model,
-// the fused layers against the unfused reference (Dense then
-// ActivationLayer), forward against naive loops, spec parsing, parameter
-// counts and seeded init.
-//
-// Tolerance of the finite-difference checks: the layers compute in float32
-// (unit roundoff u = 6e-8). With central differences at eps = 1e-3 the
-// truncation error is O(eps^2) ~ 1e-6, and the float rounding of the loss,
-// |L| * u / eps ~ 1e-4 * |L|, dominates; the actual step is taken from the
-// perturbed float values in double. So 1e-2 relative error, with an absolute
-// floor of 1e-3 for gradients near zero (gradients here are O(0.1..1)), is
-// about 10x above the noise and far below any real mistake (a wrong factor, a
-// missing term or a transposed index gives O(1) relative error).
+// Dense (plain and with fused relu/tanh), each activation and a whole Model
+// through the shared checker (tests/support/gradient_check.hpp, where its
+// tolerance is derived), the checker failing on wrong gradients, the fused
+// layers against the unfused reference (Dense then ActivationLayer), forward
+// against naive loops, spec parsing, parameter counts and seeded init.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gradient_check.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/rng.hpp"
 #include "mpitrain/nn/activation.hpp"
@@ -29,40 +22,9 @@
 #include "mpitrain/nn/model.hpp"
 
 using namespace mpitrain;
+using gradcheck::random_floats;
 
 namespace {
-
-constexpr double kEps = 1e-3;
-
-std::vector<float> random_floats(size_t n, std::uint64_t seed, double scale = 1.0) {
-  Rng rng(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
-
-void expect_grad_close(double analytic, double numeric, const std::string& what) {
-  const double tol = 1e-2 * std::max({std::abs(analytic), std::abs(numeric), 0.1});
-  EXPECT_NEAR(analytic, numeric, tol) << what;
-}
-
-// Central difference of f with respect to the float *v; restores *v.
-template <typename F>
-double central_difference(float* v, F f) {
-  const float orig = *v;
-  *v = static_cast<float>(orig + kEps);
-  const double hi = *v, f_hi = f();
-  *v = static_cast<float>(orig - kEps);
-  const double lo = *v, f_lo = f();
-  *v = orig;
-  return (f_hi - f_lo) / (hi - lo);
-}
-
-double dot(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
-  return s;
-}
 
 // A Dense layer bound to its own arena, with non-zero biases.
 struct DenseUnderTest {
@@ -70,11 +32,7 @@ struct DenseUnderTest {
   Dense dense;
   DenseUnderTest(int in, int out, std::uint64_t seed, FusedActivation act = FusedActivation::kNone)
       : dense("d", in, out, Dense::Init::kGlorot, act) {
-    dense.register_params(arena);
-    arena.allocate();
-    dense.bind(arena);
-    Rng rng(seed);
-    dense.init(rng);
+    gradcheck::bind_to_own_arena(dense, arena, seed);
     for (int j = 0; j < out; ++j) b()[j] = static_cast<float>(0.1 * (j + 1));
   }
   float* w() { return arena.params() + arena.views()[0].offset; }
@@ -93,6 +51,40 @@ struct DenseUnderTest {
       }
     return z;
   }
+  // Every tensor of the check compared, with the sizes of this layer.
+  void expect_complete(const gradcheck::Report& report, int rows) {
+    ASSERT_EQ(report.tensors.size(), 3u);
+    EXPECT_EQ(report["dx"].count, static_cast<size_t>(rows) * dense.in_width());
+    EXPECT_EQ(report["d/W"].count, static_cast<size_t>(dense.in_width()) * dense.out_width());
+    EXPECT_EQ(report["d/b"].count, static_cast<size_t>(dense.out_width()));
+  }
+};
+
+// A Dense whose gradients are wrong on purpose (dW scaled, one dx element
+// shifted), for the tests that the checker fails.
+class MiscomputedDense final : public Layer {
+ public:
+  MiscomputedDense(DenseUnderTest& t, float dw_scale, long long dx_index, float dx_shift)
+      : t_(t), dw_scale_(dw_scale), dx_index_(dx_index), dx_shift_(dx_shift) {}
+  std::string name() const override { return "miscomputed " + t_.dense.name(); }
+  int in_width() const override { return t_.dense.in_width(); }
+  int out_width() const override { return t_.dense.out_width(); }
+  void forward(const float* x, float* y, int rows) const override { t_.dense.forward(x, y, rows); }
+  void backward_params(const float* x, const float* y, float* dy, int rows) override {
+    t_.dense.backward_params(x, y, dy, rows);
+    const ParamView& w = t_.arena.views()[0];
+    for (long long i = 0; i < w.size; ++i) t_.dw()[i] *= dw_scale_;
+  }
+  void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override {
+    t_.dense.backward_input(x, y, dy, dx, rows);
+    if (dx_index_ >= 0) dx[dx_index_] += dx_shift_;
+  }
+
+ private:
+  DenseUnderTest& t_;
+  float dw_scale_;
+  long long dx_index_;
+  float dx_shift_;
 };
 
 Activation unfused(FusedActivation a) { return a == FusedActivation::kRelu ? Activation::kRelu : Activation::kTanh; }
@@ -116,22 +108,43 @@ TEST(Dense, ForwardEqualsNaiveLoops) {
 TEST(Dense, GradientsMatchFiniteDifferences) {
   const int in = 6, out = 4;
   for (int rows : {1, 5}) {
+    SCOPED_TRACE("rows " + std::to_string(rows));
     DenseUnderTest t(in, out, 3);
-    auto x = random_floats(static_cast<size_t>(rows) * in, 4);
-    const auto g = random_floats(static_cast<size_t>(rows) * out, 5);  // dL/dy for L = <y, g>
-    std::vector<float> y(g.size()), dx(x.size()), dy = g;
-    auto loss = [&] { t.dense.forward(x.data(), y.data(), rows); return dot(y, g); };
-    t.dense.forward(x.data(), y.data(), rows);
-    t.arena.zero_grads();
-    t.dense.backward(x.data(), y.data(), dy.data(), dx.data(), rows);
-    const std::vector<float> dw(t.dw(), t.dw() + in * out), db(t.db(), t.db() + out);
-    for (int i = 0; i < in * out; ++i)
-      expect_grad_close(dw[i], central_difference(t.w() + i, loss), "dW " + std::to_string(i) + " rows " + std::to_string(rows));
-    for (int j = 0; j < out; ++j)
-      expect_grad_close(db[j], central_difference(t.b() + j, loss), "db " + std::to_string(j) + " rows " + std::to_string(rows));
-    for (size_t i = 0; i < x.size(); ++i)
-      expect_grad_close(dx[i], central_difference(&x[i], loss), "dx " + std::to_string(i) + " rows " + std::to_string(rows));
+    const auto x = random_floats(static_cast<size_t>(rows) * in, 4);
+    const auto dy = random_floats(static_cast<size_t>(rows) * out, 5);
+    const gradcheck::Report report = gradcheck::check_layer(t.dense, &t.arena, x, dy, rows);
+    EXPECT_TRUE(report.passed()) << report;
+    t.expect_complete(report, rows);
   }
+}
+
+// The checker itself: a 5% error in dW, or one wrong element of dx, fails,
+// and the report names the tensor and the element.
+TEST(GradientCheck, FailsOnAScaledWeightGradient) {
+  const int rows = 5, in = 6, out = 4;
+  DenseUnderTest t(in, out, 3);
+  MiscomputedDense broken(t, 1.05f, -1, 0.0f);
+  const gradcheck::Report report = gradcheck::check_layer(broken, &t.arena, random_floats(rows * in, 4),
+                                                          random_floats(rows * out, 5), rows);
+  EXPECT_FALSE(report.passed());
+  EXPECT_GT(report["d/W"].failures, static_cast<size_t>(in * out / 2)) << report;
+  EXPECT_NEAR(report["d/W"].worst_relative_error(), 0.05 / 1.05, 0.005) << report;
+  EXPECT_TRUE(report["d/b"].passed()) << report;
+  EXPECT_TRUE(report["dx"].passed()) << report;
+}
+
+TEST(GradientCheck, FailsOnOneWrongInputGradientElementAndNamesIt) {
+  const int rows = 5, in = 6, out = 4;
+  DenseUnderTest t(in, out, 3);
+  MiscomputedDense broken(t, 1.0f, 2 * in + 3, 0.1f);  // row 2, column 3
+  const gradcheck::Report report = gradcheck::check_layer(broken, &t.arena, random_floats(rows * in, 4),
+                                                          random_floats(rows * out, 5), rows);
+  const gradcheck::Comparison& dx = report["dx"];
+  EXPECT_EQ(dx.failures, 1u) << report;
+  EXPECT_EQ(dx.worst.index, static_cast<size_t>(2 * in + 3));
+  EXPECT_EQ(dx.index_text(dx.worst.index), "dx[2,3]");
+  EXPECT_NEAR(dx.worst.analytic - dx.worst.numeric, 0.1, 0.01);
+  EXPECT_TRUE(report["d/W"].passed() && report["d/b"].passed()) << report;
 }
 
 TEST(Dense, BackwardAccumulatesParamGradsAndOverwritesDx) {
@@ -179,19 +192,13 @@ TEST(FusedDense, GradientsMatchFiniteDifferences) {
       z = t.preactivations(x, rows);
       if (std::all_of(z.begin(), z.end(), [](double v) { return std::abs(v) > 0.02; })) break;
     }
-    const auto g = random_floats(static_cast<size_t>(rows) * out, 14);  // dL/dy for L = <y, g>
-    std::vector<float> y(g.size()), dx(x.size()), dy = g;
-    auto loss = [&] { t.dense.forward(x.data(), y.data(), rows); return dot(y, g); };
-    t.dense.forward(x.data(), y.data(), rows);
+    const auto dy = random_floats(static_cast<size_t>(rows) * out, 14);
     // The check must see both sides of the ReLU (or the tanh's curvature).
     EXPECT_TRUE(std::any_of(z.begin(), z.end(), [](double v) { return v < 0; }));
     EXPECT_TRUE(std::any_of(z.begin(), z.end(), [](double v) { return v > 0; }));
-    t.arena.zero_grads();
-    t.dense.backward(x.data(), y.data(), dy.data(), dx.data(), rows);
-    const std::vector<float> dw(t.dw(), t.dw() + in * out), db(t.db(), t.db() + out);
-    for (int i = 0; i < in * out; ++i) expect_grad_close(dw[i], central_difference(t.w() + i, loss), "dW " + std::to_string(i));
-    for (int j = 0; j < out; ++j) expect_grad_close(db[j], central_difference(t.b() + j, loss), "db " + std::to_string(j));
-    for (size_t i = 0; i < x.size(); ++i) expect_grad_close(dx[i], central_difference(&x[i], loss), "dx " + std::to_string(i));
+    const gradcheck::Report report = gradcheck::check_layer(t.dense, &t.arena, x, dy, rows);
+    EXPECT_TRUE(report.passed()) << report;
+    t.expect_complete(report, rows);
   }
 }
 
@@ -259,14 +266,10 @@ TEST(Activation, BackwardMatchesFiniteDifferences) {
     ActivationLayer layer(kind, width);
     auto x = random_floats(rows * width, 10, 1.5);
     for (auto& v : x) v = std::copysign(0.1f + std::abs(v), v);  // keep away from the ReLU kink
-    const auto g = random_floats(rows * width, 11);
-    std::vector<float> y(x.size()), dx(x.size()), dy = g;
-    auto loss = [&] { layer.forward(x.data(), y.data(), rows); return dot(y, g); };
-    layer.forward(x.data(), y.data(), rows);
-    layer.backward(x.data(), y.data(), dy.data(), dx.data(), rows);
-    for (size_t i = 0; i < x.size(); ++i)
-      expect_grad_close(dx[i], central_difference(&x[i], loss),
-                        std::string(activation_name(kind)) + " dx " + std::to_string(i));
+    const auto dy = random_floats(rows * width, 11);
+    const gradcheck::Report report = gradcheck::check_layer(layer, nullptr, x, dy, rows);
+    EXPECT_TRUE(report.passed()) << activation_name(kind) << report;
+    EXPECT_EQ(report["dx"].count, static_cast<size_t>(rows) * width);
   }
 }
 
@@ -316,14 +319,13 @@ TEST(Model, GradientsMatchFiniteDifferencesForEachActivation) {
     softmax_cross_entropy(m.forward(rows), labels, rows, 3, m.output_grad(), 1.0f);
     m.backward(rows);
     const std::vector<float> grads(m.arena().grads(), m.arena().grads() + m.arena().param_count());
-    double largest = 0.0;
+    gradcheck::Report report;
     for (const ParamView& v : m.arena().views())
-      for (long long i = v.offset; i < v.offset + v.size; ++i) {
-        const double numeric = central_difference(m.arena().params() + i, loss);
-        expect_grad_close(grads[static_cast<size_t>(i)], numeric, v.name + "[" + std::to_string(i - v.offset) + "]");
-        largest = std::max(largest, std::abs(numeric));
-      }
-    EXPECT_GT(largest, 0.2);  // the check compared real gradients, not zeros
+      report.tensors.push_back(gradcheck::compare_gradient(v.name, v.shape, m.arena().params() + v.offset,
+                                                           grads.data() + v.offset, static_cast<size_t>(v.size), loss));
+    EXPECT_TRUE(report.passed()) << report;
+    EXPECT_EQ(report.tensors.size(), 6u);
+    EXPECT_GT(report.largest_numeric(), 0.2);  // the check compared real gradients, not zeros
   }
 }
 

@@ -1,27 +1,24 @@
 // Tests of the fused losses (loss.hpp): hand values, numerical stability,
-// finite-difference gradients, the grad_scale contract and aliasing.
+// finite-difference gradients (against a double reference, through the shared
+// checker tests/support/gradient_check.hpp), the grad_scale contract and
+// aliasing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "mpitrain/core/rng.hpp"
+#include "gradient_check.hpp"
 #include "mpitrain/nn/loss.hpp"
 
 using namespace mpitrain;
+using gradcheck::random_floats;
 
 namespace {
 
-std::vector<float> random_floats(size_t n, std::uint64_t seed, double scale) {
-  Rng rng(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(scale * rng.normal());
-  return v;
-}
-
 // Reference loss of one row in double, straight from the definition.
-double ce_row_reference(const float* z, int label, int classes) {
+template <typename T>
+double ce_row_reference(const T* z, int label, int classes) {
   double m = z[0];
   for (int k = 1; k < classes; ++k) m = std::max(m, static_cast<double>(z[k]));
   double s = 0.0;
@@ -87,24 +84,19 @@ TEST(SoftmaxCrossEntropy, GradientMatchesFiniteDifferences) {
   const float scale = 0.25f;
   std::vector<float> dz(z.size()), scratch(z.size());
   softmax_cross_entropy(z.data(), labels, rows, classes, dz.data(), scale);
-  // The loss is evaluated in double from the float logits; perturbing a logit
-  // in double keeps the finite difference free of float rounding, so the
+  // The reference loss is evaluated in double and the logits perturbed in
+  // double, which keeps the finite difference free of float rounding, so the
   // central-difference error is O(eps^2) ~ 1e-8, far below the tolerance.
-  const double eps = 1e-4;
-  for (int r = 0; r < rows; ++r) {
-    std::vector<double> zr(z.begin() + r * classes, z.begin() + (r + 1) * classes);
-    for (int k = 0; k < classes; ++k) {
-      auto loss_at = [&](double delta) {
-        std::vector<double> w = zr;
-        w[static_cast<size_t>(k)] += delta;
-        double m = *std::max_element(w.begin(), w.end()), sum = 0.0;
-        for (double v : w) sum += std::exp(v - m);
-        return std::log(sum) + m - w[static_cast<size_t>(labels[r])];
-      };
-      const double fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps) * scale;
-      EXPECT_NEAR(dz[r * classes + k], fd, 1e-5) << "row " << r << " class " << k;
-    }
-  }
+  std::vector<double> logits(z.begin(), z.end());
+  auto loss = [&] {
+    double sum = 0.0;
+    for (int r = 0; r < rows; ++r) sum += ce_row_reference(&logits[r * classes], labels[r], classes);
+    return sum * scale;
+  };
+  const gradcheck::Comparison c = gradcheck::compare_gradient(
+      "dlogits", {rows, classes}, logits.data(), dz.data(), dz.size(), loss, {.eps = 1e-4, .relative = 0, .absolute = 1e-5});
+  EXPECT_TRUE(c.passed()) << c;
+  EXPECT_EQ(c.count, static_cast<size_t>(rows * classes));
   // And the float loss agrees with the double reference.
   double ref = 0.0;
   for (int r = 0; r < rows; ++r) ref += ce_row_reference(&z[r * classes], labels[r], classes);
@@ -162,14 +154,18 @@ TEST(MeanSquaredError, GradientMatchesFiniteDifferencesAndAliasing) {
   const float scale = 1.0f / 3.0f;
   std::vector<float> dy(y.size());
   const LossSums s = mean_squared_error(y.data(), t.data(), rows, width, dy.data(), scale);
-  const double eps = 1e-3;
-  for (size_t i = 0; i < y.size(); ++i) {
-    // Loss contribution of element i in double: (y - t)^2 / width; exact
-    // quadratic, so the central difference has no truncation error.
-    auto f = [&](double v) { return (v - t[i]) * (v - t[i]) / width; };
-    const double fd = (f(y[i] + eps) - f(y[i] - eps)) / (2 * eps) * scale;
-    EXPECT_NEAR(dy[i], fd, 1e-6) << "element " << i;
-  }
+  // The loss in double of double outputs: an exact quadratic, so the central
+  // difference has no truncation error.
+  std::vector<double> outputs(y.begin(), y.end());
+  auto loss = [&] {
+    double sum = 0.0;
+    for (size_t i = 0; i < outputs.size(); ++i) sum += (outputs[i] - t[i]) * (outputs[i] - t[i]) / width;
+    return sum * scale;
+  };
+  const gradcheck::Comparison c = gradcheck::compare_gradient(
+      "dy", {rows, width}, outputs.data(), dy.data(), dy.size(), loss, {.eps = 1e-3, .relative = 0, .absolute = 1e-6});
+  EXPECT_TRUE(c.passed()) << c;
+  EXPECT_EQ(c.count, static_cast<size_t>(rows * width));
   std::vector<float> inplace = y;
   const LossSums s2 = mean_squared_error(inplace.data(), t.data(), rows, width, inplace.data(), scale);
   EXPECT_EQ(s.loss, s2.loss);

@@ -15,41 +15,14 @@
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/io/h5.hpp"
 
+#include "checkpoint_fields.hpp"
+
 namespace mpitrain {
 namespace {
 
+using namespace checkpoint_fields;
+
 namespace fs = std::filesystem;
-
-// The progress fields, named once for writing, reading and the checksum.
-struct IntField { const char* name; long long TrainProgress::*field; };
-struct RealField { const char* name; double TrainProgress::*field; };
-constexpr IntField kIntFields[] = {
-    {"epoch", &TrainProgress::epoch}, {"step_in_epoch", &TrainProgress::step_in_epoch},
-    {"global_step", &TrainProgress::global_step}, {"samples", &TrainProgress::samples},
-    {"global_batch", &TrainProgress::global_batch}, {"optimizer_steps", &TrainProgress::optimizer_steps},
-    {"epoch_samples", &TrainProgress::epoch_samples}, {"best_epoch", &TrainProgress::best_epoch},
-    {"target_epoch", &TrainProgress::target_epoch}, {"target_step", &TrainProgress::target_step},
-    {"target_samples", &TrainProgress::target_samples}};
-constexpr RealField kRealFields[] = {
-    {"previous_lr", &TrainProgress::previous_lr}, {"first_loss", &TrainProgress::first_loss},
-    {"epoch_loss_sum", &TrainProgress::epoch_loss_sum}, {"epoch_correct_sum", &TrainProgress::epoch_correct_sum},
-    {"elapsed_s", &TrainProgress::elapsed_s}, {"best_value", &TrainProgress::best_value},
-    {"target_time_s", &TrainProgress::target_time_s}};
-
-// Progress fields added after the format's first release (best.h5 tracker,
-// noise-scale estimator). Files written before them lack these attributes;
-// the reader treats them as optional and leaves the defaults. Calls
-// f(name, field, default) for each, for a const or non-const progress.
-template <class P, class F>
-void for_each_added_field(P& p, F&& f) {
-  static const TrainProgress d{};
-  f("best_ckpt_epoch", p.best_ckpt_epoch, d.best_ckpt_epoch);
-  f("best_ckpt_value", p.best_ckpt_value, d.best_ckpt_value);
-  f("noise_updates", p.noise.updates, d.noise.updates);
-  f("noise_ema_g2", p.noise.ema_g2, d.noise.ema_g2);
-  f("noise_ema_s", p.noise.ema_s, d.noise.ema_s);
-  f("noise_decay_pow", p.noise.decay_pow, d.noise.decay_pow);
-}
 
 uLong crc_bytes(uLong crc, const void* data, size_t bytes) {
   const auto* p = static_cast<const Bytef*>(data);
@@ -260,146 +233,5 @@ long long write_checkpoint(const std::string& dir, const std::string& name, cons
   if (keep_last > 0 && name.starts_with("ckpt-")) prune_old_checkpoints(dir, name, keep_last);
   return bytes;
 }
-
-std::string latest_checkpoint(const std::string& dir) {
-  std::ifstream in(fs::path(dir) / "latest");
-  std::string name;
-  if (!(in >> name)) return "";
-  return (fs::path(dir) / name).string();
-}
-
-namespace {
-
-std::string need_string(hid_t obj, const char* name, const std::string& path) {
-  auto v = h5::read_attr_string(obj, name);
-  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
-  return *v;
-}
-
-long long need_int(hid_t obj, const char* name, const std::string& path) {
-  auto v = h5::read_attr_int(obj, name);
-  if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + name + "': it is incomplete or not a checkpoint");
-  return *v;
-}
-
-void read_array(hid_t file, const std::string& dset, const ParamView& v, float* out, const std::string& path) {
-  if (!h5::path_exists(file, dset))
-    throw UserError("checkpoint '" + path + "' is missing '" + dset + "': it was written for another model or is incomplete");
-  h5::Handle d = h5::open_dataset(file, dset, path);
-  const auto dims = h5::dataset_dims(d.get(), path + ":" + dset);
-  const std::vector<hsize_t> want(v.shape.begin(), v.shape.end());
-  if (dims != want)
-    throw UserError("checkpoint '" + path + "': '" + dset + "' has a different shape than the model's " + v.name);
-  if (H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-    throw UserError("checkpoint '" + path + "': reading '" + dset + "' failed: the file is truncated or corrupted");
-}
-
-h5::Handle open_checkpoint(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw UserError("checkpoint '" + path + "' does not exist");
-  if (H5Fis_hdf5(path.c_str()) <= 0)
-    throw UserError("checkpoint '" + path + "' is not an HDF5 file (truncated or corrupted?)");
-  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (id < 0) throw UserError("checkpoint '" + path + "' cannot be opened: it is truncated or corrupted");
-  h5::Handle f(id, H5Fclose);
-  if (h5::read_attr_string(f.get(), "format").value_or("") != kCheckpointFormat)
-    throw UserError("'" + path + "' is not an mpitrain checkpoint (no format attribute '" + kCheckpointFormat + "')");
-  return f;
-}
-
-CheckpointMeta read_meta(hid_t f, const std::string& path) {
-  CheckpointMeta m;
-  m.version = need_string(f, "version", path);
-  m.model_spec = need_string(f, "model_spec", path);
-  m.optimizer = need_string(f, "optimizer", path);
-  m.config_ini = need_string(f, "config", path);
-  m.last_metrics = need_string(f, "last_metrics", path);
-  m.world_size = static_cast<int>(need_int(f, "world_size", path));
-  m.train_rows = need_int(f, "train_rows", path);
-  m.x_width = static_cast<int>(need_int(f, "x_width", path));
-  m.num_classes = static_cast<int>(need_int(f, "num_classes", path));
-  m.y_width = static_cast<int>(need_int(f, "y_width", path));
-  m.seed = static_cast<std::uint64_t>(need_int(f, "seed", path));
-  return m;
-}
-
-}  // namespace
-
-CheckpointMeta read_checkpoint_meta(const std::string& path) {
-  h5::silence_errors();
-  try {
-    h5::Handle f = open_checkpoint(path);
-    return read_meta(f.get(), path);
-  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
-    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
-  }
-}
-
-std::vector<std::string> checkpoint_state_names(const std::string& path) {
-  h5::silence_errors();
-  try {
-    h5::Handle f = open_checkpoint(path);
-    if (!h5::path_exists(f.get(), "/optimizer")) return {};
-    h5::Handle g(h5::check_id(H5Gopen2(f.get(), "/optimizer", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
-    return h5::child_names(g.get(), path + ":/optimizer");
-  } catch (const SystemError& e) {
-    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + ")");
-  }
-}
-
-namespace {
-Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
-                                     const std::vector<std::string>& state_names);
-}
-
-Checkpoint read_checkpoint(const std::string& path, const Arena& arena, const std::vector<std::string>& state_names) {
-  try {
-    return read_checkpoint_unchecked(path, arena, state_names);
-  } catch (const SystemError& e) {  // damaged HDF5 structure: a user-facing error, not a crash
-    throw UserError("checkpoint '" + path + "' is corrupted (" + e.what() + "): resume from an older checkpoint");
-  }
-}
-
-namespace {
-Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena,
-                                     const std::vector<std::string>& state_names) {
-  h5::silence_errors();
-  h5::Handle f = open_checkpoint(path);
-  Checkpoint c;
-  c.meta = read_meta(f.get(), path);
-  const auto n = static_cast<size_t>(arena.param_count());
-  c.params.assign(n, 0.0f);
-  for (const ParamView& v : arena.views()) read_array(f.get(), "/params/" + v.name, v, c.params.data() + v.offset, path);
-  for (const auto& sname : state_names) {
-    std::vector<float> buf(n, 0.0f);
-    for (const ParamView& v : arena.views())
-      read_array(f.get(), "/optimizer/" + sname + "/" + v.name, v, buf.data() + v.offset, path);
-    c.state.emplace_back(sname, std::move(buf));
-  }
-  if (!h5::path_exists(f.get(), "/progress")) throw UserError("checkpoint '" + path + "' is missing /progress");
-  h5::Handle prog(h5::check_id(H5Gopen2(f.get(), "/progress", H5P_DEFAULT), "H5Gopen2", path), H5Gclose);
-  for (const auto& fld : kIntFields) c.progress.*fld.field = need_int(prog.get(), fld.name, path);
-  for (const auto& fld : kRealFields) {
-    auto v = h5::read_attr_double(prog.get(), fld.name);
-    if (!v) throw UserError("checkpoint '" + path + "' is missing the field '" + std::string(fld.name) + "'");
-    c.progress.*fld.field = *v;
-  }
-  // Optional: absent in checkpoints written before these fields existed.
-  for_each_added_field(c.progress, [&](const char* name, auto& value, const auto&) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, long long>) {
-      if (auto v = h5::read_attr_int(prog.get(), name)) value = *v;
-    } else {
-      if (auto v = h5::read_attr_double(prog.get(), name)) value = *v;
-    }
-  });
-  c.checksum = static_cast<std::uint32_t>(need_int(f.get(), "checksum_crc32", path));
-  std::vector<std::pair<std::string, const float*>> state;
-  for (const auto& [sname, buf] : c.state) state.emplace_back(sname, buf.data());
-  if (checkpoint_checksum(c.params.data(), arena.param_count(), state, c.progress) != c.checksum)
-    throw UserError("checkpoint '" + path + "' fails its checksum: the file is corrupted; resume from an older checkpoint");
-  return c;
-}
-
-}  // namespace
 
 }  // namespace mpitrain

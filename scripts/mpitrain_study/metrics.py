@@ -1,9 +1,12 @@
 """Readers of what `mpitrain train` writes into a run directory.
 
 metrics.jsonl holds one JSON object per line, told apart by "type": a header,
-then step, eval, epoch (and checkpoint) lines, and at the end a summary line,
-after a diverged line if the run diverged. summary.json is the summary line
-again, written when the run ends. README.md, "Metrics file", lists the keys.
+then step, eval, epoch (and checkpoint) lines, and at the end either a
+summary line or, if the run diverged, a diverged line and no summary line.
+summary.json is written when the run ends, diverged or not: the summary line
+again, or for a diverged run a short summary (stop_reason "diverged") that
+only summary.json holds. The format's home is
+include/mpitrain/train/run_log.hpp (src/train/run_log.cpp writes it).
 Every reader here tolerates a run killed mid-write (a partial last line).
 """
 
@@ -96,7 +99,9 @@ class RunMetrics:
 
     @property
     def summary(self):
-        """The last summary line, or None (an unfinished run)."""
+        """The last summary line, or None: an unfinished run, or a diverged
+        one (its last line is the diverged line; read_summary gives its
+        summary, from summary.json)."""
         found = self.of_type("summary")
         return found[-1] if found else None
 

@@ -1,7 +1,7 @@
-"""The performance model's inputs: `mpitrain bench --json` files, training
-run directories (measured and calibration runs), lists of numbers, and steps
-to the target from sweep directories. Every problem ends the tool with one
-`perf_model: error:` line."""
+"""The performance model's inputs: the options' values, `mpitrain bench
+--json` files, training run directories (measured and calibration runs),
+lists of numbers, and steps to the target (an option or sweep directories).
+Every problem ends the tool with one `perf_model: error:` line."""
 
 import math
 import os
@@ -10,11 +10,33 @@ import numpy as np
 
 from .fit import fit_steps_to_target
 from .metrics import finite_num, metrics_path, parse_json_text, read_json_lines
+from .model_layout import find_mpitrain
 from .runs import best_per_batch, load_sweeps
 
 
 def die(msg):
     raise SystemExit(f"perf_model: error: {msg}")
+
+
+def check_options(args):
+    """perf_model.py's parsed options, their values checked and --mpitrain
+    resolved to a binary; returns args."""
+    for name in ("overlap",):
+        v = getattr(args, name)
+        if v is not None and not 0.0 <= v <= 1.0:
+            die(f"--{name} must be in [0, 1] (got {v})")
+    for name in ("alpha", "beta", "data_s_per_row", "optimizer_s"):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            die(f"--{name.replace('_', '-')} must be a number >= 0 (got {v})")
+    if args.bucket_bytes is not None and args.bucket_bytes < 0:
+        die("--bucket-bytes must be >= 0")
+
+    given = args.mpitrain
+    args.mpitrain = find_mpitrain(given)
+    if given and not args.mpitrain:
+        die(f"--mpitrain {given} is not an executable")
+    return args
 
 
 def parse_int_list(items, what):
@@ -167,3 +189,35 @@ def steps_from_sweeps(dirs):
     if fit and fit["problem"]:
         fit = None
     return best, fit
+
+
+def steps_to_target(args, batches, model):
+    """{B: (steps to the target, how)} from --steps-to-target or --sweep; notes go to the model."""
+    steps_at, ttt_note = {}, None
+    if args.steps_to_target:
+        text = args.steps_to_target.replace(" ", "")
+        try:
+            if ":" in text:
+                for item in text.split(","):
+                    b, n = item.split(":")
+                    steps_at[int(b)] = (float(n), "--steps-to-target")
+            else:
+                steps_at = {B: (float(text), "--steps-to-target") for B in batches}
+        except ValueError:
+            die(f"--steps-to-target takes N or B:N,B:N (got '{args.steps_to_target}')")
+        ttt_note = "Steps to the target from --steps-to-target."
+    elif args.sweep:
+        best, fit = steps_from_sweeps(args.sweep)
+        for B in batches:
+            if B in best:
+                steps_at[B] = (float(best[B]["S"]), f"sweep, best rate lr {best[B]['lr']:g}")
+            elif fit:
+                steps_at[B] = (fit["s_min"] + fit["e_min"] / B, "sweep fit S_min + E_min/B")
+        ttt_note = (f"Steps to the target from the sweep(s) {', '.join(args.sweep)}: the best rate's steps at B "
+                    "(or the fit S(B) = S_min + E_min/B where B was not run).")
+        if not steps_at:
+            model.warnings.append("the sweep has no B of --global-batch that reached the target, and no fit: "
+                                  "no time to the target")
+    if ttt_note:
+        model.notes.append(ttt_note + " Time to the target = steps x predicted step time (evaluation excluded).")
+    return steps_at

@@ -14,24 +14,18 @@ python3-matplotlib) and the mpitrain binary (for the gradient's buckets).
 
 import argparse
 import json
-import math
 import os
 import sys
 
+from .formatting import seconds_text
+from .perf_plot import plot
 from .system_python import require_numpy_matplotlib
-
-require_numpy_matplotlib("perf_model", "MPITRAIN_PERF_MODEL_REEXEC")
-
-from .formatting import seconds_text  # noqa: E402 (after the numpy check)
-from .model_layout import find_mpitrain  # noqa: E402
-from .perf_inputs import die, load_bench, load_measured, parse_int_list, steps_from_sweeps  # noqa: E402
-from .perf_plot import plot  # noqa: E402
-from .perf_predictor import PerfModel  # noqa: E402
 
 DEFAULT_TOLERANCE = 0.15
 
 
 def parse_args(argv):
+    """The command line's options (perf_inputs.check_options checks their values)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="The model, its inputs and its outputs: docs/perf-model.md.")
@@ -84,55 +78,7 @@ def parse_args(argv):
     ap.add_argument("--mpitrain", help="the binary whose `inspect --model` gives the model's gradient buckets "
                     "(default: build/mpitrain of this repository, else mpitrain on PATH)")
     ap.add_argument("--no-plot", action="store_true", help="write the tables only (no PNG, no matplotlib)")
-    args = ap.parse_args(argv)
-    for name in ("overlap",):
-        v = getattr(args, name)
-        if v is not None and not 0.0 <= v <= 1.0:
-            die(f"--{name} must be in [0, 1] (got {v})")
-    for name in ("alpha", "beta", "data_s_per_row", "optimizer_s"):
-        v = getattr(args, name)
-        if v is not None and not (math.isfinite(v) and v >= 0):
-            die(f"--{name.replace('_', '-')} must be a number >= 0 (got {v})")
-    if args.bucket_bytes is not None and args.bucket_bytes < 0:
-        die("--bucket-bytes must be >= 0")
-
-    given = args.mpitrain
-    args.mpitrain = find_mpitrain(given)
-    if given and not args.mpitrain:
-        die(f"--mpitrain {given} is not an executable")
-    return args
-
-
-def steps_to_target(args, batches, model):
-    """{B: (steps to the target, how)} from --steps-to-target or --sweep; notes go to the model."""
-    steps_at, ttt_note = {}, None
-    if args.steps_to_target:
-        text = args.steps_to_target.replace(" ", "")
-        try:
-            if ":" in text:
-                for item in text.split(","):
-                    b, n = item.split(":")
-                    steps_at[int(b)] = (float(n), "--steps-to-target")
-            else:
-                steps_at = {B: (float(text), "--steps-to-target") for B in batches}
-        except ValueError:
-            die(f"--steps-to-target takes N or B:N,B:N (got '{args.steps_to_target}')")
-        ttt_note = "Steps to the target from --steps-to-target."
-    elif args.sweep:
-        best, fit = steps_from_sweeps(args.sweep)
-        for B in batches:
-            if B in best:
-                steps_at[B] = (float(best[B]["S"]), f"sweep, best rate lr {best[B]['lr']:g}")
-            elif fit:
-                steps_at[B] = (fit["s_min"] + fit["e_min"] / B, "sweep fit S_min + E_min/B")
-        ttt_note = (f"Steps to the target from the sweep(s) {', '.join(args.sweep)}: the best rate's steps at B "
-                    "(or the fit S(B) = S_min + E_min/B where B was not run).")
-        if not steps_at:
-            model.warnings.append("the sweep has no B of --global-batch that reached the target, and no fit: "
-                                  "no time to the target")
-    if ttt_note:
-        model.notes.append(ttt_note + " Time to the target = steps x predicted step time (evaluation excluded).")
-    return steps_at
+    return ap.parse_args(argv)
 
 
 def predict_table(args, model, batches, ranks, benches, steps_at):
@@ -272,7 +218,13 @@ def write_outputs(args, model, benches, table, batches, ranks, mrows, text):
 
 def main(argv=None):
     """The command line; returns the exit code (1: --check found a run off by more than --tolerance)."""
-    args = parse_args(argv)
+    # First of all: a python3 without numpy re-runs the tool under Debian's.
+    require_numpy_matplotlib("perf_model", "MPITRAIN_PERF_MODEL_REEXEC")
+    # numpy: imported here, after the check, not on importing this module.
+    from .perf_inputs import check_options, die, load_bench, load_measured, parse_int_list, steps_to_target
+    from .perf_predictor import PerfModel
+
+    args = check_options(parse_args(argv))
     benches = [load_bench(p) for p in args.bench]
     by_p = {}
     for b in benches:

@@ -13,15 +13,8 @@ import json
 import os
 import sys
 
+from .runs import best_per_batch, load_sweeps, rank_scaling, representative, time_to_target_by_ranks, use_interpolated
 from .system_python import require_numpy_matplotlib
-
-require_numpy_matplotlib("report", "MPITRAIN_REPORT_REEXEC")
-
-from .fit import fit_steps_to_target  # noqa: E402 (after the numpy check)
-from .report_plots import plot_noise, plot_ranks, plot_steps, plot_time_split, plot_time_to_target  # noqa: E402
-from .report_summary import write_summary  # noqa: E402
-from .runs import (best_per_batch, load_sweeps, rank_scaling, representative, time_to_target_by_ranks,  # noqa: E402
-                   use_interpolated)
 
 
 def build_parser():
@@ -40,6 +33,12 @@ def build_parser():
 
 def main(argv=None):
     """Reads the sweep(s), writes the report; returns the exit code."""
+    # First of all: a python3 without numpy re-runs the tool under Debian's.
+    require_numpy_matplotlib("report", "MPITRAIN_REPORT_REEXEC")
+    from .fit import fit_steps_to_target  # numpy: imported here, after the check, not on importing this module
+    from .report_plots import plot_report
+    from .report_summary import write_summary
+
     args = build_parser().parse_args(argv)
     if args.regime_factor <= 1:
         raise SystemExit("report: error: --regime-factor must be > 1")
@@ -65,24 +64,7 @@ def main(argv=None):
     ranks_table = rank_scaling(runs)
     ttt_table = time_to_target_by_ranks(runs, best)
 
-    pngs = []
-    plot_steps(plt, runs, best, fit, args.regime_factor, os.path.join(out, "steps_to_target.png"), "S",
-               "steps to the target", "steps to the target vs global batch")
-    pngs.append(("steps_to_target.png", "steps to the target vs B: best rate per B, fit, slope -1, regimes"))
-    plot_steps(plt, runs, best, fit, args.regime_factor, os.path.join(out, "samples_to_target.png"), "E",
-               "samples to the target", "samples to the target E(B) = B S(B) vs global batch")
-    pngs.append(("samples_to_target.png", "samples to the target vs B"))
-    plot_noise(plt, runs, best, fit, os.path.join(out, "noise_scale.png"))
-    pngs.append(("noise_scale.png", "online noise scale over training vs the fitted B_crit"))
-    if rep:
-        plot_time_split(plt, rep, os.path.join(out, "time_split.png"))
-        pngs.append(("time_split.png", "time split per step (compute, all-reduce wait, data wait)"))
-    if ranks_table:
-        plot_ranks(plt, ranks_table, os.path.join(out, "ranks.png"))
-        pngs.append(("ranks.png", "throughput and scaling efficiency vs ranks at fixed B"))
-    if ttt_table:
-        plot_time_to_target(plt, ttt_table, os.path.join(out, "time_to_target_vs_ranks.png"))
-        pngs.append(("time_to_target_vs_ranks.png", "time to the target vs ranks"))
+    pngs = plot_report(plt, out, runs, best, fit, args.regime_factor, rep, ranks_table, ttt_table)
 
     write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, args.regime_factor,
                   rep, ranks_table, ttt_table, pngs, args.interpolate)

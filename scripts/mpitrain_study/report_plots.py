@@ -3,6 +3,7 @@ samples to the target vs B, the noise scale over training, the time split
 per step, and throughput and time to the target vs ranks."""
 
 import math
+import os
 
 import numpy as np
 
@@ -193,3 +194,26 @@ def plot_time_to_target(plt, table, path):
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_report(plt, out, runs, best, fit, factor, rep, ranks_table, ttt_table):
+    """Every plot of the report into directory `out`; returns [(file name, caption)] in order."""
+    pngs = []
+    plot_steps(plt, runs, best, fit, factor, os.path.join(out, "steps_to_target.png"), "S",
+               "steps to the target", "steps to the target vs global batch")
+    pngs.append(("steps_to_target.png", "steps to the target vs B: best rate per B, fit, slope -1, regimes"))
+    plot_steps(plt, runs, best, fit, factor, os.path.join(out, "samples_to_target.png"), "E",
+               "samples to the target", "samples to the target E(B) = B S(B) vs global batch")
+    pngs.append(("samples_to_target.png", "samples to the target vs B"))
+    plot_noise(plt, runs, best, fit, os.path.join(out, "noise_scale.png"))
+    pngs.append(("noise_scale.png", "online noise scale over training vs the fitted B_crit"))
+    if rep:
+        plot_time_split(plt, rep, os.path.join(out, "time_split.png"))
+        pngs.append(("time_split.png", "time split per step (compute, all-reduce wait, data wait)"))
+    if ranks_table:
+        plot_ranks(plt, ranks_table, os.path.join(out, "ranks.png"))
+        pngs.append(("ranks.png", "throughput and scaling efficiency vs ranks at fixed B"))
+    if ttt_table:
+        plot_time_to_target(plt, ttt_table, os.path.join(out, "time_to_target_vs_ranks.png"))
+        pngs.append(("time_to_target_vs_ranks.png", "time to the target vs ranks"))
+    return pngs

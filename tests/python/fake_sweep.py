@@ -34,9 +34,10 @@ def run(out, B, lr, mult, status, steps, noise, P=2):
                           time_compute_s=0.5 * t, time_allreduce_s=0.25 * t,
                           noise_scale=noise * (0.5 + 0.5 * e / epochs), noise_g2=1.0, noise_trace_s=noise))
     s = dict(type="summary", ranks=P, global_batch=B, lr=lr, epochs=epochs, steps=steps, target="test_acc>=0.8")
-    if status == "diverged":
-        s.update(stop_reason="diverged", target_reached=False)
-        lines.append(dict(type="diverged", epoch=epochs, step=steps, lr=lr))
+    if status == "diverged":  # as run_log.cpp writes it: a diverged line, no summary line; summary.json's is short
+        s = dict(type="summary", stop_reason="diverged", ranks=P, global_batch=B, lr=lr, epochs=epochs, steps=steps,
+                 target_reached=False)
+        lines.append(dict(type="diverged", epoch=epochs, step=steps, lr=lr, loss=59.4, grad_norm=1e3, reason="loss"))
     elif status == "reached":
         s.update(stop_reason="target", noise_scale=noise, samples_per_s=N / 0.4, samples=min(steps * B, epochs * N),
                  time_s=0.5 * epochs, test_acc=0.85, target_reached=True, target_epoch=epochs,
@@ -45,7 +46,7 @@ def run(out, B, lr, mult, status, steps, noise, P=2):
         s.update(stop_reason="epochs", noise_scale=noise, samples_per_s=N / 0.4, samples=min(steps * B, epochs * N),
                  time_s=0.5 * epochs, test_acc=0.61, target_reached=False)
     with open(os.path.join(d, "metrics.jsonl"), "w") as f:
-        for line in lines + ([] if status == "unfinished" else [s]):
+        for line in lines + ([] if status in ("unfinished", "diverged") else [s]):
             f.write(json.dumps(line) + "\n")
     if status != "unfinished":
         with open(os.path.join(d, "summary.json"), "w") as f:

@@ -1,7 +1,8 @@
 """The command lines of the study tools: thin scripts/<tool>.py entry points
 and `python3 -m mpitrain_study.<tool>` from scripts/ behave the same; the
 package edits no sys.path; a python3 without numpy re-runs the tools under
-Debian's; bench.py's option errors and its memory bound."""
+Debian's, but importing a module never does (nor prints or exits); bench.py's
+option errors and its memory bound."""
 
 import glob
 import math
@@ -72,6 +73,56 @@ def test_a_python_without_numpy_reruns_under_debians(tmp_path):
     r = run([py, "-m", "mpitrain_study.perf_model", "--bench", str(tmp_path / "absent.json"), "--global-batch", "8"],
             cwd=SCRIPTS, env=env)
     assert one_error_line(r.stderr, "perf_model: error:", "cannot read it"), r.stderr
+
+
+MODULES = ["mpitrain_study"] + sorted(
+    f"mpitrain_study.{os.path.basename(p)[:-3]}" for p in glob.glob(os.path.join(SCRIPTS, "mpitrain_study", "*.py"))
+    if not p.endswith("__init__.py")) + TOOLS  # TOOLS: the entry points scripts/<tool>.py
+DEPENDENCIES = ("numpy", "matplotlib", "torch")
+
+# `python3 -c IMPORT_PROBE REEXEC_SENTINEL MODULE LACKS...` imports MODULE; it
+# exits with 3 (and prints nothing) when that needs one of LACKS, the
+# dependencies this python3 lacks. An import that re-executes the interpreter
+# with its arguments runs `-c REEXEC_SENTINEL`, which says so.
+IMPORT_PROBE = """
+import importlib, os, sys
+env = dict(os.environ)
+try:
+    importlib.import_module(sys.argv[2])
+except ModuleNotFoundError as e:
+    if e.name not in sys.argv[3:]:
+        raise
+    sys.exit(3)
+assert dict(os.environ) == env, "the import changed the environment"
+"""
+REEXEC_SENTINEL = "raise SystemExit('the import re-executed the interpreter')"
+
+
+def interpreters():
+    found = [p for p in ("/usr/bin/python3", python_without_numpy()) if p and os.path.exists(p)]
+    return found or [sys.executable]
+
+
+@pytest.fixture(scope="module", params=interpreters())
+def python(request):
+    """(an interpreter: Debian's, and one without numpy if PATH has one; the dependencies it lacks)"""
+    py = request.param
+    lacks = [m for m in DEPENDENCIES if subprocess.run([py, "-c", f"import {m}"], capture_output=True).returncode]
+    return py, lacks
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_importing_a_module_has_no_side_effect(python, module):
+    # Importing returns normally and prints nothing: no re-run under Debian's
+    # python3 (that re-exec is the command line's, in main()), no exit, no
+    # error line. A module may fail only for a dependency this python3 lacks,
+    # and the tools' own modules need none to import.
+    py, lacks = python
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPITRAIN_") and k != "BENCH_PYTORCH_REEXEC"}
+    r = run([py, "-c", IMPORT_PROBE, REEXEC_SENTINEL, module, *lacks], cwd=SCRIPTS, env=env)
+    assert (r.stdout, r.stderr) == ("", ""), f"{py}: import {module}:\n{r.stdout}{r.stderr}"
+    tool = module.rsplit(".", 1)[-1] in TOOLS
+    assert r.returncode == 0 or (r.returncode == 3 and not tool), f"{py}: import {module}: exit code {r.returncode}"
 
 
 def test_bench_option_errors(tmp_path):

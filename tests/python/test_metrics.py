@@ -6,6 +6,9 @@ import math
 
 from mpitrain_study import formatting, metrics
 
+# A diverged run's metrics.jsonl, as src/train/run_log.cpp writes it: it ends
+# with the diverged line; the summary ({"type": "summary", "stop_reason":
+# "diverged", ...}) goes to summary.json only.
 LINES = [
     dict(type="header", ranks=2, config={"global-batch": "64"}),
     dict(type="step", epoch=1, step=10, loss=1.5),
@@ -13,9 +16,9 @@ LINES = [
     dict(type="epoch", epoch=1, step=20, test_acc=0.6),
     dict(type="step", epoch=2, step=30, loss=0.9),
     dict(type="epoch", epoch=2, step=40, test_acc=0.7),
-    dict(type="diverged", epoch=3, step=41, lr=1.0),
-    dict(type="summary", stop_reason="diverged", steps=41),
+    dict(type="diverged", epoch=3, step=41, lr=1.0, loss=59.4, grad_norm=1e3, reason="loss"),
 ]
+SUMMARY = dict(type="summary", stop_reason="epochs", epochs=2, steps=40)  # a finished run's last line
 
 
 def write_lines(path, lines, tail=""):
@@ -35,9 +38,15 @@ def test_run_metrics_by_type(tmp_path):
     assert [e["step"] for e in m.evals] == [15]
     assert [e["epoch"] for e in m.epochs] == [1, 2]
     assert m.diverged == LINES[6]
-    assert m.summary == LINES[7]
+    assert m.summary is None  # diverged: no summary line
     # The file path works as well as the directory.
     assert metrics.read_metrics(str(tmp_path / "metrics.jsonl")).lines == LINES
+
+
+def test_run_metrics_of_a_finished_run(tmp_path):
+    write_lines(tmp_path / "metrics.jsonl", LINES[:6] + [SUMMARY])
+    m = metrics.read_metrics(str(tmp_path))
+    assert m.summary == SUMMARY and m.diverged is None
 
 
 def test_run_metrics_of_an_unfinished_run(tmp_path):
@@ -64,6 +73,11 @@ def test_read_summary_only_of_finished_runs(tmp_path):
     finished.mkdir()
     (finished / "summary.json").write_text(json.dumps({"stop_reason": "target", "steps": 7}) + "\n")
     assert metrics.read_summary(str(finished)) == {"stop_reason": "target", "steps": 7}
+    diverged = tmp_path / "diverged"  # its summary is in summary.json only
+    diverged.mkdir()
+    write_lines(diverged / "metrics.jsonl", LINES)
+    (diverged / "summary.json").write_text(json.dumps({"type": "summary", "stop_reason": "diverged"}) + "\n")
+    assert metrics.read_summary(str(diverged))["stop_reason"] == "diverged"
     for name, text in (("no-reason", '{"steps": 7}'), ("garbled", '{"stop_reason": "tar'), ("list", "[1, 2]")):
         d = tmp_path / name
         d.mkdir()

@@ -1,5 +1,6 @@
 #include "mpitrain/io/h5.hpp"
 
+#include <cstring>
 #include <filesystem>
 
 #include "mpitrain/core/errors.hpp"
@@ -140,8 +141,51 @@ void replace_attr(hid_t obj, const std::string& name) {
 }
 }  // namespace
 
-std::optional<double> read_attr_double(hid_t obj, const std::string& name) {
+namespace {
+
+// Text longer than this in one attribute is refused before it is allocated
+// (the longest mpitrain writes, a run's config, is a few KB).
+constexpr size_t kMaxAttrTextBytes = 16u << 20;
+
+// The file an object lives in, for messages.
+std::string file_of(hid_t obj) {
+  const ssize_t n = H5Fget_name(obj, nullptr, 0);
+  if (n <= 0) return "?";
+  std::string name(static_cast<size_t>(n) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<size_t>(n));
+  return name;
+}
+
+// Opens attribute `name` after checking it holds exactly one value of the
+// expected type class (a scalar, or an array of one element): anything else
+// is a file mpitrain did not write that way, refused before any copy.
+Handle open_single_attr(hid_t obj, const std::string& name, bool want_string) {
   Handle a = open_attr(obj, name);
+  if (!a.valid()) return a;
+  const std::string where = "attribute '" + name + "' of '" + file_of(obj) + "'";
+  const std::string fix = ": the file was not written by mpitrain or was altered; re-create it or restore a copy";
+  const std::string expected = want_string ? "one text" : "one number";
+  Handle space(check_id(H5Aget_space(a.get()), "H5Aget_space", where), H5Sclose);
+  const hssize_t points = H5Sget_simple_extent_npoints(space.get());
+  if (points != 1)
+    throw UserError(where + " holds " + std::to_string(points) + " values, expected " + expected + fix);
+  Handle type(check_id(H5Aget_type(a.get()), "H5Aget_type", where), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type.get());
+  const bool is_string = cls == H5T_STRING, is_number = cls == H5T_INTEGER || cls == H5T_FLOAT;
+  if (want_string ? !is_string : !is_number)
+    throw UserError(where + " is " + (is_string ? "text" : is_number ? "a number" : "of another type") +
+                    ", expected " + expected + fix);
+  if (want_string && H5Tis_variable_str(type.get()) <= 0 && H5Tget_size(type.get()) > kMaxAttrTextBytes)
+    throw UserError(where + " declares " + std::to_string(H5Tget_size(type.get())) + " bytes of text, more than " +
+                    std::to_string(kMaxAttrTextBytes) + fix);
+  return a;
+}
+
+}  // namespace
+
+std::optional<double> read_attr_double(hid_t obj, const std::string& name) {
+  Handle a = open_single_attr(obj, name, false);
   if (!a.valid()) return std::nullopt;
   double v = 0;
   check(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), "H5Aread", "attribute " + name);
@@ -149,7 +193,7 @@ std::optional<double> read_attr_double(hid_t obj, const std::string& name) {
 }
 
 std::optional<long long> read_attr_int(hid_t obj, const std::string& name) {
-  Handle a = open_attr(obj, name);
+  Handle a = open_single_attr(obj, name, false);
   if (!a.valid()) return std::nullopt;
   long long v = 0;
   check(H5Aread(a.get(), H5T_NATIVE_LLONG, &v), "H5Aread", "attribute " + name);
@@ -157,16 +201,15 @@ std::optional<long long> read_attr_int(hid_t obj, const std::string& name) {
 }
 
 std::optional<std::string> read_attr_string(hid_t obj, const std::string& name) {
-  Handle a = open_attr(obj, name);
+  Handle a = open_single_attr(obj, name, true);
   if (!a.valid()) return std::nullopt;
   Handle ftype(check_id(H5Aget_type(a.get()), "H5Aget_type", name), H5Tclose);
-  if (H5Tget_class(ftype.get()) != H5T_STRING) return std::nullopt;
   if (H5Tis_variable_str(ftype.get()) > 0) {
     Handle mtype(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mtype.get(), H5T_VARIABLE);
     char* s = nullptr;
     check(H5Aread(a.get(), mtype.get(), &s), "H5Aread", "attribute " + name);
-    std::string out = s ? s : "";
+    std::string out = s ? std::string(s, strnlen(s, kMaxAttrTextBytes)) : "";
     H5free_memory(s);
     return out;
   }

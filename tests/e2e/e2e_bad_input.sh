@@ -10,7 +10,7 @@ e2e_init "$@"
 
 ROWS=512  # train rows of the generated files (test: ROWS/4); 16 features, 4 classes
 for kind in good no-train-x row-mismatch bad-label negative-label no-num-classes x-float64 test-width \
-  empty-train zero-std; do
+  empty-train zero-std scale-array classes-array scale-text; do
   "$MAKE_DS" "$kind" "$WORK/$kind.h5" "$ROWS" 16 || { echo "FATAL: make_test_dataset $kind failed"; exit 1; }
 done
 echo "this is a text file, not HDF5" >"$WORK/notes.txt"
@@ -53,6 +53,13 @@ bad_case bad-label "label >= num_classes" "row 511 has label 4, outside [0, num_
   --data "$WORK/bad-label.h5" "${M[@]}"
 bad_case negative-label "negative label" "row 0 has label -1, outside [0, num_classes=4)" \
   --data "$WORK/negative-label.h5" "${M[@]}"
+# Crafted attributes (issue 17): these crashed the reader with exit 139 before.
+bad_case scale-array "/train/x scale is an array of 4096" "attribute 'scale' of '$WORK/scale-array.h5' holds 4096 values, expected one number" \
+  --data "$WORK/scale-array.h5" "${M[@]}"
+bad_case classes-array "num_classes is an array of 4096" "attribute 'num_classes' of '$WORK/classes-array.h5' holds 4096 values" \
+  --data "$WORK/classes-array.h5" "${M[@]}"
+bad_case scale-text "/train/x scale is text" "attribute 'scale' of '$WORK/scale-text.h5' is text, expected one number" \
+  --data "$WORK/scale-text.h5" "${M[@]}"
 bad_case input-width "model input width does not match the data" "make the first number of --model 16" \
   --data "$GOOD" --model 15-32-4 --epochs 1 --global-batch 64
 bad_case output-width "model output width does not match num_classes" "make the last number of --model 4" \

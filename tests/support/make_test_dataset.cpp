@@ -151,6 +151,17 @@ int usage() {
   return 2;
 }
 
+// Replaces a one-value numeric attribute by an array of 4096 of them.
+void replace_attr_with_array(hid_t obj, const char* name) {
+  check(H5Adelete(obj, name), "H5Adelete");
+  const hsize_t n = 4096;
+  h5::Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  h5::Handle a(H5Acreate2(obj, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid()) throw std::runtime_error("H5Acreate2 failed");
+  const std::vector<double> v(n, 3.0);
+  check(H5Awrite(a.get(), H5T_NATIVE_DOUBLE, v.data()), "H5Awrite");
+}
+
 int run(int argc, char** argv) {
   if (argc < 3 || argc > 5) return usage();
   const std::string kind = argv[1], out = argv[2];
@@ -180,7 +191,8 @@ int run(int argc, char** argv) {
   }
   const bool known = kind == "good" || kind == "no-train-x" || kind == "row-mismatch" || kind == "bad-label" ||
                      kind == "negative-label" || kind == "no-num-classes" || kind == "x-float64" ||
-                     kind == "test-width" || kind == "zero-std";
+                     kind == "test-width" || kind == "zero-std" || kind == "scale-array" ||
+                     kind == "classes-array" || kind == "scale-text";
   if (!known) {
     std::fprintf(stderr, "make_test_dataset: unknown KIND '%s'\n", kind.c_str());
     return usage();
@@ -214,6 +226,15 @@ int run(int argc, char** argv) {
   } else if (kind == "zero-std") {
     h5::Handle x(H5Dopen2(f, "/train/x", H5P_DEFAULT), H5Dclose);
     h5::write_attr_double(x.get(), "std", 0.0);
+  } else if (kind == "scale-array") {  // issue 17: crashed the reader (one double's buffer)
+    h5::Handle x(H5Dopen2(f, "/train/x", H5P_DEFAULT), H5Dclose);
+    replace_attr_with_array(x.get(), "scale");
+  } else if (kind == "classes-array") {
+    replace_attr_with_array(f, "num_classes");
+  } else if (kind == "scale-text") {
+    h5::Handle x(H5Dopen2(f, "/train/x", H5P_DEFAULT), H5Dclose);
+    check(H5Adelete(x.get(), "scale"), "H5Adelete");
+    h5::write_attr_string(x.get(), "scale", "1/255");
   }
   check(H5Fflush(f, H5F_SCOPE_GLOBAL), "H5Fflush");
   return 0;

@@ -241,6 +241,37 @@ TEST_F(CheckpointTest, ValuesRewrittenWithoutTheChecksumAreRefused) {
   EXPECT_NO_THROW(read(path));  // the original is intact
 }
 
+// Issue 17: scalar attributes replaced by arrays of 4096 elements, and string
+// attributes by arrays of long strings, crashed --resume (the reader copied
+// them into a buffer sized for one value). Each is now refused by name.
+TEST_F(CheckpointTest, AttributesOfTheWrongShapeAreRefusedNotCopied) {
+  const std::string path = write("ckpt-e0001.h5");
+  auto replace_with_array = [](const char* group, const char* name, hid_t type, size_t elem_bytes, hsize_t n) {
+    return [=](hid_t f) {
+      h5::Handle g(H5Oopen(f, group, H5P_DEFAULT), H5Oclose);
+      ASSERT_GE(H5Adelete(g.get(), name), 0);
+      h5::Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+      h5::Handle a(H5Acreate2(g.get(), name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+      ASSERT_TRUE(a.valid());
+      std::vector<char> bytes(n * elem_bytes, 'x');
+      ASSERT_GE(H5Awrite(a.get(), type, bytes.data()), 0);
+    };
+  };
+  h5::Handle long_text(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(long_text.get(), 100);  // 512 x 100 bytes: within the compact attribute limit
+  for (const char* name : {"global_step", "previous_lr"})
+    EXPECT_REFUSED(read(altered_copy(path, replace_with_array("/progress", name, H5T_NATIVE_LLONG, 8, 4096))),
+                   std::string("attribute '") + name + "'");
+  EXPECT_REFUSED(read(altered_copy(path, replace_with_array("/", "world_size", H5T_NATIVE_LLONG, 8, 4096))),
+                 "attribute 'world_size'");
+  for (const char* name : {"config", "last_metrics"}) {
+    const std::string bad = altered_copy(path, replace_with_array("/", name, long_text.get(), 100, 512));
+    EXPECT_REFUSED(read(bad), std::string("attribute '") + name + "'");
+    EXPECT_REFUSED(read_checkpoint_meta(bad), "holds 512 values, expected one text");
+  }
+  EXPECT_NO_THROW(read(path));  // the original is intact
+}
+
 TEST_F(CheckpointTest, TruncatedFileIsRefused) {
   const std::string path = write("ckpt-e0001.h5");
   fs::resize_file(path, fs::file_size(path) / 2);

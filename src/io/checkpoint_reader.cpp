@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/io/checkpoint_file.hpp"
@@ -19,10 +20,26 @@ using namespace checkpoint_fields;
 }  // namespace
 
 std::string latest_checkpoint(const std::string& dir) {
-  std::ifstream in(fs::path(dir) / "latest");
-  std::string name;
-  if (!(in >> name)) return "";
-  return (fs::path(dir) / name).string();
+  const fs::path latest = fs::path(dir) / "latest";
+  const std::string fix = ": it must be the one-line pointer mpitrain writes; remove it, or resume from a named "
+                          "checkpoint with --resume FILE";
+  std::error_code ec;
+  const fs::file_status st = fs::status(latest, ec);  // stat only: a FIFO is never opened
+  if (!fs::exists(st)) return "";
+  if (!fs::is_regular_file(st)) throw UserError("'" + latest.string() + "' is not a regular file" + fix);
+  if (fs::file_size(latest, ec) > 4096) throw UserError("'" + latest.string() + "' is too long for a pointer" + fix);
+  std::ifstream in(latest, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) throw UserError("'" + latest.string() + "' is empty" + fix);
+  const bool plain_name = text.find_first_of("/\\") == std::string::npos && text != "." && text != ".." &&
+                          printable(text, text.size()) == text && text.find(' ') == std::string::npos;
+  if (!plain_name)
+    throw UserError("'" + latest.string() + "' holds '" + printable(text) + "', not the name of a file in " + dir + fix);
+  const fs::path target = fs::path(dir) / text;
+  if (!fs::is_regular_file(fs::status(target, ec)))
+    throw UserError("'" + latest.string() + "' names '" + text + "', which is not a regular file in " + dir + fix);
+  return target.string();
 }
 
 namespace {
@@ -54,6 +71,8 @@ void read_array(hid_t file, const std::string& dset, const ParamView& v, float* 
 h5::Handle open_checkpoint(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError("checkpoint '" + path + "' does not exist");
+  if (!fs::is_regular_file(fs::status(path, ec)))  // stat only: a FIFO or device is never opened
+    throw UserError("checkpoint '" + path + "' is not a regular file: pass a checkpoint file (ckpt-*.h5)");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw UserError("checkpoint '" + path + "' is not an HDF5 file (truncated or corrupted?)");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -1,11 +1,11 @@
 #include "mpitrain/train/run_plan.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+
+#include <unistd.h>
 
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/rng.hpp"
@@ -37,6 +37,32 @@ void check_run_dir(const Config& c) {
     throw UserError("--run-dir '" + c.log.run_dir + "' exists and is not a directory: choose a new path");
   if (fs::exists(fs::path(c.log.run_dir) / "metrics.jsonl", ec) || fs::exists(fs::path(c.log.run_dir) / "config.ini", ec))
     throw UserError("--run-dir '" + c.log.run_dir + "' already holds a run: choose a new directory");
+}
+
+// Where rank 0 will write (checkpoints, metrics) must be writable: found
+// now, not after the first epoch. A path that does not exist yet is checked
+// at its nearest existing parent, which must be a writable directory.
+void check_writable_dir(const std::string& dir, const std::string& option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path at = fs::absolute(dir, ec);
+  while (!at.empty() && !fs::exists(fs::status(at, ec)) && at.has_parent_path() && at.parent_path() != at)
+    at = at.parent_path();
+  if (!fs::is_directory(fs::status(at, ec)))
+    throw UserError(option + " '" + dir + "': '" + at.string() + "' is not a directory: choose a directory path");
+  if (access(at.c_str(), W_OK | X_OK) != 0)
+    throw UserError(option + " '" + dir + "': '" + at.string() + "' is not writable: choose a writable directory");
+}
+
+void check_output_paths(const Config& c) {
+  if (!c.checkpoint_path().empty())
+    check_writable_dir(c.checkpoint_path(), c.checkpoint.dir.empty() ? "--run-dir" : "--checkpoint-dir");
+  const std::string metrics = c.log.metrics_path();
+  if (!metrics.empty() && c.log.run_dir.empty()) {
+    const auto parent = std::filesystem::path(metrics).parent_path();
+    check_writable_dir(parent.empty() ? "." : parent.string(), "--metrics");
+  }
+  if (!c.log.run_dir.empty()) check_writable_dir(c.log.run_dir, "--run-dir");
 }
 
 void check_model_fits_data(const Config& c, const DatasetFile& data) {
@@ -100,6 +126,16 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
                       std::to_string(p.train_count) + " rows): choose at most " + std::to_string(p.train_count));
     max_shard = std::max(max_shard, max_shard_rows(phase.global_batch, comm.size()));
   }
+  // The step counter and the schedule's positions must stay exact: at most
+  // 2^53 steps (doubles count them exactly), far beyond any real run.
+  long long most_steps = 1;
+  for (const auto& phase : p.phases)
+    most_steps = std::max(most_steps, steps_per_epoch(p.train_count, phase.global_batch, false));
+  constexpr long long kMaxSteps = 1LL << 53;
+  if (c.epochs > kMaxSteps / most_steps)
+    throw UserError("--epochs " + std::to_string(c.epochs) + " at " + std::to_string(most_steps) +
+                    " steps per epoch is more than 2^53 steps: choose at most " + std::to_string(kMaxSteps / most_steps) +
+                    " epochs");
   p.capacity = static_cast<int>(c.micro_batch > 0 ? std::min(c.micro_batch, max_shard)
                                                   : std::max<long long>(max_shard, kMinEvalRows));
   p.schedule = std::make_unique<LrSchedule>(c.schedule, p.phases, p.train_count, c.drop_last);
@@ -119,6 +155,7 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
   if (c.stop.early_stop_patience > 0) needs(c.stop.early_stop_metric, "--early-stop-metric");
   check_run_dir(c);
   check_metrics_path(c);
+  if (comm.rank() == 0) check_output_paths(c);  // rank 0 is the one that writes
   return p;
 }
 

@@ -60,6 +60,12 @@ bad_case classes-array "num_classes is an array of 4096" "attribute 'num_classes
   --data "$WORK/classes-array.h5" "${M[@]}"
 bad_case scale-text "/train/x scale is text" "attribute 'scale' of '$WORK/scale-text.h5' is text, expected one number" \
   --data "$WORK/scale-text.h5" "${M[@]}"
+bad_case epochs-overflow "--epochs beyond 2^53 steps (ran with no end before)" "is more than 2^53 steps: choose at most" \
+  --data "$GOOD" --model 16-32-4 --epochs 9223372036854775807 --global-batch 64
+touch "$WORK/a-file"
+bad_case checkpoint-dir-file "--checkpoint-dir naming a file (trained an epoch, then MPI_ABORT before)" \
+  "--checkpoint-dir '$WORK/a-file': '$WORK/a-file' is not a directory" \
+  --data "$GOOD" "${M[@]}" --checkpoint-dir "$WORK/a-file"
 bad_case input-width "model input width does not match the data" "make the first number of --model 16" \
   --data "$GOOD" --model 15-32-4 --epochs 1 --global-batch 64
 bad_case output-width "model output width does not match num_classes" "make the last number of --model 4" \

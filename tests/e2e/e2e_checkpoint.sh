@@ -163,6 +163,20 @@ refuse r-not-hdf5 "is not an HDF5 file" "${D[@]}" --resume "$WORK/text.h5"
 refuse r-not-ckpt "is not an mpitrain checkpoint" "${D[@]}" --resume "$WORK/good.h5"
 mkdir -p "$(run_dir r-empty-dir)/ck"
 refuse r-empty-dir "--resume: no checkpoint in '$WORK/runs/r-empty-dir/ck'" "${D[@]}" --resume
+# A `latest` that is not mpitrain's one-line pointer (issue 17): a FIFO blocked
+# --resume forever; empty, a directory or binary were reported as missing or
+# echoed raw. Each is now one line that describes it.
+for id in r-latest-fifo r-latest-empty r-latest-dir r-latest-binary r-resume-fifo; do mkdir -p "$(run_dir "$id")/ck"; done
+mkfifo "$WORK/runs/r-latest-fifo/ck/latest"
+: >"$WORK/runs/r-latest-empty/ck/latest"
+mkdir "$WORK/runs/r-latest-dir/ck/latest"
+printf 'ckpt\001\002\n\000zz' >"$WORK/runs/r-latest-binary/ck/latest"
+mkfifo "$WORK/runs/r-resume-fifo/ck/pipe.h5"
+refuse r-latest-fifo "/r-latest-fifo/ck/latest' is not a regular file" "${D[@]}" --resume
+refuse r-latest-empty "/r-latest-empty/ck/latest' is empty" "${D[@]}" --resume
+refuse r-latest-dir "/r-latest-dir/ck/latest' is not a regular file" "${D[@]}" --resume
+refuse r-latest-binary "holds 'ckpt\x01\x02\x0a\x00zz', not the name of a file" "${D[@]}" --resume
+refuse r-resume-fifo "pipe.h5' is not a regular file" "${D[@]}" --resume "$WORK/runs/r-resume-fifo/ck/pipe.h5"
 bg_wait
 
 # ---------------------------------------------------------------------------
@@ -365,7 +379,8 @@ expect_epochs_run "2 3 4"
 expect_same_state "$KILL/ck/final.h5" "$REF_FINAL"
 
 # ---------------------------------------------------------------------------
-for id in r-missing r-not-hdf5 r-not-ckpt r-empty-dir r-checksum r-truncated r-no-field r-model r-data r-batch \
+for id in r-missing r-not-hdf5 r-not-ckpt r-empty-dir r-latest-fifo r-latest-empty r-latest-dir r-latest-binary \
+  r-resume-fifo r-checksum r-truncated r-no-field r-model r-data r-batch \
   r-seed r-schedule r-drop-last r-val-fraction r-optimizer; do
   phrase=$(cat "$WORK/runs/$id/phrase")
   begin_case "refused checkpoint ($id): '$phrase'"

@@ -30,4 +30,9 @@ inline constexpr int kExitSystemError = 3;
 // Narrow a count to int for MPI/BLAS, throwing instead of wrapping.
 int checked_int(long long value, const char* what);
 
+// Text read from a file, made safe to put into a one-line message: bytes
+// outside printable ASCII become \xNN (so binary, NUL and newlines never
+// reach the terminal raw), and at most `max_chars` are kept ("..." after).
+std::string printable(const std::string& text, size_t max_chars = 80);
+
 }  // namespace mpitrain

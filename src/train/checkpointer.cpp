@@ -27,6 +27,12 @@ void check_fits(const CheckpointMeta& now, const CheckpointMeta& then, const std
   const auto now_options = parse_ini_entries(now.config_ini);
   for (const char* key : kTrajectoryOptions) {
     const auto a = then_options.find(key), b = now_options.find(key);
+    // Every mpitrain checkpoint records all of them: one that does not was
+    // altered (its config is not covered by the checksum), and resuming it
+    // could silently change the run.
+    if (a == then_options.end() && b != now_options.end())
+      throw UserError("checkpoint '" + path + "' does not record --" + key +
+                      " in its config: it was altered or is not an mpitrain checkpoint; resume from another one");
     if (a != then_options.end() && b != now_options.end() && a->second != b->second)
       throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + a->second + "', this run has '" +
                       b->second + "': resume with the same --" + key + " (it decides the sample order and state)");

@@ -289,10 +289,16 @@ nofield = bytearray(data)
 i = data.find(b"world_size\0")
 nofield[i + 9] = ord("X")
 open(f"{work}/nofield.h5", "wb").write(nofield)
+# The recorded config is not covered by the checksum: comment out its seed
+# line (same length), as someone wanting to resume under another --seed would.
+assert data.count(b"\nseed = ") == 1
+open(f"{work}/noseed.h5", "wb").write(data.replace(b"\nseed = ", b"\n#eed = "))
 PY
 refuse r-checksum "fails its checksum" "${D[@]}" --resume "$WORK/flipped.h5"
 refuse r-truncated "truncated or corrupted" "${D[@]}" --resume "$WORK/truncated.h5"
 refuse r-no-field "is missing the field 'world_size'" "${D[@]}" --resume "$WORK/nofield.h5"
+refuse r-config-altered "does not record --seed in its config: it was altered" "${D[@]}" --seed 2 \
+  --resume "$WORK/noseed.h5"
 CK="$SRC/ckpt-e0002.h5"
 # A run that differs from the checkpoint is told which option to change:
 # a different model is named as one (not as a shape mismatch of one tensor),
@@ -380,7 +386,7 @@ expect_same_state "$KILL/ck/final.h5" "$REF_FINAL"
 
 # ---------------------------------------------------------------------------
 for id in r-missing r-not-hdf5 r-not-ckpt r-empty-dir r-latest-fifo r-latest-empty r-latest-dir r-latest-binary \
-  r-resume-fifo r-checksum r-truncated r-no-field r-model r-data r-batch \
+  r-resume-fifo r-config-altered r-checksum r-truncated r-no-field r-model r-data r-batch \
   r-seed r-schedule r-drop-last r-val-fraction r-optimizer; do
   phrase=$(cat "$WORK/runs/$id/phrase")
   begin_case "refused checkpoint ($id): '$phrase'"

@@ -68,4 +68,14 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& o, const Arena
   throw std::logic_error("make_optimizer: unknown OptimizerKind");
 }
 
+int optimizer_state_buffers(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kSgd:
+    case OptimizerKind::kLars: return 1;
+    case OptimizerKind::kAdamW:
+    case OptimizerKind::kLamb: return 2;
+  }
+  return 2;
+}
+
 }  // namespace mpitrain

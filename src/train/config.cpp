@@ -125,6 +125,7 @@ void validate(Config& c) {
           "--noise-ema-decay must be in [0, 1)");
   require(c.log.every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
   require(c.threads >= 0, "--threads must be >= 0 (0 chooses automatically)");
+  require(std::isfinite(c.max_memory_mb) && c.max_memory_mb >= 0, "--max-memory-mb must be >= 0 (0: the node's memory)");
   require(c.step.bucket_bytes >= 0, "--bucket-bytes must be >= 0 (0: one all-reduce after backward)");
   require(c.step.overlap == "auto" || c.step.overlap == "on" || c.step.overlap == "off",
           "--overlap must be auto, on or off (got '" + c.step.overlap + "')");
@@ -256,6 +257,8 @@ void declare_output_options(OptionTable& t, Config& c) {
   t.add("stall-timeout-s", &c.stall_timeout_s, "abort the job when a rank makes no progress for this long (0: off)");
   t.add("metrics-every-steps", &c.log.every_steps, "also write a step line every N steps (0: none)");
   t.add("threads", &c.threads, "BLAS threads per rank (0: SLURM_CPUS_PER_TASK or cores per node / ranks per node)");
+  t.add("max-memory-mb", &c.max_memory_mb,
+        "most memory one rank may plan to use, checked before training (0: the node's memory / its ranks)");
   t.add("bucket-bytes", &c.step.bucket_bytes,
         "gradient all-reduce bucket size in bytes, started during backward (0: one all-reduce after backward)");
   t.add("overlap", &c.step.overlap,

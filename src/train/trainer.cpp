@@ -18,6 +18,7 @@
 #include "mpitrain/train/batch_source.hpp"
 #include "mpitrain/train/checkpointer.hpp"
 #include "mpitrain/train/evaluation.hpp"
+#include "mpitrain/train/memory_plan.hpp"
 #include "mpitrain/train/noise_scale.hpp"
 #include "mpitrain/train/progress.hpp"
 #include "mpitrain/train/run_log.hpp"
@@ -94,6 +95,19 @@ RunPlan Training::checked_plan(const Config& c, const Comm& comm) {
   return plan;
 }
 
+// Threads per rank (before the first BLAS call), then the check that this
+// rank's buffers fit in its share of the node, before any is allocated.
+Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
+  const Placement place = configure_threads(comm, c.threads);
+  comm.collective_check([&] {
+    const MemoryPlan need = plan_rank_memory(parse_model_spec(c.model), plan.capacity,
+                                             optimizer_state_buffers(c.optim.kind),
+                                             plan.data->split("train").y_width, c.step.prefetch);
+    check_rank_memory(need, place.ranks_on_node, c.max_memory_mb);
+  });
+  return place;
+}
+
 // Without overlap, one all-reduce after backward (bucket size 0) is the cheapest.
 long long bucket_bytes(const StepOptions& o, const Placement& p) {
   const bool overlap = overlap_enabled(o.overlap, p.node_count, p.ranks_on_node, p.threads_per_rank, p.cores_on_node);
@@ -110,7 +124,7 @@ Training::Training(const Config& c, const Comm& comm)
       root_(comm.rank() == 0),
       watchdog_(comm.rank(), c.stall_timeout_s),
       plan_(checked_plan(c, comm)),
-      place_(configure_threads(comm, c.threads)),
+      place_(placed(c, comm, plan_)),
       num_classes_(plan_.data->num_classes()),
       model_(c.model, c.activation, plan_.capacity),
       step_(model_, comm, num_classes_, bucket_bytes(c.step, place_)),

@@ -66,6 +66,10 @@ touch "$WORK/a-file"
 bad_case checkpoint-dir-file "--checkpoint-dir naming a file (trained an epoch, then MPI_ABORT before)" \
   "--checkpoint-dir '$WORK/a-file': '$WORK/a-file' is not a directory" \
   --data "$GOOD" "${M[@]}" --checkpoint-dir "$WORK/a-file"
+bad_case too-much-memory "a model that needs more memory than a rank may use (std::bad_alloc, exit 3, before)" \
+  "each rank needs at least 332.5 MB (parameters and gradients 16.8 MB" --data "$GOOD" --model 16-100000-4 --epochs 1 --global-batch 128 \
+  --max-memory-mb 100
+bad_case max-memory-negative "--max-memory-mb -1" "--max-memory-mb must be >= 0" --data "$GOOD" "${M[@]}" --max-memory-mb -1
 bad_case input-width "model input width does not match the data" "make the first number of --model 16" \
   --data "$GOOD" --model 15-32-4 --epochs 1 --global-batch 64
 bad_case output-width "model output width does not match num_classes" "make the last number of --model 4" \

@@ -56,5 +56,8 @@ class Optimizer {
 void check_optimizer_options(const OptimizerOptions& options);
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerOptions& options, const Arena& arena);
+// How many arena-sized state buffers the optimizer keeps (for the memory
+// plan before anything is allocated): SGD and LARS 1, AdamW and LAMB 2.
+int optimizer_state_buffers(OptimizerKind kind);
 
 }  // namespace mpitrain

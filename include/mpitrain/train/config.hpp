@@ -49,6 +49,7 @@ struct Config {
   double noise_ema_decay = 0.99;   // EMA decay of the gradient-noise-scale estimates
   double stall_timeout_s = 600;    // watchdog: abort when a rank makes no progress this long (0: off)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
+  double max_memory_mb = 0;        // per rank; 0: the node's memory / its ranks
 
   std::vector<std::pair<std::string, std::string>> entries;  // name -> value text
 

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 
 #include "mpitrain/core/errors.hpp"
@@ -302,7 +303,12 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
       if (!in || std::filesystem::is_directory(path, ec))
         throw UserError("cannot read config file '" + path + "': check the path given to --config");
       where = "in config file '" + path + "': ";
-      po::store(po::parse_config_file(in, desc), vm);
+      // Editors on some systems start UTF-8 files with a byte-order mark,
+      // which would otherwise become part of the first option's name.
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);
+      std::istringstream config_text(text);
+      po::store(po::parse_config_file(config_text, desc), vm);
     }
     po::notify(vm);
   } catch (const po::invalid_option_value& e) {

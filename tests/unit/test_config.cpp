@@ -299,3 +299,12 @@ TEST(ConfigIni, ParseIniEntriesRejectsGarbage) {
     }
   }
 }
+
+// Issue 17: a UTF-8 byte-order mark at the start of a config file became part
+// of the first option's name ("unrecognised option '\xEF\xBB\xBFmodel'").
+TEST(Config, IniFileWithAByteOrderMarkReadsLikeWithout) {
+  TempIni ini("\xEF\xBB\xBFglobal-batch = 64\nlr = 0.2\n");
+  const Config c = parse_train_args({"--config", ini.path()}).config;
+  EXPECT_EQ(c.global_batch, 64);
+  EXPECT_DOUBLE_EQ(c.schedule.base_lr, 0.2);
+}

@@ -266,9 +266,17 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
   h5::check(H5Sselect_hyperslab(x_mem_.get(), H5S_SELECT_SET, mstart, nullptr, mcount, nullptr),
             "H5Sselect_hyperslab", context_);
   const bool u8 = info_.x_type == h5::ElemType::kUint8;
-  h5::check(H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, x_mem_.get(), x_space_.get(), H5P_DEFAULT,
-                    u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())),
-            "H5Dread", x_context_);
+  // A chunk that fails its checksum or filter (or a truncated file) is damaged
+  // data, not a bug: say which rows and what to do.
+  const auto damaged = [&](const std::string& what) {
+    const std::string which = rows == 1 ? "row " + std::to_string(file_row)
+                                        : "rows " + std::to_string(file_row) + "-" + std::to_string(file_row + rows - 1);
+    return SystemError("reading " + which + " of " + what + " failed: the data is damaged (a chunk fails its checksum or filter, or the file is "
+                       "truncated); re-create the file with 'mpitrain convert' or restore a copy");
+  };
+  if (H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, x_mem_.get(), x_space_.get(), H5P_DEFAULT,
+              u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())) < 0)
+    throw damaged(x_context_);
 
   for (int d = 1; d < y_rank_; ++d) count[d] = y_dims_[d];
   h5::check(H5Sselect_hyperslab(y_space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr),
@@ -276,12 +284,11 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
   mcount[1] = static_cast<hsize_t>(info_.y_width);
   h5::check(H5Sselect_hyperslab(y_mem_.get(), H5S_SELECT_SET, mstart, nullptr, mcount, nullptr),
             "H5Sselect_hyperslab", context_);
-  if (info_.y_width == 0)
-    h5::check(H5Dread(y_.get(), H5T_NATIVE_INT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data()),
-              "H5Dread", y_context_);
-  else
-    h5::check(H5Dread(y_.get(), H5T_NATIVE_FLOAT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_y_f32_.data()),
-              "H5Dread", y_context_);
+  const herr_t y_read =
+      info_.y_width == 0
+          ? H5Dread(y_.get(), H5T_NATIVE_INT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data())
+          : H5Dread(y_.get(), H5T_NATIVE_FLOAT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_y_f32_.data());
+  if (y_read < 0) throw damaged(y_context_);
 }
 
 void SplitReader::read_rows(std::span<const std::int64_t> rows, float* x, int* labels, float* targets) {

@@ -168,4 +168,13 @@ expect_py \
   "[d['samples'] for d in E] == [448, 896, 1344]" \
   "E[-1]['test_acc'] > 0.75"
 
+# ---------------------------------------------------------------------------
+begin_case "a damaged data chunk (Fletcher-32 fails) names the file, the rows and what to do"
+"$MAKE_DS" corrupt-chunk "$WORK/corrupt-chunk.h5" 512 16 || fail "make_test_dataset corrupt-chunk failed"
+mpi_run 2 60 "$MPITRAIN" train --data "$WORK/corrupt-chunk.h5" --model 16-32-4 --epochs 1 --global-batch 64 \
+  --progress none
+expect_rc 3
+expect_stderr "of $WORK/corrupt-chunk.h5:/train/x failed: the data is damaged"
+expect_stderr "re-create the file with 'mpitrain convert' or restore a copy"
+
 e2e_finish

@@ -151,6 +151,43 @@ int usage() {
   return 2;
 }
 
+// /train/x again, chunked by 64 rows with a Fletcher-32 checksum per chunk.
+void rewrite_x_with_checksums(hid_t f, hsize_t rows, hsize_t features) {
+  remove_link(f, "/train/x");
+  const hsize_t dims[2] = {rows, features}, chunk[2] = {64, features};
+  h5::Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+  h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), 2, chunk), "H5Pset_chunk");
+  check(H5Pset_fletcher32(dcpl.get()), "H5Pset_fletcher32");
+  h5::Handle d(H5Dcreate2(f, "/train/x", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+               H5Dclose);
+  if (!d.valid()) throw std::runtime_error("H5Dcreate2 failed");
+  const std::vector<std::uint8_t> x(rows * features, 128);
+  check(H5Dwrite(d.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data()), "H5Dwrite");
+  h5::write_attr_double(d.get(), "scale", 1.0 / 255.0);
+}
+
+// Flips one byte inside the stored second chunk of /train/x (rows 64-127).
+void damage_second_chunk(const std::string& path) {
+  haddr_t offset = 0;
+  hsize_t size = 0;
+  {
+    h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    h5::Handle d(H5Dopen2(file.get(), "/train/x", H5P_DEFAULT), H5Dclose);
+    hsize_t coords[2];
+    unsigned mask = 0;
+    h5::Handle space(H5Dget_space(d.get()), H5Sclose);
+    check(H5Dget_chunk_info(d.get(), space.get(), 1, coords, &mask, &offset, &size), "H5Dget_chunk_info");
+  }
+  std::FILE* fp = std::fopen(path.c_str(), "r+b");
+  if (!fp || std::fseek(fp, static_cast<long>(offset + size / 2), SEEK_SET) != 0)
+    throw std::runtime_error("cannot seek in " + path);
+  const int c = std::fgetc(fp);
+  std::fseek(fp, static_cast<long>(offset + size / 2), SEEK_SET);
+  std::fputc(c ^ 0xFF, fp);
+  std::fclose(fp);
+}
+
 // Replaces a one-value numeric attribute by an array of 4096 of them.
 void replace_attr_with_array(hid_t obj, const char* name) {
   check(H5Adelete(obj, name), "H5Adelete");
@@ -192,7 +229,7 @@ int run(int argc, char** argv) {
   const bool known = kind == "good" || kind == "no-train-x" || kind == "row-mismatch" || kind == "bad-label" ||
                      kind == "negative-label" || kind == "no-num-classes" || kind == "x-float64" ||
                      kind == "test-width" || kind == "zero-std" || kind == "scale-array" ||
-                     kind == "classes-array" || kind == "scale-text";
+                     kind == "classes-array" || kind == "scale-text" || kind == "corrupt-chunk";
   if (!known) {
     std::fprintf(stderr, "make_test_dataset: unknown KIND '%s'\n", kind.c_str());
     return usage();
@@ -231,12 +268,18 @@ int run(int argc, char** argv) {
     replace_attr_with_array(x.get(), "scale");
   } else if (kind == "classes-array") {
     replace_attr_with_array(f, "num_classes");
+  } else if (kind == "corrupt-chunk") {  // /train/x checksummed (Fletcher-32) per chunk, one chunk damaged below
+    rewrite_x_with_checksums(f, rows, static_cast<hsize_t>(features));
   } else if (kind == "scale-text") {
     h5::Handle x(H5Dopen2(f, "/train/x", H5P_DEFAULT), H5Dclose);
     check(H5Adelete(x.get(), "scale"), "H5Adelete");
     h5::write_attr_string(x.get(), "scale", "1/255");
   }
   check(H5Fflush(f, H5F_SCOPE_GLOBAL), "H5Fflush");
+  if (kind == "corrupt-chunk") {
+    file = h5::Handle();
+    damage_second_chunk(out);
+  }
   return 0;
 }
 

@@ -33,4 +33,25 @@ EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, co
   return r;
 }
 
+RunEvaluation::RunEvaluation(const DatasetFile& data, const std::string& val_split,
+                             std::span<const std::int64_t> val_rows, bool test, int capacity_rows)
+    : val_rows_(val_rows), targets_(capacity_rows, data.split("train").y_width) {
+  if (val_split == "train") val_.emplace(data, "train", capacity_rows);
+  if (val_split == "val") val_.emplace(data, "val", capacity_rows);
+  if (test) test_.emplace(data, "test", capacity_rows);
+}
+
+void RunEvaluation::run(Model& model, int num_classes, const Comm& comm, EpochMetrics& m) {
+  if (val_) {
+    const EvalResult v = evaluate_split(model, *val_, num_classes, comm, targets_, val_rows_);
+    m["val_loss"] = v.loss;
+    m["val_acc"] = v.accuracy;
+  }
+  if (test_) {
+    const EvalResult r = evaluate_split(model, *test_, num_classes, comm, targets_);
+    m["test_loss"] = r.loss;
+    m["test_acc"] = r.accuracy;
+  }
+}
+
 }  // namespace mpitrain

@@ -75,8 +75,7 @@ class Training {
   GradientStep step_;
   BatchSource batches_;
   std::unique_ptr<Optimizer> optimizer_;
-  std::optional<SplitReader> val_reader_, test_reader_;
-  TargetBuffers eval_targets_;
+  RunEvaluation evaluation_;  // validation and test splits, opened before the run directory is written
   Checkpointer checkpoints_;
   TrainProgress pr_;      // the loop's state: exactly what a checkpoint saves
   RunLog log_;            // opened once nothing before the first step can fail
@@ -132,15 +131,12 @@ Training::Training(const Config& c, const Comm& comm)
                 plan_.capacity, model_.input(), c.step.prefetch},
                comm),
       optimizer_(init_model_and_optimizer()),
-      eval_targets_(plan_.capacity, plan_.data->split("train").y_width),
+      evaluation_(*plan_.data, plan_.val_split, plan_.val_rows, plan_.eval_test, plan_.capacity),
       checkpoints_(c.checkpoint, c.checkpoint_path(), checkpoint_meta(c, plan_, comm), comm),
       pr_(checkpoints_.restore(c.data, model_, *optimizer_)),
       progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),
       stop_(c.stop, plan_.target, !plan_.val_split.empty() && checkpoints_.enabled(), pr_),
       noise_(c.noise_ema_decay) {
-  if (plan_.val_split == "train") val_reader_.emplace(*plan_.data, "train", plan_.capacity);
-  if (plan_.val_split == "val") val_reader_.emplace(*plan_.data, "val", plan_.capacity);
-  if (plan_.eval_test) test_reader_.emplace(*plan_.data, "test", plan_.capacity);
   log_ = open_log();  // creates the run directory's files: after everything that can refuse the run
   noise_.restore(pr_.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
   if (root_) print_header();
@@ -215,7 +211,7 @@ bool Training::run_steps(long long epoch, EpochTally& t) {
       checkpoints_.save(Checkpointer::step_name(epoch, batch.step + 1), snapshot(), model_, *optimizer_, log_, true);
     }
     if (c_.eval.every_steps > 0 && pr_.global_step % c_.eval.every_steps == 0 && batch.step + 1 < steps &&
-        (val_reader_ || test_reader_) && evaluate_mid_epoch(epoch, batch.step, t))
+        evaluation_.any() && evaluate_mid_epoch(epoch, batch.step, t))
       return true;
     const double elapsed = now_s() - t.t_start - t.mid_eval_s;
     progress_.update({epoch + 1, c_.epochs, batch.step + 1, steps,
@@ -275,21 +271,19 @@ bool Training::evaluate_mid_epoch(long long epoch, long long step, EpochTally& t
   return hit && stop_.stop_at_target();
 }
 
-// Exact evaluation of the validation and test splits (collective).
+// Exact evaluation of the validation and test splits (collective); the
+// result keeps the latest values (the test split's, else validation's).
 void Training::evaluate(EpochMetrics& em) {
   batches_.drain();  // HDF5 is not thread-safe: no prefetch read may run now
-  if (val_reader_) {
-    const EvalResult v = evaluate_split(model_, *val_reader_, num_classes_, comm_, eval_targets_, plan_.val_rows);
-    result_.val_loss = em["val_loss"] = v.loss;
-    result_.val_acc = em["val_acc"] = v.accuracy;
+  evaluation_.run(model_, num_classes_, comm_, em);
+  if (evaluation_.has_val()) {
+    result_.val_loss = em.at("val_loss");
+    result_.val_acc = em.at("val_acc");
   }
-  if (test_reader_) {
-    const EvalResult r = evaluate_split(model_, *test_reader_, num_classes_, comm_, eval_targets_);
-    result_.eval_loss = em["test_loss"] = r.loss;
-    result_.eval_acc = em["test_acc"] = r.accuracy;
-  } else if (val_reader_) {
-    result_.eval_loss = result_.val_loss;
-    result_.eval_acc = result_.val_acc;
+  const char* shown = evaluation_.has_test() ? "test" : "val";
+  if (evaluation_.any()) {
+    result_.eval_loss = em.at(std::string(shown) + "_loss");
+    result_.eval_acc = em.at(std::string(shown) + "_acc");
   }
 }
 
@@ -397,9 +391,9 @@ void Training::finish() {
 // The closing lines on stdout and the summary line (rank 0).
 void Training::print_summary() {
   const std::optional<Target>& target = stop_.target();
-  print_run_summary(result_, num_classes_ > 0 && (test_reader_ || val_reader_), target);
+  print_run_summary(result_, num_classes_ > 0 && evaluation_.any(), target);
   log_.summary({&result_, comm_.size(), c_.global_batch, plan_.schedule->scaled_rate(c_.global_batch),
-                noise_.b_simple(), test_reader_.has_value(), stop_.early_stopping(), target ? &*target : nullptr});
+                noise_.b_simple(), evaluation_.has_test(), stop_.early_stopping(), target ? &*target : nullptr});
 }
 
 }  // namespace

@@ -1,13 +1,18 @@
 // Exact evaluation of a whole split: the split's rows are divided among ranks
 // with the same balanced rule as a batch, every row is counted once, and the
-// sums are all-reduced (no padding, no sample dropped).
+// sums are all-reduced (no padding, no sample dropped). RunEvaluation is what
+// a training run evaluates: its validation and test splits, with their
+// readers and buffers opened once before the first step.
 #pragma once
+#include <optional>
 #include <span>
+#include <string>
 
 #include "mpitrain/comm/communicator.hpp"
 #include "mpitrain/data/dataset.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/forward_loss.hpp"
+#include "mpitrain/train/stopping.hpp"  // EpochMetrics
 
 namespace mpitrain {
 
@@ -21,5 +26,24 @@ struct EvalResult {
 // (sorted; e.g. a held-out validation set); empty means all of them.
 EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, const Comm& comm,
                           TargetBuffers& buffers, std::span<const std::int64_t> rows = {});
+
+class RunEvaluation {
+ public:
+  // val_split: "" (none), "val" (/val), or "train" (val_rows held out of
+  // /train; the span must outlive this object); test: evaluate /test.
+  RunEvaluation(const DatasetFile& data, const std::string& val_split, std::span<const std::int64_t> val_rows,
+                bool test, int capacity_rows);
+  bool has_val() const { return val_.has_value(); }
+  bool has_test() const { return test_.has_value(); }
+  bool any() const { return has_val() || has_test(); }
+  // Collective: adds val_loss/val_acc and test_loss/test_acc to `m` for the
+  // splits there are. No other HDF5 read may be in flight.
+  void run(Model& model, int num_classes, const Comm& comm, EpochMetrics& m);
+
+ private:
+  std::optional<SplitReader> val_, test_;
+  std::span<const std::int64_t> val_rows_;
+  TargetBuffers targets_;
+};
 
 }  // namespace mpitrain

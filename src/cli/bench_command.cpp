@@ -154,7 +154,7 @@ bool parse_bench_args(const Comm& comm, const std::vector<std::string>& args, Be
     if (o.bucket_bytes < 0) throw UserError("--bucket-bytes must be >= 0 (0: one all-reduce)");
     if (o.overlap != "auto" && o.overlap != "on" && o.overlap != "off")
       throw UserError("--overlap must be auto, on or off (got '" + o.overlap + "')");
-    parse_model_spec(o.model);
+    summarize_model(o.model, Activation::kRelu);
     parse_list(o.shard_sizes);
     parse_optimizer(o.optimizer);
   });

@@ -11,34 +11,47 @@ namespace mpitrain::bench {
 namespace {
 
 // The ceiling: only the sgemm calls of forward and backward, at the same
-// shapes and on the same threads (no bias, activation, loss or copies).
+// shapes and on the same threads (no bias, activation, im2col, pooling, loss
+// or copies), as each layer declares them (Layer::gemm_shapes).
 class SgemmCeiling {
  public:
-  SgemmCeiling(const std::string& model_spec, long long max_shard) : widths_(parse_model_spec(model_spec)) {
-    int max_width = 0;
-    for (int w : widths_) max_width = std::max(max_width, w);
-    ga_.assign(static_cast<size_t>(max_shard * max_width), 0.5f);
-    gb_.assign(ga_.size(), 0.25f);
-    gw_.assign(static_cast<size_t>(max_width) * max_width, 0.01f);
-    gc_.resize(ga_.size() > gw_.size() ? ga_.size() : gw_.size());
+  SgemmCeiling(const Model& model, long long max_shard) : model_(model) {
+    size_t a = 1, b = 1, c = 1;
+    for (size_t l = 0; l < model.layers().size(); ++l)
+      for (const GemmShape& g : model.layers()[l]->gemm_shapes(static_cast<int>(max_shard), l > 0)) {
+        a = std::max(a, static_cast<size_t>(g.m * g.k));
+        b = std::max(b, static_cast<size_t>(g.k * g.n));
+        c = std::max(c, static_cast<size_t>(g.m * g.n));
+      }
+    ga_.assign(a, 0.5f);
+    gb_.assign(b, 0.25f);
+    gc_.assign(c, 0.0f);
+  }
+
+  // FLOPs per sample of these calls at `rows` rows.
+  double flops_per_sample(int rows) const {
+    double f = 0;
+    for (size_t l = 0; l < model_.layers().size(); ++l)
+      for (const GemmShape& g : model_.layers()[l]->gemm_shapes(rows, l > 0))
+        f += 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+    return f / rows;
   }
 
   void pass(int rows) {
-    for (size_t l = 0; l + 1 < widths_.size(); ++l) {
-      const int in = widths_[l], wo = widths_[l + 1];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, wo, in, 1.0f, ga_.data(), in, gw_.data(), wo, 1.0f,
-                  gc_.data(), wo);  // forward: (R, I) x (I, O)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, wo, rows, 1.0f, ga_.data(), in, gb_.data(), wo, 1.0f,
-                  gc_.data(), wo);  // weight gradient: (I, R) x (R, O)
-      if (l > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, wo, 1.0f, gb_.data(), wo, gw_.data(), wo, 0.0f,
-                    gc_.data(), in);  // input gradient: (R, O) x (O, I); the first layer needs none
+    for (size_t l = 0; l < model_.layers().size(); ++l) layer_pass(l, rows);
+  }
+
+  void layer_pass(size_t l, int rows) {
+    for (const GemmShape& g : model_.layers()[l]->gemm_shapes(rows, l > 0)) {
+      const auto m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
+      cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                  1.0f, ga_.data(), g.trans_a ? m : k, gb_.data(), g.trans_b ? k : n, 1.0f, gc_.data(), n);
     }
   }
 
  private:
-  std::vector<int> widths_;
-  std::vector<float> ga_, gb_, gw_, gc_;
+  const Model& model_;
+  std::vector<float> ga_, gb_, gc_;
 };
 
 }  // namespace
@@ -54,8 +67,8 @@ Stats over_ranks(const Comm& comm, double seconds) {
 
 void bench_compute(const Comm& comm, Model& model, const TargetBuffers& targets, const BenchOptions& o,
                    const std::vector<long long>& shards, long long max_shard, bool root, JsonObject& out) {
-  SgemmCeiling ceiling_pass(o.model, max_shard);
-  const double gemm_flops = model.train_flops_per_sample();  // the ceiling runs exactly these GEMMs
+  SgemmCeiling ceiling_pass(model, max_shard);
+  const double gemm_flops = ceiling_pass.flops_per_sample(static_cast<int>(max_shard));  // the ceiling runs exactly these GEMMs
   out.add("gemm_flops_per_sample", gemm_flops);
   std::vector<JsonObject> compute_rows;
   for (long long s : shards) {

@@ -151,7 +151,7 @@ SplitArrays load_split(const std::string& dir, const char* prefix, std::uint64_t
                     "' has " + std::to_string(s.y_class.size()) + " labels: the files do not belong together");
   rows = im.rows;
   cols = im.cols;
-  s.x_dims = {im.count, im.rows * im.cols};
+  s.x_dims = {im.count, im.rows, im.cols};  // the image shape stays in the file (a 1xHxW map per row)
   s.x_u8 = std::move(im.pixels);
   s.scale = 1.0 / 255.0;
   return s;
@@ -208,8 +208,8 @@ void convert_idx(const std::string& input_dir, const std::string& output) {
   data.source = input_dir;
   data.description = "MNIST-style IDX images of " + std::to_string(image_rows) + "x" + std::to_string(image_cols) +
                      " pixels, converted by mpitrain convert idx; x is uint8 [N, " +
-                     std::to_string(image_rows * image_cols) +
-                     "] (each image flattened row-major), scale 1/255, mean/std of the scaled train pixels; "
+                     std::to_string(image_rows) + ", " + std::to_string(image_cols) +
+                     "] (images row-major), scale 1/255, mean/std of the scaled train pixels; "
                      "y is int32 class ids";
   write_dataset_file(data, output);
 }

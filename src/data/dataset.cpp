@@ -66,6 +66,9 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
   for (size_t i = 1; i < xd.size(); ++i) width *= static_cast<long long>(xd[i]);
   if (width <= 0 || width > INT_MAX) throw UserError(where + xname + " has an unusable row width");
   info.x_width = static_cast<int>(width);
+  if (xd.size() == 3) info.shape = Shape{1, static_cast<int>(xd[1]), static_cast<int>(xd[2])};
+  else if (xd.size() == 4) info.shape = Shape{static_cast<int>(xd[3]), static_cast<int>(xd[1]), static_cast<int>(xd[2])};
+  else info.shape = Shape{info.x_width, 1, 1};
   info.x_type = h5::dataset_elem_type(x.get(), path_ + ":" + xname);
   if (info.x_type != h5::ElemType::kUint8 && info.x_type != h5::ElemType::kFloat32)
     throw UserError(where + xname + " is " + h5::describe_type(x.get()) + ": store it as uint8 or float32");

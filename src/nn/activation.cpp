@@ -28,7 +28,7 @@ constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
 constexpr float kGeluA = 0.044715f;
 }  // namespace
 
-void ActivationLayer::forward(const float* x, float* y, int rows) const {
+void ActivationLayer::forward(const float* x, float* y, int rows) {
   const long long n = static_cast<long long>(rows) * width_;
   switch (kind_) {
     case Activation::kRelu:

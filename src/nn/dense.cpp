@@ -4,25 +4,23 @@
 
 #include <cmath>
 
-#include "mpitrain/core/errors.hpp"
+#include "fused_activation.hpp"
 
 namespace mpitrain {
 
-Dense::Dense(std::string name, int in, int out, Init init, FusedActivation act)
-    : name_(std::move(name)), in_(in), out_(out), init_(init), act_(act) {}
+Dense::Dense(std::string name, Shape in, int out, Init init, FusedActivation act)
+    : Layer(in, Shape{out, 1, 1}),
+      name_(std::move(name)),
+      in_(static_cast<int>(in.size())),
+      out_(out),
+      init_(init),
+      act_(act) {}
 
-std::string Dense::name() const {
-  switch (act_) {
-    case FusedActivation::kNone: return name_;
-    case FusedActivation::kRelu: return name_ + "+relu";
-    case FusedActivation::kTanh: return name_ + "+tanh";
-  }
-  return name_;
-}
+std::string Dense::name() const { return name_ + nn_detail::fused_suffix(act_); }
 
 void Dense::register_params(Arena& arena) {
   w_offset_ = arena.add(name_ + "/W", {in_, out_});
-  b_offset_ = arena.add(name_ + "/b", {out_});
+  b_offset_ = arena.add(name_ + "/b", {out_}, kNoDecayParam);
 }
 
 void Dense::bind(Arena& arena) {
@@ -46,29 +44,14 @@ void Dense::init(Rng& rng) {
   for (int j = 0; j < out_; ++j) b_[j] = 0.0f;
 }
 
-namespace {
 
-// One pass over dy (R, O): dy <- dy * act'(y) in place, and db (O) += column
-// sums of the result. The summation order over rows is the same as a separate
-// activation backward followed by a column-sum pass, so results are bitwise
-// identical to the unfused layers.
-template <typename Derivative>
-void activation_grad_and_bias_sum(float* dy, const float* y, float* __restrict db, int rows, int out,
-                                  Derivative deriv) {
-  for (int r = 0; r < rows; ++r) {
-    float* __restrict dyr = dy + static_cast<long long>(r) * out;
-    const float* __restrict yr = y + static_cast<long long>(r) * out;
-    for (int j = 0; j < out; ++j) {
-      const float g = deriv(dyr[j], yr[j]);
-      dyr[j] = g;
-      db[j] += g;
-    }
-  }
+std::vector<GemmShape> Dense::gemm_shapes(int rows, bool input_grad) const {
+  std::vector<GemmShape> g{{false, false, rows, out_, in_}, {true, false, in_, out_, rows}};
+  if (input_grad) g.push_back({false, true, rows, in_, out_});
+  return g;
 }
 
-}  // namespace
-
-void Dense::forward(const float* x, float* y, int rows) const {
+void Dense::forward(const float* x, float* y, int rows) {
   if (rows == 0) return;
   // y (R, O) = b broadcast, then y += x (R, I) . W (I, O)
   for (int r = 0; r < rows; ++r) {
@@ -78,37 +61,14 @@ void Dense::forward(const float* x, float* y, int rows) const {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out_, in_, 1.0f, x, in_, w_, out_,
               1.0f, y, out_);
   // y = act(y) in place: the pre-activation is not kept, backward needs only y.
-  const long long n = static_cast<long long>(rows) * out_;
-  switch (act_) {
-    case FusedActivation::kNone:
-      break;
-    case FusedActivation::kRelu:
-      for (long long i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-      break;
-    case FusedActivation::kTanh:
-      for (long long i = 0; i < n; ++i) y[i] = std::tanh(y[i]);
-      break;
-  }
+  nn_detail::apply_fused(act_, y, static_cast<long long>(rows) * out_);
 }
 
 void Dense::backward_params(const float* x, const float* y, float* dy, int rows) {
   if (rows == 0) return;
   // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
   // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
-  switch (act_) {
-    case FusedActivation::kNone:
-      for (int r = 0; r < rows; ++r) {
-        const float* dyr = dy + static_cast<long long>(r) * out_;
-        for (int j = 0; j < out_; ++j) db_[j] += dyr[j];
-      }
-      break;
-    case FusedActivation::kRelu:
-      activation_grad_and_bias_sum(dy, y, db_, rows, out_, [](float g, float v) { return v > 0.0f ? g : 0.0f; });
-      break;
-    case FusedActivation::kTanh:
-      activation_grad_and_bias_sum(dy, y, db_, rows, out_, [](float g, float v) { return g * (1.0f - v * v); });
-      break;
-  }
+  nn_detail::fused_backward(act_, dy, y, db_, rows, out_);
   // dW (I, O) += x^T (I, R) . dy (R, O)
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, rows, 1.0f, x, in_, dy, out_,
               1.0f, dw_, out_);

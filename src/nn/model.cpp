@@ -1,66 +1,37 @@
 #include "mpitrain/nn/model.hpp"
 
 #include <algorithm>
-#include <charconv>
 
-#include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/rng.hpp"
-#include "mpitrain/nn/dense.hpp"
 
 namespace mpitrain {
 
-std::vector<int> parse_model_spec(const std::string& spec) {
-  std::vector<int> widths;
-  size_t pos = 0;
-  while (pos <= spec.size()) {
-    size_t dash = spec.find('-', pos);
-    if (dash == std::string::npos) dash = spec.size();
-    const std::string part = spec.substr(pos, dash - pos);
-    int w = 0;
-    auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), w);
-    if (part.empty() || ec != std::errc() || ptr != part.data() + part.size() || w <= 0)
-      throw UserError("bad --model '" + spec + "': write layer widths joined by '-', e.g. 784-256-10");
-    widths.push_back(w);
-    pos = dash + 1;
-  }
-  if (widths.size() < 2)
-    throw UserError("bad --model '" + spec + "': needs at least an input and an output width, e.g. 784-10");
-  return widths;
-}
-
 Model::Model(const std::string& spec, Activation activation, int capacity_rows)
-    : spec_(spec), widths_(parse_model_spec(spec)), capacity_(std::max(capacity_rows, 1)) {
-  const size_t n_dense = widths_.size() - 1;
-  const auto hidden_init = activation == Activation::kTanh ? Dense::Init::kGlorot : Dense::Init::kHe;
-  // ReLU and tanh are fused into the hidden Dense layers (applied in place on
-  // their output, one activation buffer per Dense); GELU's derivative needs
-  // the pre-activation, so it stays a separate layer with its own buffer.
-  const FusedActivation fused = activation == Activation::kRelu   ? FusedActivation::kRelu
-                                : activation == Activation::kTanh ? FusedActivation::kTanh
-                                                                  : FusedActivation::kNone;
-  for (size_t i = 0; i < n_dense; ++i) {
-    const bool last = i + 1 == n_dense;
-    layers_.push_back(std::make_unique<Dense>("dense" + std::to_string(i), widths_[i], widths_[i + 1],
-                                              last ? Dense::Init::kGlorot : hidden_init,
-                                              last ? FusedActivation::kNone : fused));
-    if (!last && fused == FusedActivation::kNone)
-      layers_.push_back(std::make_unique<ActivationLayer>(activation, widths_[i + 1]));
-  }
+    : spec_(spec), capacity_(std::max(capacity_rows, 1)) {
+  ModelLayers built = build_layers(spec, activation);
+  input_shape_ = built.input;
+  layers_ = std::move(built.layers);
   for (auto& layer : layers_) {
+    layer->set_pass(&pass_);
+    batch_statistics_ = batch_statistics_ || layer->uses_batch_statistics();
     param_begin_.push_back(arena_.param_count());  // parameters are registered in forward order
     layer->register_params(arena_);
   }
   arena_.allocate();
   for (auto& layer : layers_) layer->bind(arena_);
 
-  int max_width = 0;
-  acts_.emplace_back(static_cast<size_t>(capacity_) * layers_.front()->in_width());
+  long long max_width = input_width();
+  acts_.emplace_back(static_cast<size_t>(capacity_) * static_cast<size_t>(input_width()));
   for (auto& layer : layers_) {
-    acts_.emplace_back(static_cast<size_t>(capacity_) * layer->out_width());
+    acts_.emplace_back(static_cast<size_t>(capacity_) * static_cast<size_t>(layer->out_width()));
     max_width = std::max({max_width, layer->in_width(), layer->out_width()});
+    // Scratch in floats (64-byte aligned like every buffer), capacity rows of it.
+    const size_t floats = (layer->scratch_bytes_per_row() + sizeof(float) - 1) / sizeof(float);
+    scratch_.emplace_back(static_cast<size_t>(capacity_) * floats);
+    if (floats > 0) layer->bind_scratch(scratch_.back().data(), capacity_);
   }
-  grad_a_.resize(static_cast<size_t>(capacity_) * max_width);
-  grad_b_.resize(static_cast<size_t>(capacity_) * max_width);
+  grad_a_.resize(static_cast<size_t>(capacity_) * static_cast<size_t>(max_width));
+  grad_b_.resize(static_cast<size_t>(capacity_) * static_cast<size_t>(max_width));
 }
 
 void Model::init(std::uint64_t seed) {
@@ -70,7 +41,8 @@ void Model::init(std::uint64_t seed) {
 
 long long Model::param_count() const {
   long long n = 0;
-  for (const auto& v : arena_.views()) n += v.size;
+  for (const auto& v : arena_.views())
+    if (v.flags.trainable) n += v.size;
   return n;
 }
 
@@ -89,6 +61,8 @@ double Model::train_flops_per_sample() const {
   for (size_t i = 0; i < layers_.size(); ++i) f += train_flops_per_sample(i);
   return f;
 }
+
+ModelSummary Model::summary() const { return summarize(input_shape_, layers_); }
 
 float* Model::forward(int rows, const float* x) {
   input_ = x ? x : acts_.front().data();

@@ -22,6 +22,7 @@ class AdamW final : public ArenaOptimizer {
     float* mom = state(0);
     float* var = state(1);
     for (const ParamView& view : arena.views()) {
+      if (!view.flags.trainable) continue;
       for (long long i = view.offset; i < view.offset + view.size; ++i) {
         const double w_old = w[i];
         const double r = adam.update(mom[i], var[i], grad[i]);

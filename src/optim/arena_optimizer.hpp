@@ -23,7 +23,14 @@
 
 namespace mpitrain::optim_detail {
 
-inline bool is_bias(const ParamView& view) { return view.name.ends_with("/b"); }
+// --exclude-bias (LARS, LAMB): tensors their layer declared without weight
+// decay or trust ratio (biases, batch-norm scale and shift) get neither.
+inline bool excluded_from_trust(const OptimizerOptions& o, const ParamView& view) {
+  return o.exclude_bias && !view.flags.trust_ratio;
+}
+inline double decay_of(const OptimizerOptions& o, const ParamView& view) {
+  return o.exclude_bias && !view.flags.decay ? 0.0 : o.weight_decay;
+}
 
 // Goyal et al. 2017, eq. (10): with the rate inside the velocity, a rate
 // change must rescale the old velocity by lr / previous_lr, or the old

@@ -25,8 +25,9 @@ class Lamb final : public ArenaOptimizer {
     float* mom = state(0);
     float* var = state(1);
     for (const ParamView& view : arena.views()) {
-      const bool excluded = o.exclude_bias && is_bias(view);
-      const double wd = excluded ? 0.0 : o.weight_decay;
+      if (!view.flags.trainable) continue;
+      const bool excluded = excluded_from_trust(o, view);
+      const double wd = decay_of(o, view);
       const long long end = view.offset + view.size;
       // ||w||^2 and ||u||^2 in the same pass as the moment update: one
       // serial double sum each (not core/vector_math, which sums in eight parts).

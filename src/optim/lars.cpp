@@ -23,8 +23,9 @@ class Lars final : public ArenaOptimizer {
     const float* grad = arena.grads();
     float* vel = state(0);
     for (const ParamView& view : arena.views()) {
-      const bool excluded = o.exclude_bias && is_bias(view);
-      const double wd = excluded ? 0.0 : o.weight_decay;
+      if (!view.flags.trainable) continue;
+      const bool excluded = excluded_from_trust(o, view);
+      const double wd = decay_of(o, view);
       double ratio = 1.0;  // excluded biases: plain momentum SGD, no clip
       if (!excluded) {
         const double w_norm = l2_norm(w + view.offset, view.size);

@@ -32,6 +32,7 @@ class Sgd final : public ArenaOptimizer {
     const float* grad = arena.grads();
     float* vel = state(0);
     for (const ParamView& view : arena.views()) {
+      if (!view.flags.trainable) continue;
       const long long end = view.offset + view.size;
       if (m == 0.0f) {
         for (long long i = view.offset; i < end; ++i) w[i] -= flr * (grad[i] + fwd_grad * w[i]) + fwd_step * w[i];

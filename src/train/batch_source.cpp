@@ -9,6 +9,11 @@ namespace mpitrain {
 BatchSource::BatchSource(BatchSourceSetup s, const Comm& comm)
     : comm_(comm),
       sampler_(s.train_count, s.global_batch, s.drop_last, s.seed, std::move(s.train_rows)),
+      whole_shard_(s.whole_shard),
+      augment_(s.augment),
+      image_(s.image),
+      seed_(s.seed),
+      augment_scratch_(s.augment.enabled() ? static_cast<size_t>(s.image.size()) : 0),
       capacity_(s.capacity_rows),
       direct_input_(s.direct_input),
       targets_(s.capacity_rows, s.data->split("train").y_width) {
@@ -27,11 +32,13 @@ void BatchSource::start_epoch(long long epoch, long long global_batch, long long
   next_first_requested_ = false;
   sampler_.set_global_batch(global_batch);
   sampler_.start_epoch(epoch);
+  epoch_ = epoch;
   step_ = first_step;
 }
 
 size_t BatchSource::small_batch_rows(std::span<const std::int64_t> shard) const {
-  return comm_.size() > 1 ? shard.size() : shard.size() / 2;
+  if (comm_.size() > 1) return shard.size();
+  return whole_shard_ ? 0 : shard.size() / 2;
 }
 
 size_t BatchSource::plan_chunks(std::span<const std::int64_t> shard,
@@ -51,11 +58,14 @@ size_t BatchSource::plan_chunks(std::span<const std::int64_t> shard,
 Batch BatchSource::next() {
   const long long step = step_++;
   const auto shard = sampler_.shard(step, comm_.size(), comm_.rank());
+  shard_ = shard;
   next_shard_ = step + 1 < sampler_.steps() ? sampler_.shard(step + 1, comm_.size(), comm_.rank())
                                             : std::span<const std::int64_t>{};
   Batch b;
   b.step = step;
   b.global_rows = static_cast<long long>(sampler_.batch(step).size());
+  b.first_row = shard_range(b.global_rows, comm_.size(), comm_.rank()).begin;
+  shard_first_row_ = b.first_row;
   b.shard_rows = shard.size();
   b.small_rows = small_batch_rows(shard);
   b.small_chunks = plan_chunks(shard, chunks_);
@@ -69,6 +79,7 @@ ChunkRows BatchSource::chunk(size_t i, double& wait_s) {
   const double t0 = now_s();
   ChunkRows in{};
   in.rows = static_cast<int>(chunks_[i].size());
+  in.first_row = shard_first_row_ + (chunks_[i].data() - shard_.data());
   if (prefetch_) {
     const PrefetchReader::Chunk c = prefetch_->take();
     in.x = c.x;
@@ -80,7 +91,10 @@ ChunkRows BatchSource::chunk(size_t i, double& wait_s) {
     in.labels = targets_.labels.data();
     in.targets = targets_.targets.data();
   }
-  wait_s += now_s() - t0;
+  if (augment_.enabled())  // in place: the buffer is this step's own (the reader's or the model's input)
+    augment_images(const_cast<float*>(in.x), in.rows, image_.c, image_.h, image_.w, chunks_[i].data(), seed_, epoch_,
+                   augment_, augment_scratch_.data());
+  wait_s += now_s() - t0;  // reading (or waiting for) and augmenting the rows
   // Queue the next chunk, of this step or the next, before this one computes.
   if (prefetch_) {
     if (i + 1 < chunks_.size()) {

@@ -83,8 +83,11 @@ void require(bool ok, const std::string& message) {
 
 void validate(Config& c) {
   require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
-  parse_model_spec(c.model);
   c.activation = parse_activation(c.activation_name);
+  const ModelSummary model = summarize_model(c.model, c.activation);  // refused here, before any file is read
+  c.augment = parse_augment(c.augment_name, c.augment_pad);
+  require(!c.augment.enabled() || !model.input.is_flat(),
+          "--augment " + c.augment_name + " needs images: start --model with the image shape, e.g. 1x28x28");
   require(c.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(c.epochs) + ")");
   require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
   require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
@@ -186,13 +189,17 @@ namespace {
 // its field (the seed goes through a signed value so a negative one is refused).
 void declare_run_options(OptionTable& t, Config& c, long long& seed) {
   t.add("data", &c.data, "HDF5 dataset file (see datasets/README.md)");
-  t.add("model", &c.model, "layer widths joined by '-', input first, e.g. 784-256-10");
-  t.add("activation", &c.activation_name, "hidden activation: relu | tanh | gelu");
+  t.add("model", &c.model,
+        "layer widths joined by '-', input first, e.g. 784-256-10, or a layer list such as "
+        "'1x28x28 conv5x5:32 relu maxpool2 dense:128 relu dense:10' (README, \"Models\")");
+  t.add("activation", &c.activation_name, "hidden activation of the width form (784-256-10): relu | tanh | gelu");
   t.add("epochs", &c.epochs, "passes over the training set");
   t.add("global-batch", &c.global_batch, "samples per optimizer step, summed over all ranks");
   t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
   t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
+  t.add("augment", &c.augment_name, "image augmentation per (seed, epoch, row): none | flip | crop | crop+flip");
+  t.add("augment-pad", &c.augment_pad, "crop: zero padding on each side before the random crop, in pixels");
 }
 
 // The learning rate (optim/schedule.hpp).

@@ -13,6 +13,13 @@ EvalResult evaluate_split(Model& model, SplitReader& reader, int num_classes, co
   const long long n = rows.empty() ? reader.info().rows : static_cast<long long>(rows.size());
   const RowRange mine = shard_range(n, comm.size(), comm.rank());
   double sums[2] = {0.0, 0.0};  // loss, correct
+  // An evaluation pass: no dropout, batch norm with its running statistics.
+  struct EvalMode {
+    Pass& pass;
+    bool was_training;
+    explicit EvalMode(Pass& p) : pass(p), was_training(p.training) { pass.training = false; }
+    ~EvalMode() { pass.training = was_training; }
+  } eval_mode(model.pass());
   for (long long begin = mine.begin; begin < mine.end; begin += model.capacity_rows()) {
     const int count = static_cast<int>(std::min<long long>(model.capacity_rows(), mine.end - begin));
     if (rows.empty())

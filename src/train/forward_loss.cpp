@@ -12,7 +12,9 @@ LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffe
 
 LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, const int* labels, const float* targets,
                       float grad_scale) {
-  if (rows == 0) return {};
+  // No rows, no work, unless a layer sums over the global batch: then this
+  // rank still takes part in its all-reduces.
+  if (rows == 0 && !model.uses_batch_statistics()) return {};
   const float* out = model.forward(rows, x);
   if (num_classes > 0) return softmax_cross_entropy(out, labels, rows, num_classes, model.output_grad(), grad_scale);
   return mean_squared_error(out, targets, rows, model.output_width(), model.output_grad(), grad_scale);

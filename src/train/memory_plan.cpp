@@ -22,21 +22,17 @@ std::string size_text(double bytes) {
 
 }  // namespace
 
-MemoryPlan plan_rank_memory(const std::vector<int>& widths, int capacity_rows, int state_buffers, int y_width,
+MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int state_buffers, int y_width,
                             bool prefetch) {
   // Doubles throughout: a huge spec must not overflow on its way to the message.
-  double params = 0, width_sum = widths.front(), max_width = widths.front();
-  for (size_t i = 0; i + 1 < widths.size(); ++i) {
-    params += static_cast<double>(widths[i]) * widths[i + 1] + widths[i + 1];
-    width_sum += widths[i + 1];
-    max_width = std::max<double>(max_width, widths[i + 1]);
-  }
+  const double params = model.params(), width_sum = model.activation_floats_per_row(), max_width = model.max_width();
   const double rows = std::max(capacity_rows, 1);
   MemoryPlan m;
   m.arena_bytes = 2 * params * kFloat;
   m.optimizer_bytes = state_buffers * params * kFloat;
-  m.activation_bytes = rows * (width_sum + 2 * max_width) * kFloat;  // outputs of every layer, two gradient buffers
-  const double row_bytes = (widths.front() + std::max(y_width, 1)) * kFloat;
+  // Outputs of every layer, two gradient buffers, and the layers' scratch (im2col columns, argmax).
+  m.activation_bytes = rows * ((width_sum + 2 * max_width) * kFloat + model.scratch_bytes_per_row());
+  const double row_bytes = (static_cast<double>(model.input.size()) + std::max(y_width, 1)) * kFloat;
   m.input_bytes = rows * row_bytes * (prefetch ? 2 : 1) + 2 * rows * row_bytes;  // + training and evaluation targets
   return m;
 }

@@ -67,16 +67,23 @@ void check_output_paths(const Config& c) {
 
 void check_model_fits_data(const Config& c, const DatasetFile& data) {
   const SplitInfo& train = data.split("train");
-  const auto widths = parse_model_spec(c.model);
-  if (widths.front() != train.x_width)
-    throw UserError("--model input width " + std::to_string(widths.front()) + " does not match the data's " +
-                    std::to_string(train.x_width) + " features per row: make the first number of --model " +
-                    std::to_string(train.x_width));
+  const ModelSummary model = summarize_model(c.model, c.activation);
+  if (model.input.size() != train.x_width)
+    throw UserError("--model input " + model.input.text() + " (" + std::to_string(model.input.size()) +
+                    " values) does not match the data's " + std::to_string(train.x_width) + " features per row (" +
+                    train.shape.text() + "): start --model with " + train.shape.text());
+  // Same size, different map (e.g. 28x28x1 for 1x28x28): the rows would be read in the wrong order.
+  if (!model.input.is_flat() && !train.shape.is_flat() && model.input != train.shape)
+    throw UserError("--model input " + model.input.text() + " does not match the data's images of " +
+                    train.shape.text() + " (CxHxW): start --model with " + train.shape.text());
+  if (!model.output().is_flat())
+    throw UserError("--model ends with a " + model.output().text() + " map: end it with dense:N (or gap) so it gives "
+                    "one value per class");
   const int want_out = data.num_classes() > 0 ? data.num_classes() : train.y_width;
-  if (widths.back() != want_out)
-    throw UserError("--model output width " + std::to_string(widths.back()) + " does not match the data's " +
+  if (model.output().size() != want_out)
+    throw UserError("--model output width " + std::to_string(model.output().size()) + " does not match the data's " +
                     std::to_string(want_out) + (data.num_classes() > 0 ? " classes" : " targets") +
-                    ": make the last number of --model " + std::to_string(want_out));
+                    ": make the last layer of --model give " + std::to_string(want_out));
 }
 
 // Holds out round(N * fraction) rows of /train, chosen by the seed alone.
@@ -136,6 +143,10 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     throw UserError("--epochs " + std::to_string(c.epochs) + " at " + std::to_string(most_steps) +
                     " steps per epoch is more than 2^53 steps: choose at most " + std::to_string(kMaxSteps / most_steps) +
                     " epochs");
+  if (c.micro_batch > 0 && c.micro_batch < max_shard && summarize_model(c.model, c.activation).batch_statistics)
+    throw UserError("--micro-batch " + std::to_string(c.micro_batch) + " is smaller than a shard (" +
+                    std::to_string(max_shard) + " rows), but batchnorm takes its statistics over the whole global "
+                    "batch in one pass: drop --micro-batch, or use more ranks");
   p.capacity = static_cast<int>(c.micro_batch > 0 ? std::min(c.micro_batch, max_shard)
                                                   : std::max<long long>(max_shard, kMinEvalRows));
   p.schedule = std::make_unique<LrSchedule>(c.schedule, p.phases, p.train_count, c.drop_last);

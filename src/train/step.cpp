@@ -11,13 +11,16 @@ enum Stat { kLossSum = 0, kCorrect = 1, kSmallSq = 2, kInvSmall = 3, kContributo
 
 }  // namespace
 
-GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes)
+GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed)
     : model_(model),
       comm_(comm),
       num_classes_(num_classes),
-      reducer_(model.arena(), comm, bucket_bytes, /*track_local_norm=*/comm.size() > 1) {}
+      seed_(seed),
+      batch_sum_(comm),
+      reducer_(model.arena(), comm, model.uses_batch_statistics() ? 0 : bucket_bytes,
+               /*track_local_norm=*/comm.size() > 1) {}
 
-StepSums GradientStep::run(BatchSource& source, const Batch& batch, StepTimes& times) {
+StepSums GradientStep::run(BatchSource& source, const Batch& batch, long long global_step, StepTimes& times) {
   Arena& arena = model_.arena();
   arena.zero_grads();
   reducer_.begin_step();
@@ -27,13 +30,22 @@ StepSums GradientStep::run(BatchSource& source, const Batch& batch, StepTimes& t
 
   const auto grad_scale = 1.0f / static_cast<float>(b);  // sum over rows / b: the all-reduce gives the mean
   double loss = 0, correct = 0, small_sq = 0;
-  for (size_t i = 0; i < batch.chunks; ++i) {
-    const ChunkRows in = source.chunk(i, times.data);
+  Pass& pass = model_.pass();
+  pass.training = true;
+  pass.seed = seed_;
+  pass.step = global_step;
+  pass.batch_sum = &batch_sum_;
+  // Batch statistics: every rank runs one pass, an empty one when it has no rows.
+  const size_t passes = model_.uses_batch_statistics() ? 1 : batch.chunks;
+  for (size_t i = 0; i < passes; ++i) {
+    const ChunkRows in = i < batch.chunks ? source.chunk(i, times.data)
+                                          : ChunkRows{model_.input(), nullptr, nullptr, 0, batch.first_row};
     const double t0 = now_s();
     const int rows = in.rows;
+    pass.first_row = in.first_row;
     const LossSums l = forward_loss(model_, num_classes_, rows, in.x, in.labels, in.targets, grad_scale);
     // The last chunk's backward starts the all-reduce of each bucket as it completes.
-    model_.backward(rows, i + 1 == batch.chunks ? &reducer_ : nullptr);
+    model_.backward(rows, i + 1 == passes ? &reducer_ : nullptr);
     loss += l.loss;
     correct += l.correct;
     if (comm_.size() == 1 && i + 1 == split) {

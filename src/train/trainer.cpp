@@ -99,7 +99,7 @@ RunPlan Training::checked_plan(const Config& c, const Comm& comm) {
 Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
   const Placement place = configure_threads(comm, c.threads);
   comm.collective_check([&] {
-    const MemoryPlan need = plan_rank_memory(parse_model_spec(c.model), plan.capacity,
+    const MemoryPlan need = plan_rank_memory(summarize_model(c.model, c.activation), plan.capacity,
                                              optimizer_state_buffers(c.optim.kind),
                                              plan.data->split("train").y_width, c.step.prefetch);
     check_rank_memory(need, place.ranks_on_node, c.max_memory_mb);
@@ -126,9 +126,10 @@ Training::Training(const Config& c, const Comm& comm)
       place_(placed(c, comm, plan_)),
       num_classes_(plan_.data->num_classes()),
       model_(c.model, c.activation, plan_.capacity),
-      step_(model_, comm, num_classes_, bucket_bytes(c.step, place_)),
+      step_(model_, comm, num_classes_, bucket_bytes(c.step, place_), c.seed),
       batches_({plan_.data.get(), plan_.train_count, plan_.train_rows, c.global_batch, c.drop_last, c.seed,
-                plan_.capacity, model_.input(), c.step.prefetch},
+                plan_.capacity, model_.input(), c.step.prefetch, model_.uses_batch_statistics(), c.augment,
+                model_.input_shape()},
                comm),
       optimizer_(init_model_and_optimizer()),
       evaluation_(*plan_.data, plan_.val_split, plan_.val_rows, plan_.eval_test, plan_.capacity),
@@ -201,7 +202,7 @@ bool Training::run_steps(long long epoch, EpochTally& t) {
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     maybe_test_stall(comm_.rank(), pos.global_step + 1);
     watchdog_.beat(Phase::kAllreduce, epoch + 1, batch.step + 1);  // the all-reduce starts within backward
-    const StepSums sums = step_.run(batches_, batch, t.times);
+    const StepSums sums = step_.run(batches_, batch, pos.global_step, t.times);
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     update(pos, batch, sums, t);
 

@@ -194,10 +194,18 @@ inline std::vector<float> random_floats(std::size_t n, std::uint64_t seed, doubl
 
 // Gives `layer` its parameters in `arena` (fresh, not yet allocated) and
 // initialises them from `seed`.
+// Also gives the layer scratch for up to kScratchRows rows (kept alive for the
+// test program's lifetime: layers hold a pointer to it).
+inline constexpr int kScratchRows = 64;
 inline void bind_to_own_arena(Layer& layer, Arena& arena, std::uint64_t seed) {
   layer.register_params(arena);
   arena.allocate();
   layer.bind(arena);
+  if (const std::size_t bytes = layer.scratch_bytes_per_row(); bytes > 0) {
+    static std::vector<std::vector<float>> kept;
+    kept.emplace_back((bytes * kScratchRows + sizeof(float) - 1) / sizeof(float));
+    layer.bind_scratch(kept.back().data(), kScratchRows);
+  }
   Rng rng(seed);
   layer.init(rng);
 }

@@ -127,8 +127,8 @@ TEST_F(ConvertTest, IdxGzRoundTripKeepsPixelsLabelsAndStats) {
   write_mnist(dir_ / "idx", true, true);
   convert_idx((dir_ / "idx").string(), out_);
   const Out r(out_);
-  EXPECT_EQ(r.dims("/train/x"), (std::vector<hsize_t>{3, 6}));
-  EXPECT_EQ(r.dims("/test/x"), (std::vector<hsize_t>{2, 6}));
+  EXPECT_EQ(r.dims("/train/x"), (std::vector<hsize_t>{3, 2, 3}));  // the image shape is kept
+  EXPECT_EQ(r.dims("/test/x"), (std::vector<hsize_t>{2, 2, 3}));
   EXPECT_EQ(r.type("/train/x"), h5::ElemType::kUint8);
   EXPECT_EQ(r.type("/train/y"), h5::ElemType::kInt32);
   EXPECT_EQ(r.all<std::uint8_t>("/train/x", H5T_NATIVE_UINT8), kTrainPixels);

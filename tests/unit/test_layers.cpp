@@ -65,11 +65,9 @@ struct DenseUnderTest {
 class MiscomputedDense final : public Layer {
  public:
   MiscomputedDense(DenseUnderTest& t, float dw_scale, long long dx_index, float dx_shift)
-      : t_(t), dw_scale_(dw_scale), dx_index_(dx_index), dx_shift_(dx_shift) {}
+      : Layer(t.dense.in_shape(), t.dense.out_shape()), t_(t), dw_scale_(dw_scale), dx_index_(dx_index), dx_shift_(dx_shift) {}
   std::string name() const override { return "miscomputed " + t_.dense.name(); }
-  int in_width() const override { return t_.dense.in_width(); }
-  int out_width() const override { return t_.dense.out_width(); }
-  void forward(const float* x, float* y, int rows) const override { t_.dense.forward(x, y, rows); }
+  void forward(const float* x, float* y, int rows) override { t_.dense.forward(x, y, rows); }
   void backward_params(const float* x, const float* y, float* dy, int rows) override {
     t_.dense.backward_params(x, y, dy, rows);
     const ParamView& w = t_.arena.views()[0];
@@ -287,7 +285,7 @@ TEST(Model, GradientsMatchFiniteDifferencesForEachActivation) {
       if (kind != Activation::kRelu) break;
       // ReLU is fused into the Dense layers, so recompute the hidden
       // pre-activations by naive loops from the arena views (W, b per layer).
-      const std::vector<int> widths = parse_model_spec("5-7-4-3");
+      const std::vector<int> widths = {5, 7, 4, 3};
       const auto& v = m.arena().views();
       const float* p = m.arena().params();
       std::vector<double> a(x.begin(), x.end());
@@ -444,11 +442,16 @@ TEST(Model, ParamCountAndFlops) {
 }
 
 TEST(Model, ParseSpec) {
-  EXPECT_EQ(parse_model_spec("784-256-10"), (std::vector<int>{784, 256, 10}));
-  EXPECT_EQ(parse_model_spec("2-1"), (std::vector<int>{2, 1}));
+  const ModelSummary m = summarize_model("784-256-10", Activation::kRelu);
+  EXPECT_EQ(m.input, (Shape{784, 1, 1}));
+  ASSERT_EQ(m.layers.size(), 2u);  // ReLU fused into dense0
+  EXPECT_EQ(m.layers[0].name, "dense0+relu");
+  EXPECT_EQ(m.layers[1].name, "dense1");
+  EXPECT_EQ(m.output(), (Shape{10, 1, 1}));
+  EXPECT_EQ(summarize_model("2-1", Activation::kRelu).output(), (Shape{1, 1, 1}));
   for (const char* bad : {"", "784", "784-", "a-10", "784-0-10", "784--10", "-784-10", "784-10x",
                           "784-+10", "784--1", "784-99999999999-10", " 784-10"})
-    EXPECT_THROW(parse_model_spec(bad), UserError) << "'" << bad << "'";
+    EXPECT_THROW(summarize_model(bad, Activation::kRelu), UserError) << "'" << bad << "'";
 }
 
 TEST(Model, InitIsDeterministicPerSeed) {

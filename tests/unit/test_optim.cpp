@@ -35,7 +35,7 @@ struct Problem {
   Arena arena;
   Problem(std::array<float, 4> w, std::array<float, 2> b) {
     arena.add("dense0/W", {2, 2});
-    arena.add("dense0/b", {2});
+    arena.add("dense0/b", {2}, kNoDecayParam);  // as Dense registers it
     arena.allocate();
     for (int i = 0; i < 4; ++i) arena.params()[i] = w[i];
     for (int i = 0; i < 2; ++i) arena.params()[kBias + i] = b[i];

@@ -14,11 +14,25 @@
 
 namespace mpitrain {
 
+// What the update rules may do with a tensor. Layers declare these when they
+// register a tensor, so no rule recognises a tensor by its name.
+struct ParamFlags {
+  bool trainable = true;    // false: state the layer updates itself (batch-norm running statistics);
+                            // the optimizers skip it, its gradient stays zero
+  bool decay = true;        // weight decay applies (LARS/LAMB with --exclude-bias skip it when false)
+  bool trust_ratio = true;  // LARS/LAMB layer-wise trust ratio (with --exclude-bias: ratio 1 when false)
+};
+// Biases, batch-norm scales and shifts: no decay, no trust ratio under --exclude-bias.
+inline constexpr ParamFlags kNoDecayParam{true, false, false};
+// Running statistics: checkpointed with the parameters, never updated by an optimizer.
+inline constexpr ParamFlags kStateParam{false, false, false};
+
 struct ParamView {
   std::string name;     // e.g. "dense0/W"
   std::vector<long long> shape;
   long long offset = 0;  // in floats, into the arena
   long long size = 0;
+  ParamFlags flags;
 };
 
 class Arena {
@@ -26,7 +40,7 @@ class Arena {
   static constexpr int kStatSlots = 16;  // 64 bytes: the gradients stay 64-byte aligned
 
   // Registers a parameter of the given shape; returns its offset in floats.
-  long long add(const std::string& name, std::vector<long long> shape);
+  long long add(const std::string& name, std::vector<long long> shape, ParamFlags flags = {});
   // Allocates both buffers (zeroed); call once after all add().
   void allocate();
 

@@ -11,6 +11,7 @@
 
 #include "mpitrain/core/tensor.hpp"
 #include "mpitrain/io/h5.hpp"
+#include "mpitrain/nn/shape.hpp"
 
 namespace mpitrain {
 
@@ -18,6 +19,9 @@ struct SplitInfo {
   std::string name;          // "train", "test", "val"
   long long rows = 0;
   int x_width = 0;           // product of x's dims after the first
+  // The sample shape x's dims give: [N, d] a flat vector d x 1 x 1, [N, H, W]
+  // a 1 x H x W image, [N, H, W, C] a C x H x W image stored channels last.
+  Shape shape;
   h5::ElemType x_type = h5::ElemType::kOther;
   int y_width = 0;           // 0: int32 class ids [N]; k: float32 targets [N, k]
   double scale = 1.0, mean = 0.0, std = 1.0;

@@ -16,19 +16,18 @@ const char* activation_name(Activation a);
 // Activation a Dense layer applies in place to its own output.
 enum class FusedActivation { kNone, kRelu, kTanh };
 
-// Elementwise activation; width unchanged.
+// Elementwise activation; shape unchanged.
 class ActivationLayer final : public Layer {
  public:
-  ActivationLayer(Activation kind, int width) : kind_(kind), width_(width) {}
+  ActivationLayer(Activation kind, Shape shape) : Layer(shape, shape), kind_(kind), width_(shape.size()) {}
+  ActivationLayer(Activation kind, int width) : ActivationLayer(kind, Shape{width, 1, 1}) {}
   std::string name() const override { return activation_name(kind_); }
-  int in_width() const override { return width_; }
-  int out_width() const override { return width_; }
-  void forward(const float* x, float* y, int rows) const override;
+  void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
 
  private:
   Activation kind_;
-  int width_;
+  long long width_;
 };
 
 }  // namespace mpitrain

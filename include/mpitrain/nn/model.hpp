@@ -1,7 +1,6 @@
-// A sequential model built from a spec such as "784-256-128-10": Dense
-// layers of those widths with the chosen activation between them (none after
-// the last; the loss applies softmax). The model owns the parameter/gradient
-// arena and the activation buffers, sized once for `capacity_rows`.
+// A sequential model built from a --model spec (nn/model_spec.hpp): the
+// layers, the parameter/gradient arena, the activation buffers and each
+// layer's scratch, all sized once for `capacity_rows`.
 // Dimension key: R rows (<= capacity), W_i width of activation i.
 #pragma once
 #include <memory>
@@ -9,13 +8,12 @@
 #include <vector>
 
 #include "mpitrain/core/arena.hpp"
+#include "mpitrain/core/tensor.hpp"
 #include "mpitrain/nn/activation.hpp"
 #include "mpitrain/nn/layer.hpp"
+#include "mpitrain/nn/model_spec.hpp"
 
 namespace mpitrain {
-
-// Parses "784-256-10" into widths; UserError on a malformed spec.
-std::vector<int> parse_model_spec(const std::string& spec);
 
 class Model {
  public:
@@ -24,17 +22,25 @@ class Model {
   // Initialises all parameters from the seed (identical on every rank).
   void init(std::uint64_t seed);
 
-  int input_width() const { return widths_.front(); }
-  int output_width() const { return widths_.back(); }
+  Shape input_shape() const { return input_shape_; }
+  long long input_width() const { return input_shape_.size(); }
+  long long output_width() const { return layers_.back()->out_width(); }
   int capacity_rows() const { return capacity_; }
   const std::string& spec() const { return spec_; }
-  long long param_count() const;  // real parameters (excludes alignment padding)
+  long long param_count() const;  // trainable parameters (excludes running statistics and padding)
   double forward_flops_per_sample() const;
   // FLOPs per sample of layer i in a training step: forward, the parameter
   // gradient and the input gradient, each of forward's size, except that the
   // first layer computes no input gradient (backward skips it).
   double train_flops_per_sample(size_t layer) const;
   double train_flops_per_sample() const;  // summed over the layers
+  ModelSummary summary() const;
+  // A layer sums over the global batch (batch norm): every rank must run
+  // forward and backward each step, with its whole shard in one chunk.
+  bool uses_batch_statistics() const { return batch_statistics_; }
+
+  // The pass the layers see (nn/pass.hpp); set it before forward.
+  Pass& pass() { return pass_; }
 
   // Input buffer (capacity, W_0): the reader writes a shard here.
   float* input() { return acts_.front().data(); }
@@ -64,11 +70,14 @@ class Model {
 
  private:
   std::string spec_;
-  std::vector<int> widths_;
+  Shape input_shape_;
   int capacity_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  bool batch_statistics_ = false;
+  Pass pass_;
   Arena arena_;
   std::vector<AlignedBuffer<float>> acts_;  // acts_[i]: input of layer i (capacity, width)
+  std::vector<AlignedBuffer<float>> scratch_;  // per layer, capacity rows of its scratch (may be empty)
   std::vector<long long> param_begin_;      // param_begin_[i]: arena offset of layer i's first parameter
   const float* input_ = nullptr;            // the last forward's input (acts_[0] or the caller's)
   AlignedBuffer<float> grad_a_, grad_b_;    // ping-pong (capacity, max width)

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "mpitrain/comm/communicator.hpp"
+#include "mpitrain/core/tensor.hpp"
+#include "mpitrain/data/augment.hpp"
 #include "mpitrain/data/dataset.hpp"
 #include "mpitrain/data/prefetch_reader.hpp"
 #include "mpitrain/data/sampler.hpp"
@@ -24,6 +26,7 @@ namespace mpitrain {
 struct Batch {
   long long step = 0;         // within the epoch (0-based)
   long long global_rows = 0;  // b: rows of the whole global batch (B, or fewer in a last partial step)
+  long long first_row = 0;    // position in the global batch of this rank's first row
   size_t shard_rows = 0;      // this rank's rows of it (may be 0)
   size_t small_rows = 0;      // the noise scale's small batch: the shard, or on one rank its first half
   size_t chunks = 0;          // pieces of at most the model's capacity the shard is computed in
@@ -37,6 +40,7 @@ struct ChunkRows {
   const int* labels;
   const float* targets;
   int rows;
+  long long first_row;  // position in the global batch of the chunk's first row
 };
 
 struct BatchSourceSetup {
@@ -49,6 +53,12 @@ struct BatchSourceSetup {
   int capacity_rows = 0;                  // rows per chunk
   float* direct_input = nullptr;          // where rows go without prefetch: (capacity, x_width)
   bool prefetch = true;
+  // The model has batch statistics (batch norm): a shard goes through in one
+  // chunk, and on one rank there is no noise-scale half batch (it would be
+  // a second chunk).
+  bool whole_shard = false;
+  AugmentOptions augment;                 // applied to each chunk as it is taken
+  Shape image;                            // the sample shape augmentation works on
 };
 
 class BatchSource {
@@ -74,6 +84,14 @@ class BatchSource {
 
   const Comm& comm_;
   EpochSampler sampler_;
+  bool whole_shard_;
+  AugmentOptions augment_;
+  Shape image_;
+  std::uint64_t seed_;
+  long long epoch_ = 0;
+  AlignedBuffer<float> augment_scratch_;  // one image
+  std::span<const std::int64_t> shard_;       // this rank's shard of the current step
+  long long shard_first_row_ = 0;             // its position in the global batch
   int capacity_;
   float* direct_input_;
   std::optional<SplitReader> reader_;         // without prefetch

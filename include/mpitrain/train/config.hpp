@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpitrain/data/augment.hpp"
 #include "mpitrain/nn/activation.hpp"
 #include "mpitrain/optim/optimizer.hpp"
 #include "mpitrain/optim/schedule.hpp"
@@ -32,6 +33,9 @@ struct Config {
   std::uint64_t seed = 1;
   bool drop_last = false;
   long long micro_batch = 0;       // most rows per forward/backward on a rank; 0: the whole shard
+  std::string augment_name = "none";  // none | flip | crop | crop+flip
+  int augment_pad = 2;             // crop: zero padding on each side before the random crop
+  AugmentOptions augment;          // parsed from the two above
 
   ScheduleOptions schedule;        // lr, ref-batch, scaling, warmup, decay
   std::string lr_scaling_name = "linear", lr_decay_name = "none", milestones_text, batch_schedule_text;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "mpitrain/nn/model_spec.hpp"
+
 namespace mpitrain {
 
 struct MemoryPlan {
@@ -18,10 +20,10 @@ struct MemoryPlan {
   double total() const { return arena_bytes + optimizer_bytes + activation_bytes + input_bytes; }
 };
 
-// widths: the model spec's layer widths (input first); capacity_rows: rows
-// per forward/backward; state_buffers: optimizer_state_buffers(); y_width:
+// model: summarize_model() of the spec; capacity_rows: rows per
+// forward/backward; state_buffers: optimizer_state_buffers(); y_width:
 // regression targets per row (0 for classes).
-MemoryPlan plan_rank_memory(const std::vector<int>& widths, int capacity_rows, int state_buffers, int y_width,
+MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int state_buffers, int y_width,
                             bool prefetch);
 
 // UserError when the plan exceeds what a rank may use: --max-memory-mb if

@@ -32,18 +32,38 @@ struct StepSums {
   double small_sq_mean = 0, inv_small_mean = 0, contributors = 0;
 };
 
+// Batch statistics summed over the ranks (nn/pass.hpp): a blocking
+// all-reduce of doubles on the main thread.
+class CommBatchSum final : public BatchSum {
+ public:
+  explicit CommBatchSum(const Comm& comm) : comm_(comm) {}
+  void sum(double* data, int count) override {
+    if (comm_.size() > 1) comm_.allreduce_sum(data, count);
+  }
+
+ private:
+  const Comm& comm_;
+};
+
 class GradientStep {
  public:
-  GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes);
+  // With batch statistics in the model (batch norm), the layers all-reduce
+  // on the main thread during backward, which MPI_THREAD_SERIALIZED forbids
+  // while the reducer's thread sends buckets: the gradients are then reduced
+  // after backward (no overlap).
+  GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed);
 
-  // Computes the mean gradient of `batch`, whose rows come from `source`.
-  StepSums run(BatchSource& source, const Batch& batch, StepTimes& times);
+  // Computes the mean gradient of `batch` (global optimizer step
+  // `global_step`), whose rows come from `source`.
+  StepSums run(BatchSource& source, const Batch& batch, long long global_step, StepTimes& times);
   const GradientReducer& reducer() const { return reducer_; }
 
  private:
   Model& model_;
   const Comm& comm_;
   int num_classes_;
+  std::uint64_t seed_;
+  CommBatchSum batch_sum_;
   GradientReducer reducer_;
 };
 

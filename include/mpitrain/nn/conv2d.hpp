@@ -1,0 +1,69 @@
+// 2-D convolution as im2col + one sgemm over the whole chunk (Caffe's
+// layout idea, channels innermost as in nn/shape.hpp):
+//
+//   cols (N, K)  N = R*OH*OW output pixels, K = KH*KW*C; row n holds the
+//                input patch under output pixel n, (kh, kw, c) order, zeros
+//                where the patch leaves the (padded) image
+//   y (N, O)   = cols . W (K, O) + b      -- y is already (R, OH, OW, O), NHWC
+//   dW (K, O) += cols^T . dy              -- one sgemm
+//   dcols      = dy . W^T, scattered back -- col2im: dx (R, H, W, C)
+//
+// So a convolution is a Dense layer over patches: the same sgemm shapes, the
+// same fused activation. The cols of the last forward are kept (scratch) for
+// the weight gradient, the input gradient gets its own dcols scratch; both
+// are sized once for the model's capacity.
+#pragma once
+#include <string>
+
+#include "mpitrain/nn/activation.hpp"
+#include "mpitrain/nn/layer.hpp"
+
+namespace mpitrain {
+
+struct Conv2DGeometry {
+  int kh = 3, kw = 3, stride = 1;
+  int pad_top = 0, pad_left = 0;  // the rest of the padding is at the bottom/right
+  int out_h = 0, out_w = 0;
+};
+
+// Output size and padding. pad < 0 means "same" (output ceil(in/stride),
+// padding split as TensorFlow does: the extra pixel at the bottom/right);
+// otherwise `pad` zeros on every side. UserError when the kernel does not fit.
+Conv2DGeometry conv_geometry(Shape in, int kh, int kw, int stride, int pad, const std::string& what);
+
+class Conv2D final : public Layer {
+ public:
+  // Parameters "<name>/W" (KH, KW, C, O) and "<name>/b" (O). He-normal init.
+  Conv2D(std::string name, Shape in, int out_channels, const Conv2DGeometry& g,
+         FusedActivation act = FusedActivation::kNone);
+  std::string name() const override;
+  const Conv2DGeometry& geometry() const { return g_; }
+  void register_params(Arena& arena) override;
+  void bind(Arena& arena) override;
+  void init(Rng& rng) override;
+  std::size_t scratch_bytes_per_row() const override;
+  void bind_scratch(void* scratch, int capacity_rows) override;
+  void forward(const float* x, float* y, int rows) override;
+  void backward_params(const float* x, const float* y, float* dy, int rows) override;
+  void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
+  double forward_flops_per_sample() const override;
+  double param_count() const override;
+  std::vector<GemmShape> gemm_shapes(int rows, bool input_grad) const override;
+
+ private:
+  long long pixels() const { return static_cast<long long>(g_.out_h) * g_.out_w; }
+  long long patch() const { return static_cast<long long>(g_.kh) * g_.kw * in_shape().c; }
+  void im2col(const float* x, int rows);
+  void col2im(float* dx, int rows) const;
+
+  std::string name_;
+  int out_c_;
+  Conv2DGeometry g_;
+  FusedActivation act_;
+  long long w_offset_ = 0, b_offset_ = 0;
+  float *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
+  float* cols_ = nullptr;   // (capacity*OH*OW, K) from the last forward
+  float* dcols_ = nullptr;  // (capacity*OH*OW, K) in backward_input
+};
+
+}  // namespace mpitrain

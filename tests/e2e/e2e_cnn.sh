@@ -1,0 +1,3 @@
+#!/bin/bash
+# Placeholder: the CNN end-to-end tests are being written.
+exit 0

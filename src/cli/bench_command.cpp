@@ -71,7 +71,7 @@ std::vector<JsonObject> time_steps(const Comm& comm, Model& model, GradientReduc
     auto one_step = [&] {
       model.arena().zero_grads();
       reducer.begin_step();
-      forward_loss(model, model.output_width(), rows, targets, 1.0f / static_cast<float>(rows));
+      forward_loss(model, static_cast<int>(model.output_width()), rows, targets, 1.0f / static_cast<float>(rows));
       model.backward(rows, &reducer);
       if (comm.size() > 1) reducer.local_sq_norm();
       reducer.finish();

@@ -56,6 +56,46 @@ class SgemmCeiling {
 
 }  // namespace
 
+namespace {
+
+// Where a step's compute goes, layer by layer, at the largest shard: each
+// layer's forward and backward seconds against its own sgemm calls alone.
+void profile_layers(const Comm& comm, Model& model, const TargetBuffers& targets, const BenchOptions& o,
+                    SgemmCeiling& ceiling, int rows, bool root, JsonObject& out) {
+  const size_t n = model.layers().size();
+  std::vector<Model::LayerSeconds> seconds(n);
+  model.set_layer_timer(&seconds);
+  const int iters = std::max(o.iters, 1);
+  for (int it = 0; it < o.warmup + iters; ++it) {
+    if (it == o.warmup) std::fill(seconds.begin(), seconds.end(), Model::LayerSeconds{});
+    model.arena().zero_grads();
+    forward_loss(model, static_cast<int>(model.output_width()), rows, targets, 1.0f / static_cast<float>(rows));
+    model.backward(rows);
+  }
+  model.set_layer_timer(nullptr);
+  if (root)
+    std::printf("per layer at shard %d (rank 0, seconds per step): forward, backward, its sgemm calls alone, fraction\n",
+                rows);
+  std::vector<JsonObject> rows_json;
+  for (size_t l = 0; l < n; ++l) {
+    const double fwd = seconds[l].forward / iters, bwd = seconds[l].backward / iters;
+    const double gemm = model.layers()[l]->gemm_shapes(rows, l > 0).empty()
+                            ? 0.0
+                            : time_iterations(comm, o.warmup, o.iters, [&] { ceiling.layer_pass(l, rows); });
+    const double frac = gemm > 0 ? gemm / (fwd + bwd) : 0.0;
+    if (root)
+      std::printf("  %-14s %10.3e %10.3e %10.3e  %s\n", model.layers()[l]->name().c_str(), fwd, bwd, gemm,
+                  gemm > 0 ? std::to_string(frac).substr(0, 5).c_str() : "-");
+    JsonObject j;
+    j.add("name", model.layers()[l]->name()).add("kind", model.layers()[l]->kind()).add("shard", static_cast<long long>(rows))
+        .add("forward_s", fwd).add("backward_s", bwd).add("sgemm_s", gemm).add("fraction_of_sgemm", frac);
+    rows_json.push_back(j);
+  }
+  out.add_array("layer_profile", rows_json);
+}
+
+}  // namespace
+
 // min/avg/max over ranks of each rank's mean time per iteration.
 Stats over_ranks(const Comm& comm, double seconds) {
   double mn = seconds, mx = seconds, sum = seconds;
@@ -75,7 +115,7 @@ void bench_compute(const Comm& comm, Model& model, const TargetBuffers& targets,
     const int rows = static_cast<int>(s);
     const double t = time_iterations(comm, o.warmup, o.iters, [&] {
       model.arena().zero_grads();
-      forward_loss(model, model.output_width(), rows, targets, 1.0f / static_cast<float>(rows));
+      forward_loss(model, static_cast<int>(model.output_width()), rows, targets, 1.0f / static_cast<float>(rows));
       model.backward(rows);
     });
     const Stats st = over_ranks(comm, t / static_cast<double>(s));
@@ -92,6 +132,7 @@ void bench_compute(const Comm& comm, Model& model, const TargetBuffers& targets,
     compute_rows.push_back(r);
   }
   out.add_array("compute", compute_rows);
+  profile_layers(comm, model, targets, o, ceiling_pass, static_cast<int>(max_shard), root, out);
 }
 
 }  // namespace mpitrain::bench

@@ -10,6 +10,7 @@
 #include "mpitrain/comm/gradient_reducer.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/io/json_lines.hpp"
+#include "mpitrain/nn/conv2d.hpp"
 #include "mpitrain/nn/dense.hpp"
 #include "mpitrain/nn/model.hpp"
 
@@ -39,15 +40,13 @@ std::vector<LayerInfo> describe_layers(const Model& model) {
   Arena replay;
   for (size_t i = 0; i < model.layers().size(); ++i) {
     Layer& layer = *model.layers()[i];
-    LayerInfo info{layer.name(), "other", ""};
-    if (const auto* d = dynamic_cast<const Dense*>(&layer)) {
-      const FusedActivation a = d->fused_activation();
-      info.kind = "dense";
-      info.activation = a == FusedActivation::kRelu ? "relu" : a == FusedActivation::kTanh ? "tanh" : "none";
-    } else if (dynamic_cast<const ActivationLayer*>(&layer)) {
-      info.kind = "activation";
-      info.activation = layer.name();
-    }
+    LayerInfo info{layer.name(), layer.kind(), ""};
+    const auto fused_name = [](FusedActivation a) {
+      return a == FusedActivation::kRelu ? "relu" : a == FusedActivation::kTanh ? "tanh" : "none";
+    };
+    if (const auto* d = dynamic_cast<const Dense*>(&layer)) info.activation = fused_name(d->fused_activation());
+    else if (const auto* cv = dynamic_cast<const Conv2D*>(&layer)) info.activation = fused_name(cv->fused_activation());
+    else if (info.kind == "activation") info.activation = layer.name();
     info.tensor_begin = replay.views().size();
     layer.register_params(replay);
     info.tensor_end = replay.views().size();
@@ -93,7 +92,9 @@ void print_model_json(const Model& model, const ModelQuery& q, const std::vector
     JsonObject o;
     o.add("index", static_cast<long long>(i)).add("name", l.name).add("kind", l.kind);
     if (!l.activation.empty()) o.add("activation", l.activation);
-    o.add("in", model.layers()[i]->in_width()).add("out", model.layers()[i]->out_width()).add("params", l.params)
+    o.add("in", model.layers()[i]->in_width()).add("out", model.layers()[i]->out_width())
+        .add("in_shape", model.layers()[i]->in_shape().text()).add("out_shape", model.layers()[i]->out_shape().text())
+        .add("params", l.params)
         .add("forward_flops_per_sample", whole(l.forward_flops)).add("train_flops_per_sample", whole(l.train_flops))
         .add("tensor_begin", static_cast<long long>(l.tensor_begin))
         .add("tensor_end", static_cast<long long>(l.tensor_end));
@@ -113,6 +114,7 @@ void print_model_json(const Model& model, const ModelQuery& q, const std::vector
   }
   JsonObject out;
   out.add("model", model.spec()).add("activation", q.activation).add("input_width", model.input_width())
+      .add("input_shape", model.input_shape().text()).add("batch_statistics", model.uses_batch_statistics())
       .add("output_width", model.output_width()).add_array("layers", layers).add_array("tensors", tensors)
       .add("param_count", model.param_count()).add("arena_floats", arena.param_count())
       .add("stat_slots", Arena::kStatSlots).add("reduce_floats", arena.reduce_count())
@@ -125,20 +127,19 @@ void print_model_json(const Model& model, const ModelQuery& q, const std::vector
 void print_model_table(const Model& model, const ModelQuery& q, const std::vector<LayerInfo>& info,
                        const std::vector<GradientBucket>& plan) {
   const Arena& arena = model.arena();
-  std::printf("model: %s (activation %s): %d inputs, %d outputs\n", model.spec().c_str(), q.activation.c_str(),
-              model.input_width(), model.output_width());
-  std::printf("  %3s  %-14s %7s %7s %12s %16s %16s\n", "#", "layer", "in", "out", "params", "forward FLOPs",
-              "training FLOPs");
-  for (size_t i = 0; i < info.size(); ++i)
-    std::printf("  %3zu  %-14s %7d %7d %12lld %16lld %16lld\n", i, info[i].name.c_str(),
-                model.layers()[i]->in_width(), model.layers()[i]->out_width(), info[i].params,
-                whole(info[i].forward_flops), whole(info[i].train_flops));
+  std::printf("model: %s (activation %s): %lld inputs (%s), %lld outputs\n", model.spec().c_str(), q.activation.c_str(),
+              model.input_width(), model.input_shape().text().c_str(), model.output_width());
+  std::fputs(layer_table(model.summary()).c_str(), stdout);
   std::printf("FLOPs per sample: forward %lld, training step %lld (forward and backward; the first layer\n"
               "  computes no input gradient)\n",
               whole(total(info, &LayerInfo::forward_flops)), whole(total(info, &LayerInfo::train_flops)));
-  std::printf("parameters: %lld in %zu tensors; the arena holds %lld floats (%lld of alignment padding)\n",
-              model.param_count(), arena.views().size(), arena.param_count(),
-              arena.param_count() - model.param_count());
+  long long state = 0;  // batch-norm running statistics: in the arena and checkpoints, not trained
+  for (const ParamView& v : arena.views())
+    if (!v.flags.trainable) state += v.size;
+  std::printf("parameters: %lld in %zu tensors; the arena holds %lld floats (%lld of running statistics, %lld of "
+              "alignment padding)\n",
+              model.param_count(), arena.views().size(), arena.param_count(), state,
+              arena.param_count() - model.param_count() - state);
   std::printf("  %-16s %12s %12s\n", "tensor", "offset", "count");
   for (const ParamView& v : arena.views()) std::printf("  %-16s %12lld %12lld\n", v.name.c_str(), v.offset, v.size);
   std::printf("gradient all-reduce: %d stat slots + %lld floats = %lld bytes in %zu bucket(s) at --bucket-bytes %lld\n",

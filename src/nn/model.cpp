@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/rng.hpp"
 
 namespace mpitrain {
@@ -53,7 +54,7 @@ double Model::forward_flops_per_sample() const {
 }
 
 double Model::train_flops_per_sample(size_t layer) const {
-  return layers_[layer]->forward_flops_per_sample() * (layer == 0 ? 2.0 : 3.0);
+  return layers_[layer]->forward_flops_per_sample() * (layer == 0 ? 2.0 : 3.0);  // as mpitrain::train_flops
 }
 
 double Model::train_flops_per_sample() const {
@@ -66,8 +67,11 @@ ModelSummary Model::summary() const { return summarize(input_shape_, layers_); }
 
 float* Model::forward(int rows, const float* x) {
   input_ = x ? x : acts_.front().data();
-  for (size_t i = 0; i < layers_.size(); ++i)
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const double t0 = timer_ ? now_s() : 0.0;
     layers_[i]->forward(i == 0 ? input_ : acts_[i].data(), acts_[i + 1].data(), rows);
+    if (timer_) (*timer_)[i].forward += now_s() - t0;
+  }
   return acts_.back().data();
 }
 
@@ -78,9 +82,11 @@ void Model::backward(int rows, BackwardHook* hook) {
   float* dx = grad_b_.data();
   for (size_t i = layers_.size(); i-- > 0;) {
     const float* x = i == 0 ? (input_ ? input_ : acts_.front().data()) : acts_[i].data();
+    const double t0 = timer_ ? now_s() : 0.0;
     layers_[i]->backward_params(x, acts_[i + 1].data(), dy, rows);
     if (hook) hook->after_layer(i, param_begin_[i]);  // this layer's gradients travel while dx is computed
     if (i > 0) layers_[i]->backward_input(x, acts_[i + 1].data(), dy, dx, rows);
+    if (timer_) (*timer_)[i].backward += now_s() - t0;
     std::swap(dy, dx);
   }
 }

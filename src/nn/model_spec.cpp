@@ -1,6 +1,7 @@
 #include "mpitrain/nn/model_spec.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <charconv>
 #include <map>
 #include <sstream>
@@ -139,11 +140,32 @@ ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& l
   ModelSummary s;
   s.input = input;
   for (const auto& layer : layers) {
-    s.layers.push_back(LayerSummary{layer->name(), layer->out_shape(), layer->param_count(),
+    s.layers.push_back(LayerSummary{layer->name(), layer->kind(), layer->in_shape(), layer->out_shape(), layer->param_count(),
                                     layer->forward_flops_per_sample(), static_cast<double>(layer->scratch_bytes_per_row())});
     s.batch_statistics = s.batch_statistics || layer->uses_batch_statistics();
   }
   return s;
+}
+
+double train_flops(const ModelSummary& m, size_t layer) {
+  return m.layers[layer].forward_flops * (layer == 0 ? 2.0 : 3.0);
+}
+
+std::string layer_table(const ModelSummary& m) {
+  std::string out;
+  char line[192];
+  std::snprintf(line, sizeof line, "  %3s  %-14s %-12s %12s %16s %16s\n", "#", "layer", "output", "params",
+                "forward FLOPs", "training FLOPs");
+  out += line;
+  std::snprintf(line, sizeof line, "  %3s  %-14s %-12s\n", "", "input", m.input.text().c_str());
+  out += line;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerSummary& l = m.layers[i];
+    std::snprintf(line, sizeof line, "  %3zu  %-14s %-12s %12.0f %16.0f %16.0f\n", i, l.name.c_str(), l.out.text().c_str(),
+                  l.params, l.forward_flops, train_flops(m, i));
+    out += line;
+  }
+  return out;
 }
 
 ModelSummary summarize_model(const std::string& spec, Activation activation) {

@@ -17,7 +17,7 @@ LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, c
   if (rows == 0 && !model.uses_batch_statistics()) return {};
   const float* out = model.forward(rows, x);
   if (num_classes > 0) return softmax_cross_entropy(out, labels, rows, num_classes, model.output_grad(), grad_scale);
-  return mean_squared_error(out, targets, rows, model.output_width(), model.output_grad(), grad_scale);
+  return mean_squared_error(out, targets, rows, static_cast<int>(model.output_width()), model.output_grad(), grad_scale);
 }
 
 }  // namespace mpitrain

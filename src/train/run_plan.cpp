@@ -188,6 +188,11 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
                 place.threads_per_rank, place.cores_on_node);
   std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (training step)\n", m.spec().c_str(),
               activation_name(c.activation), m.param_count(), m.train_flops_per_sample() / 1e6);
+  std::fputs(layer_table(m.summary()).c_str(), stdout);
+  if (m.uses_batch_statistics())
+    std::printf("batch norm: statistics over the global batch (all-reduced in forward and backward), so each "
+                "rank's shard runs in one piece and the gradient all-reduce follows backward\n");
+  if (c.augment.enabled()) std::printf("augmentation %s per (seed, epoch, row)\n", augment_text(c.augment).c_str());
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);

@@ -22,6 +22,7 @@ class ActivationLayer final : public Layer {
   ActivationLayer(Activation kind, Shape shape) : Layer(shape, shape), kind_(kind), width_(shape.size()) {}
   ActivationLayer(Activation kind, int width) : ActivationLayer(kind, Shape{width, 1, 1}) {}
   std::string name() const override { return activation_name(kind_); }
+  std::string kind() const override { return "activation"; }
   void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
 

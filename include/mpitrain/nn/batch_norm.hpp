@@ -26,6 +26,7 @@ class BatchNorm final : public Layer {
   static constexpr double kMomentum = 0.1;
 
   BatchNorm(std::string name, Shape in);
+  std::string kind() const override { return "batchnorm"; }
   std::string name() const override { return name_; }
   bool uses_batch_statistics() const override { return true; }
   void register_params(Arena& arena) override;

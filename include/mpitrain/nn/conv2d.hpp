@@ -36,8 +36,10 @@ class Conv2D final : public Layer {
   // Parameters "<name>/W" (KH, KW, C, O) and "<name>/b" (O). He-normal init.
   Conv2D(std::string name, Shape in, int out_channels, const Conv2DGeometry& g,
          FusedActivation act = FusedActivation::kNone);
+  std::string kind() const override { return "conv"; }
   std::string name() const override;
   const Conv2DGeometry& geometry() const { return g_; }
+  FusedActivation fused_activation() const { return act_; }
   void register_params(Arena& arena) override;
   void bind(Arena& arena) override;
   void init(Rng& rng) override;

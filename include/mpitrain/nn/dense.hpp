@@ -19,6 +19,7 @@ class Dense final : public Layer {
   Dense(std::string name, int in, int out, Init init, FusedActivation act = FusedActivation::kNone)
       : Dense(std::move(name), Shape{in, 1, 1}, out, init, act) {}
   // "dense0", or "dense0+relu" with a fused activation.
+  std::string kind() const override { return "dense"; }
   std::string name() const override;
   FusedActivation fused_activation() const { return act_; }
   void register_params(Arena& arena) override;

@@ -16,6 +16,7 @@ class Dropout final : public Layer {
  public:
   // rate p in [0, 1); `salt` tells the model's dropout layers apart.
   Dropout(std::string name, Shape in, double rate, std::uint64_t salt);
+  std::string kind() const override { return "dropout"; }
   std::string name() const override { return name_; }
   double rate() const { return rate_; }
   void forward(const float* x, float* y, int rows) override;

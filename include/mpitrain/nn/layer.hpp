@@ -36,6 +36,8 @@ class Layer {
   virtual ~Layer() = default;
   // The name in the header's layer table and in parameter names ("conv0").
   virtual std::string name() const = 0;
+  // The registry's kind ("conv", "dense", "maxpool", "batchnorm", ...).
+  virtual std::string kind() const { return "other"; }
   Shape in_shape() const { return in_; }
   Shape out_shape() const { return out_; }
   long long in_width() const { return in_.size(); }

@@ -64,6 +64,13 @@ class Model {
   // Backward in the reverse order of forward; adds into arena().grads().
   void backward(int rows, BackwardHook* hook = nullptr);
 
+  // A profile (mpitrain bench): when set, forward and backward add each
+  // layer's seconds into times[i] (sized to the layer count).
+  struct LayerSeconds {
+    double forward = 0, backward = 0;
+  };
+  void set_layer_timer(std::vector<LayerSeconds>* times) { timer_ = times; }
+
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
@@ -81,6 +88,7 @@ class Model {
   std::vector<long long> param_begin_;      // param_begin_[i]: arena offset of layer i's first parameter
   const float* input_ = nullptr;            // the last forward's input (acts_[0] or the caller's)
   AlignedBuffer<float> grad_a_, grad_b_;    // ping-pong (capacity, max width)
+  std::vector<LayerSeconds>* timer_ = nullptr;
 };
 
 }  // namespace mpitrain

@@ -31,8 +31,8 @@ ModelLayers build_layers(const std::string& spec, Activation activation);
 
 // One row of the header's layer table.
 struct LayerSummary {
-  std::string name;
-  Shape out;
+  std::string name, kind;
+  Shape in, out;
   double params = 0;         // trainable parameters
   double forward_flops = 0;  // per sample
   double scratch_bytes = 0;  // per row
@@ -50,6 +50,15 @@ struct ModelSummary {
 };
 
 ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& layers);
+
+// FLOPs per sample of layer i in a training step: forward, the parameter
+// gradient and the input gradient, each of forward's size, except that the
+// first layer computes no input gradient (backward skips it).
+double train_flops(const ModelSummary& m, size_t layer);
+
+// The table of layers the run header and `inspect --model` print: per layer
+// its output shape, parameters and FLOPs per sample (forward, training step).
+std::string layer_table(const ModelSummary& m);
 ModelSummary summarize_model(const std::string& spec, Activation activation);
 
 }  // namespace mpitrain

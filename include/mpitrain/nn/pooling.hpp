@@ -16,6 +16,7 @@ class Pool2D final : public Layer {
   // UserError (naming `what`) when the window does not fit the input.
   Pool2D(std::string name, Kind kind, Shape in, int kernel, int stride, const std::string& what);
   std::string name() const override { return name_; }
+  std::string kind() const override { return kind_ == Kind::kMax ? "maxpool" : "avgpool"; }
   // Max pooling keeps the argmax of every output (an int32 per output value).
   std::size_t scratch_bytes_per_row() const override;
   void bind_scratch(void* scratch, int capacity_rows) override;
@@ -35,6 +36,7 @@ class GlobalAvgPool final : public Layer {
  public:
   GlobalAvgPool(std::string name, Shape in) : Layer(in, Shape{in.c, 1, 1}), name_(std::move(name)) {}
   std::string name() const override { return name_; }
+  std::string kind() const override { return "gap"; }
   void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
   double forward_flops_per_sample() const override { return static_cast<double>(in_shape().size()); }
@@ -49,6 +51,7 @@ class Flatten final : public Layer {
  public:
   Flatten(std::string name, Shape in) : Layer(in, Shape{static_cast<int>(in.size()), 1, 1}), name_(std::move(name)) {}
   std::string name() const override { return name_; }
+  std::string kind() const override { return "flatten"; }
   void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
 

@@ -70,9 +70,9 @@ bad_case too-much-memory "a model that needs more memory than a rank may use (st
   "each rank needs at least 332.5 MB (parameters and gradients 16.8 MB" --data "$GOOD" --model 16-100000-4 --epochs 1 --global-batch 128 \
   --max-memory-mb 100
 bad_case max-memory-negative "--max-memory-mb -1" "--max-memory-mb must be >= 0" --data "$GOOD" "${M[@]}" --max-memory-mb -1
-bad_case input-width "model input width does not match the data" "make the first number of --model 16" \
+bad_case input-width "model input width does not match the data" "does not match the data's 16 features per row (16): start --model with 16" \
   --data "$GOOD" --model 15-32-4 --epochs 1 --global-batch 64
-bad_case output-width "model output width does not match num_classes" "make the last number of --model 4" \
+bad_case output-width "model output width does not match num_classes" "make the last layer of --model give 4" \
   --data "$GOOD" --model 16-32-3 --epochs 1 --global-batch 64
 bad_case batch-0 "global batch 0" "--global-batch must be at least 1" \
   --data "$GOOD" --model 16-32-4 --epochs 1 --global-batch 0

@@ -13,6 +13,9 @@ namespace {
 // In the order --help lists them, so the first difference is reported first.
 constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "seed",       "drop-last",
                                               "batch-schedule", "optimizer", "val-fraction"};
+// Trajectory options added later, with the value a checkpoint written before
+// them implies (they did not exist, so the run had them off).
+constexpr std::pair<const char*, const char*> kLaterTrajectoryOptions[] = {{"augment", "none"}, {"augment-pad", "2"}};
 
 // `then` is what the checkpoint at `path` records, `now` this run; both
 // configs go through the same INI reader, so equal options compare equal.
@@ -36,6 +39,13 @@ void check_fits(const CheckpointMeta& now, const CheckpointMeta& then, const std
     if (a != then_options.end() && b != now_options.end() && a->second != b->second)
       throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + a->second + "', this run has '" +
                       b->second + "': resume with the same --" + key + " (it decides the sample order and state)");
+  }
+  for (const auto& [key, before] : kLaterTrajectoryOptions) {
+    const auto a = then_options.find(key), b = now_options.find(key);
+    const std::string was = a == then_options.end() ? before : a->second;
+    if (b != now_options.end() && was != b->second)
+      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + was + "', this run has '" +
+                      b->second + "': resume with the same --" + key + " (it decides what the samples are)");
   }
   if (then.train_rows != now.train_rows || then.x_width != now.x_width || then.num_classes != now.num_classes ||
       then.y_width != now.y_width)

@@ -6,16 +6,23 @@ and the ratio; timings are never pass/fail (CONVENTIONS, "Benchmarks"):
   case = model x global batch x layout (ranks x BLAS threads per rank)
     overhead-bound: MLP 784-256-128-100-10 at B=256
     GEMM-bound:     MLP 784-1024-1024-10  at B=1024
+    CNN:            1x28x28 conv5x5:32 relu maxpool2 conv5x5:64 relu maxpool2
+                    dense:128 relu dense:10 at B=256 (jobs/fashion-mnist-cnn.ini),
+                    2 ranks x 1 thread only
     layouts:        2 ranks x 1 thread, 1 rank x 2 threads
 
   figure                                   reference (same run)
   training samples/s (steady epochs)       PyTorch DDP (gloo), same model/B/ranks/threads
   achieved GEMM GFLOP/s per rank           cblas_sgemm alone at the same shapes and threads
+  bench compute (forward + backward)       cblas_sgemm alone at the layers' own shapes
+    and, where `mpitrain bench` profiles    (mpitrain bench; per layer: its sgemm calls alone)
+    layers, each layer's forward + backward
   gradient all-reduce per step             raw MPI_Allreduce of the same bytes (OSU style)
   exposed all-reduce (waited for)          the all-reduce's time in flight
   data wait per step                       the step time
   peak RSS per rank                        parameters + gradients + optimizer state
-                                           + activations + read buffers (+ 50 MB allowance)
+                                           + activations + read buffers (+ 50 MB allowance;
+                                           MLPs only: a CNN's im2col scratch is not in the layout)
   time to test accuracy 0.88 (2 ranks)     PyTorch DDP on the same settings
 
 and, with --hosts, a communication-heavy case on emulated hosts with
@@ -46,9 +53,22 @@ from .system_python import SYSTEM_PYTHON
 
 DATA = os.path.join(ROOT, "datasets", "fashion-mnist.h5")
 
+MLP_JOB = "jobs/fashion-mnist-mlp.ini"
+CNN_JOB = "jobs/fashion-mnist-cnn.ini"
+CNN_SPEC = "1x28x28 conv5x5:32 relu maxpool2 conv5x5:64 relu maxpool2 dense:128 relu dense:10"
+# Per case: the job file mpitrain trains with (its optimizer settings go to
+# the PyTorch peer too: SGD, momentum 0.9, Nesterov), the layouts it runs on
+# (None: every --layouts entry), the samples/s target against PyTorch, and
+# for the CNN the share of the training set its --quick runs use (a CNN
+# epoch is ~40 x an MLP's; throughput does not depend on the epoch's length).
 CASES = {
-    "overhead": {"model": "784-256-128-100-10", "batch": 256, "label": "MLP 784-256-128-100-10, B=256"},
-    "gemm": {"model": "784-1024-1024-10", "batch": 1024, "label": "MLP 784-1024-1024-10, B=1024"},
+    "overhead": {"model": "784-256-128-100-10", "batch": 256, "label": "MLP 784-256-128-100-10, B=256",
+                 "job": MLP_JOB, "torch_args": [], "layouts": None, "target": ">= 2"},
+    "gemm": {"model": "784-1024-1024-10", "batch": 1024, "label": "MLP 784-1024-1024-10, B=1024",
+             "job": MLP_JOB, "torch_args": [], "layouts": None, "target": ">= 1"},
+    "cnn": {"model": CNN_SPEC, "batch": 256, "label": "CNN conv5x5:32-pool-conv5x5:64-pool-128-10, B=256",
+            "job": CNN_JOB, "torch_args": ["--lr", "0.05", "--warmup-epochs", "1", "--weight-decay", "5e-4"],
+            "layouts": ("2x1",), "target": ">= 1.5", "quick_train_fraction": 0.2, "torch_steps_factor": 1 / 3},
 }
 LAYOUTS = {"2x1": (2, 1), "1x2": (1, 2)}
 # Debian's python3-torch installs into the system interpreter, which need not
@@ -113,6 +133,33 @@ def rss_bound_mb(layout, batch, ranks):
     return byte_total / 1e6
 
 
+def is_mlp(layout):
+    """Dense and activation layers only: rss_bound_mb knows all their buffers."""
+    return all(layer["kind"] in ("dense", "activation") for layer in layout["layers"])
+
+
+def layer_profile(bench):
+    """`mpitrain bench`'s per-layer profile at the first shard size, if this
+    binary prints one: [{name, kind, forward_s, backward_s, sgemm_s, fraction_of_sgemm}]."""
+    rows = bench.get("layer_profile")
+    if not isinstance(rows, list) or not rows:
+        return None
+    shard = rows[0].get("shard")
+    keys = ("name", "kind", "forward_s", "backward_s", "sgemm_s", "fraction_of_sgemm")
+    return [{k: r.get(k) for k in keys} for r in rows if isinstance(r, dict) and r.get("shard") == shard]
+
+
+def torch_steps(args, case):
+    """Timed PyTorch steps of a case: --torch-steps, fewer for the CNN (~40x an MLP's step), at least 20."""
+    return max(20, round(args.torch_steps * CASES[case].get("torch_steps_factor", 1)))
+
+
+def case_layouts(args, case):
+    """The --layouts entries a case runs on."""
+    allowed = CASES[case]["layouts"]
+    return [l for l in args.layouts.split(",") if allowed is None or l in allowed]
+
+
 def bench_case(args, case, layout, out):
     model, batch = CASES[case]["model"], CASES[case]["batch"]
     ranks, threads = LAYOUTS[layout]
@@ -129,16 +176,21 @@ def bench_case(args, case, layout, out):
     res["sgemm_gflops"] = comp["sgemm_gflops"]
     res["compute_fraction_of_sgemm"] = comp["fraction_of_sgemm"]
     res["gemm_flops_per_sample"] = b["gemm_flops_per_sample"]
+    res["bench_gflops"] = comp.get("gflops")
+    res["layer_profile"] = layer_profile(b)
     res["params"] = b["params"]
     g = b["gradient_allreduce"]
     res["allreduce_s"], res["allreduce_raw_s"], res["allreduce_buckets"] = g["s"], g["raw_s"], g["buckets"]
 
     run_dir = os.path.join(out, f"{tag}-train")
     shutil.rmtree(run_dir, ignore_errors=True)
-    run(mpirun(ranks) + [args.mpitrain, "train", "--config", "jobs/fashion-mnist-mlp.ini", "--model", model,
+    fraction = CASES[case].get("quick_train_fraction") if args.quick else None
+    res["train_fraction"] = fraction or 1.0
+    run(mpirun(ranks) + [args.mpitrain, "train", "--config", CASES[case]["job"], "--model", model,
                          "--global-batch", str(batch), "--epochs", str(args.epochs), "--threads", str(threads),
                          "--eval-split", "none", "--progress", "none", "--metrics", "", "--checkpoint-dir", "",
-                         "--run-dir", run_dir])
+                         "--run-dir", run_dir]
+        + (["--val-fraction", f"{1 - fraction:g}"] if fraction else []))
     epochs = metrics.read_metrics(run_dir).epochs
     steady = epochs[1:] or epochs  # the first epoch pays for page faults and warm-up
     res["samples_per_s"] = statistics.median(e["samples_per_s"] for e in steady)
@@ -149,15 +201,16 @@ def bench_case(args, case, layout, out):
     res["allreduce_wait_s"] = sum(e["time_allreduce_s"] for e in steady) / steps
     res["comm_s"] = sum(e.get("time_comm_s", 0.0) for e in steady) / steps
     res["peak_rss_mb"] = max(e.get("peak_rss_mb", float("nan")) for e in epochs)
-    res["rss_bound_mb"] = rss_bound_mb(layout_of(args, model), batch, ranks)
+    layout = layout_of(args, model)
+    res["rss_bound_mb"] = rss_bound_mb(layout, batch, ranks) if is_mlp(layout) else None
     res["gflops_per_rank"] = res["samples_per_s"] / ranks * res["gemm_flops_per_sample"] / 1e9
 
     if args.torch:
         pt_json = os.path.join(out, f"{tag}-pytorch.json")
         run([TORCH_PYTHON, os.path.join(ROOT, "scripts", "bench_pytorch.py"), "--mpitrain", args.mpitrain,
              "--model", model, "--global-batch",
-             str(batch), "--ranks", str(ranks), "--threads", str(threads), "--steps", str(args.torch_steps),
-             "--json", pt_json])
+             str(batch), "--ranks", str(ranks), "--threads", str(threads), "--steps", str(torch_steps(args, case)),
+             *CASES[case]["torch_args"], "--json", pt_json])
         res["pytorch_samples_per_s"] = read_json(pt_json)["samples_per_s"]
     return res
 
@@ -221,12 +274,24 @@ def table(results, machine):
     for r in results["cases"]:
         c = f"{r['label']}, {r['ranks']} rank(s) x {r['threads']} thread(s)"
         if "pytorch_samples_per_s" in r:
-            want = ">= 2" if r["case"] == "overhead" else ">= 1"
+            want = CASES[r["case"]]["target"] if r["case"] in CASES else ""
             rows.append(f"| {c} | samples/s | {with_unit(r['samples_per_s'])} | PyTorch DDP | "
                         f"{with_unit(r['pytorch_samples_per_s'])} | {r['samples_per_s'] / r['pytorch_samples_per_s']:.2f} | {want} |")
         rows.append(f"| {c} | GEMM GFLOP/s per rank (training) | {with_unit(r['gflops_per_rank'])} | sgemm alone | "
                     f"{with_unit(r['sgemm_gflops'])} | {r['gflops_per_rank'] / r['sgemm_gflops']:.2f} | "
                     f"{'>= 0.85' if r['case'] == 'gemm' else ''} |")
+        if r.get("bench_gflops"):
+            rows.append(f"| {c} | bench compute (fwd+bwd) GFLOP/s per rank | {with_unit(r['bench_gflops'])} | "
+                        f"sgemm alone, layers' shapes | {with_unit(r['sgemm_gflops'])} | "
+                        f"{r['compute_fraction_of_sgemm']:.2f} | |")
+        for p in r.get("layer_profile") or []:
+            if p["sgemm_s"]:
+                rows.append(f"| {c} | layer {p['name']}: forward + backward per step (bench) | "
+                            f"{with_unit(p['forward_s'] + p['backward_s'], 's')} | its sgemm calls alone | "
+                            f"{with_unit(p['sgemm_s'], 's')} | {p['sgemm_s'] / (p['forward_s'] + p['backward_s']):.2f} | |")
+            else:
+                rows.append(f"| {c} | layer {p['name']}: forward + backward per step (bench) | "
+                            f"{with_unit(p['forward_s'] + p['backward_s'], 's')} | no sgemm | - | - | |")
         if r["ranks"] > 1:
             rows.append(f"| {c} | gradient all-reduce ({r['allreduce_buckets']} buckets) | {with_unit(r['allreduce_s'], 's')} | "
                         f"raw MPI_Allreduce | {with_unit(r['allreduce_raw_s'], 's')} | "
@@ -235,8 +300,12 @@ def table(results, machine):
                         f"{with_unit(r['comm_s'], 's')} | {r['allreduce_wait_s'] / r['comm_s']:.2f} | |")
         rows.append(f"| {c} | data wait per step | {with_unit(r['data_wait_s'], 's')} | step time | {with_unit(r['step_s'], 's')} | "
                     f"{with_unit(r['data_wait_s'] / r['step_s'], '%')} | <= 2% |")
-        rows.append(f"| {c} | peak RSS per rank | {with_unit(r['peak_rss_mb'])} MB | bound (+50 MB) | "
-                    f"{with_unit(r['rss_bound_mb'])} MB (+50) | {r['peak_rss_mb'] / (r['rss_bound_mb'] + 50):.2f} | <= 1 |")
+        if r.get("rss_bound_mb") is not None:
+            rows.append(f"| {c} | peak RSS per rank | {with_unit(r['peak_rss_mb'])} MB | bound (+50 MB) | "
+                        f"{with_unit(r['rss_bound_mb'])} MB (+50) | {r['peak_rss_mb'] / (r['rss_bound_mb'] + 50):.2f} | <= 1 |")
+        else:
+            rows.append(f"| {c} | peak RSS per rank | {with_unit(r['peak_rss_mb'])} MB | no bound (im2col scratch "
+                        "is not in the layout) | - | - | |")
     t = results.get("target")
     if t:
         ours = t["time_s"] if t["reached"] else None
@@ -265,7 +334,18 @@ def machine_text():
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
+    return f"{cpu}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}{other_jobs_text()}"
+
+
+def other_jobs_text():
+    """Training jobs already running when the bench starts: they share the
+    cores and slow every figure (and its reference) down."""
+    try:
+        r = subprocess.run(["pgrep", "-f", "mpitrain train"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    n = len([line for line in r.stdout.split() if line.strip() and int(line) != os.getpid()])
+    return f"; {n} other `mpitrain train` process(es) were running at the start (they share the cores)" if n else ""
 
 
 def main(argv=None):
@@ -273,7 +353,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mpitrain", default=os.path.join(ROOT, "build", "mpitrain"))
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "bench"))
-    ap.add_argument("--cases", default="overhead,gemm", help="overhead, gemm, both (default) or none")
+    ap.add_argument("--cases", default="overhead,gemm,cnn",
+                    help="a list of overhead, gemm and cnn (default: all three), or none")
     ap.add_argument("--layouts", default="2x1,1x2")
     ap.add_argument("--epochs", type=int, default=4, help="training epochs per throughput run (the first is not counted)")
     ap.add_argument("--iters", type=int, default=30, help="timed iterations of mpitrain bench")
@@ -285,7 +366,8 @@ def main(argv=None):
     ap.add_argument("--host-batch", type=int, default=4096,
                     help="global batch of the emulated-hosts case (backward must be long enough to hide behind)")
     ap.add_argument("--host-epochs", type=int, default=3, help="training epochs of the emulated-hosts case")
-    ap.add_argument("--quick", action="store_true", help="short runs: 2 epochs, 10 iterations, 60 PyTorch steps")
+    ap.add_argument("--quick", action="store_true", help="short runs: 2 epochs (the CNN's of 20 %% of the "
+                    "training set), 10 iterations, 60 PyTorch steps (the CNN's 20)")
     args = ap.parse_args(argv)
     if args.quick:
         args.epochs, args.iters, args.torch_steps = 2, 10, 60
@@ -308,7 +390,7 @@ def main(argv=None):
 
     results = {"machine": machine_text(), "cases": []}
     for c in filter(None, args.cases.split(",")):
-        for l in args.layouts.split(","):
+        for l in case_layouts(args, c):
             results["cases"].append(bench_case(args, c, l, args.out))
     if args.target:
         results["target"] = time_to_target(args, args.out)

@@ -1,6 +1,7 @@
 """PyTorch DistributedDataParallel peer of `mpitrain train` for the performance benchmark.
 
-Trains the same model (the layer list `mpitrain inspect --model` prints) on
+Trains the same model (the layer list `mpitrain inspect --model` prints, an
+MLP or a CNN: peer_layers.py) on
 the same Fashion-MNIST data with the same global-batch, learning-rate and
 evaluation semantics as mpitrain, the way a PyTorch user would: the whole
 data set in memory, P processes from torch.multiprocessing.spawn, gloo, DDP
@@ -24,6 +25,7 @@ import sys
 import tempfile
 
 from .model_layout import LayoutError, find_mpitrain, model_layout
+from .peer_layers import PlanError, torch_plan
 from .system_python import rerun_under_system_python
 
 PROG = "bench_pytorch.py"
@@ -52,9 +54,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def model_layers(a, activations):
-    """The model's layers as mpitrain builds them (mpitrain inspect --model),
-    each a Dense layer with an activation fused or an activation layer;
-    `activations`: the ones the PyTorch side builds."""
+    """The model's layout as mpitrain builds it (mpitrain inspect --model),
+    checked to be one the PyTorch side builds (peer_layers.torch_plan: dense,
+    conv, pooling, flatten, batch norm, dropout; `activations`: the ones it
+    has)."""
     mpitrain = find_mpitrain(a.mpitrain)
     if not mpitrain:
         fail(f"no mpitrain binary at {a.mpitrain}" if a.mpitrain else
@@ -63,9 +66,14 @@ def model_layers(a, activations):
         layout = model_layout(mpitrain, a.model, activation="relu")
     except LayoutError as e:
         fail(str(e))
-    for layer in layout["layers"]:
-        if layer["kind"] not in ("dense", "activation") or layer.get("activation", "none") not in (*activations, "none"):
-            fail(f"--model '{a.model}': layer {layer['name']} has no PyTorch counterpart here")
+    try:
+        plan = torch_plan(layout)
+    except PlanError as e:
+        fail(f"--model '{a.model}': {e}")
+    for layer, steps in zip(layout["layers"], plan):
+        for s in steps:
+            if s[0] == "act" and s[1] not in activations:
+                fail(f"--model '{a.model}': layer {layer['name']} has no PyTorch counterpart here")
     return layout
 
 
@@ -73,7 +81,7 @@ def parse_args(argv, ddp):
     """The options, checked; `ddp`: the module bench_pytorch_ddp."""
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0],
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="784-256-128-100-10", help="layer widths, input first; ReLU between")
+    p.add_argument("--model", default="784-256-128-100-10", help="layer widths, input first, ReLU between; or a layer list (mpitrain's --model)")
     p.add_argument("--mpitrain", help="the mpitrain binary that builds --model's layers "
                    "(default: build/mpitrain of this repository, else mpitrain on PATH)")
     p.add_argument("--global-batch", type=int, default=256, help="samples per optimizer step, summed over ranks")

@@ -1,5 +1,5 @@
 """The PyTorch side of bench_pytorch.py: the data as tensors, mpitrain's
-model as an nn.Sequential, its learning-rate schedule, one DDP rank with its
+model as an nn.Sequential (one block per layer, peer_layers.py), its learning-rate schedule, one DDP rank with its
 timed training loop, and the spawn of the ranks.
 
 Needs numpy and torch: bench_pytorch.py's main() imports it (after re-running
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .fashion_mnist import DATA_DIR, DataError, load_normalised  # noqa: F401 (DATA_DIR, DataError: for bench_pytorch)
+from .peer_layers import he_std, torch_plan
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
@@ -38,25 +39,72 @@ def load_fashion_mnist(data_dir):
 
 # ----------------------------------------------------------------- model, schedule
 
-def make_model(layers):
-    """nn.Sequential of mpitrain's layer list: He-normal weights (std
-    sqrt(2/fan_in)) before an activation, Glorot-uniform for the last Dense
-    layer, zero biases."""
-    last = max(i for i, layer in enumerate(layers) if layer["kind"] == "dense")
+class NHWCRows(nn.Module):
+    """Rows of H*W*C values (mpitrain's channels-innermost storage) as N x C x H x W."""
+
+    def __init__(self, c, h, w):
+        super().__init__()
+        self.shape = (c, h, w)
+
+    def forward(self, x):
+        c, h, w = self.shape
+        if c == 1:  # the same order; a plain view keeps the weight gradients' strides as DDP laid them out
+            return x.view(-1, 1, h, w)
+        return x.view(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+def make_block(steps):
+    """nn.Sequential of one layer's plan (peer_layers.torch_plan)."""
     modules = []
-    for i, layer in enumerate(layers):
-        if layer["kind"] == "dense":
-            lin = nn.Linear(layer["in"], layer["out"])
+    for s in steps:
+        op = s[0]
+        if op == "nhwc_rows":
+            modules.append(NHWCRows(*s[1:]))
+        elif op == "flatten":
+            modules.append(nn.Flatten())
+        elif op == "conv":
+            _, c_in, c_out, kernel, stride, (top, bottom, left, right), fan_in = s
+            if (top, left) != (bottom, right):  # uneven padding (even kernel, "same"): pad first
+                modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+                top = left = 0
+            conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=(top, left))
             with torch.no_grad():
-                if i == last:
+                nn.init.normal_(conv.weight, 0.0, he_std(fan_in))
+                nn.init.zeros_(conv.bias)
+            modules.append(conv)
+        elif op == "maxpool":
+            modules.append(nn.MaxPool2d(s[1], stride=s[2]))
+        elif op == "avgpool":
+            modules.append(nn.AvgPool2d(s[1], stride=s[2]))
+        elif op == "gap":
+            modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        elif op == "dense":
+            _, n_in, n_out, init = s
+            lin = nn.Linear(n_in, n_out)
+            with torch.no_grad():
+                if init == "glorot":
                     nn.init.xavier_uniform_(lin.weight)  # limit sqrt(6/(fan_in+fan_out))
                 else:
-                    nn.init.normal_(lin.weight, 0.0, math.sqrt(2.0 / layer["in"]))
+                    nn.init.normal_(lin.weight, 0.0, he_std(n_in))
                 nn.init.zeros_(lin.bias)
             modules.append(lin)
-        if layer.get("activation", "none") != "none":
-            modules.append(ACTIVATIONS[layer["activation"]]())
+        elif op == "batchnorm":
+            modules.append(nn.BatchNorm2d(s[1]) if s[2] == 2 else nn.BatchNorm1d(s[1]))
+        elif op == "dropout":
+            modules.append(nn.Dropout(s[1]))
+        elif op == "act":
+            modules.append(ACTIVATIONS[s[1]]())
+        else:
+            raise ValueError(f"unknown plan step {s!r}")
     return nn.Sequential(*modules)
+
+
+def make_model(layout):
+    """nn.Sequential of mpitrain's layers, one block per layer of the layout
+    (peer_layers.torch_plan): He-normal weights (std sqrt(2/fan_in)) for
+    convolutions and hidden Dense layers, Glorot-uniform for the last Dense
+    layer, zero biases."""
+    return nn.Sequential(*(make_block(steps) for steps in torch_plan(layout)))
 
 
 def warmup_steps_of(warmup_epochs, steps_per_epoch):
@@ -92,7 +140,7 @@ class Rank:
         self.steps_per_epoch = -(-self.N // self.B)
         self.lr_at, self.final_lr, self.start_lr, self.warmup_total = make_schedule(a, self.steps_per_epoch)
         torch.manual_seed(a.seed)
-        self.model = make_model(a.layout["layers"])
+        self.model = make_model(a.layout)
         self.ddp = DDP(self.model)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=self.lr_at(0), momentum=a.momentum,
                                    nesterov=a.nesterov, weight_decay=a.weight_decay)

@@ -2,7 +2,7 @@
 and `python3 -m mpitrain_study.<tool>` from scripts/ behave the same; the
 package edits no sys.path; a python3 without numpy re-runs the tools under
 Debian's, but importing a module never does (nor prints or exits); bench.py's
-option errors and its memory bound."""
+option errors and its memory bound; the PyTorch peer's layers for a CNN."""
 
 import glob
 import math
@@ -16,6 +16,7 @@ import pytest
 from helpers import SCRIPTS, one_error_line, run
 from mpitrain_study import bench
 from mpitrain_study.model_layout import model_layout
+from mpitrain_study.peer_layers import PlanError, parse_shape, plan_param_count, torch_plan
 
 TOOLS = ["sweep", "report", "perf_model", "bench", "bench_pytorch"]
 
@@ -144,3 +145,58 @@ def test_bench_memory_bound_from_the_layout(mpitrain):
     want = (4 * floats + 2 * rows * 784) / 1e6
     assert bench.rss_bound_mb(layout, 256, 2) == pytest.approx(want, rel=1e-12)
     assert math.isclose(bench.rss_bound_mb(layout, 256, 2), 5.444104, rel_tol=1e-6)  # the README's table
+
+
+CNN = "1x28x28 conv5x5:32 relu maxpool2 conv5x5:64 relu maxpool2 dense:128 relu dense:10"
+# Kernels the shapes alone do not fix: a non-square valid kernel at stride 2,
+# an even kernel with "same" padding (3 pixels: 1 before, 2 after), batch
+# norm, tanh fused, an overlapping average pool, global pooling, dropout.
+ODD = ("1x28x28 conv3x5:8,stride=2,pad=valid bn relu conv4x4:16 tanh avgpool3,stride=2 "
+       "conv3x3:8,pad=2 gap dense:32 relu dropout:0.25 dense:10")
+
+
+def test_peer_plan_of_the_cnn(mpitrain):
+    layout = model_layout(mpitrain, CNN)
+    plan = torch_plan(layout)
+    assert plan == [
+        [("nhwc_rows", 1, 28, 28), ("conv", 1, 32, (5, 5), 1, (2, 2, 2, 2), 25), ("act", "relu")],
+        [("maxpool", 2, 2)],
+        [("conv", 32, 64, (5, 5), 1, (2, 2, 2, 2), 800), ("act", "relu")],
+        [("maxpool", 2, 2)],
+        [("flatten",), ("dense", 3136, 128, "he"), ("act", "relu")],  # NCHW flatten: a permutation of NHWC
+        [("dense", 128, 10, "glorot")],
+    ]
+    assert [plan_param_count(steps) for steps in plan] == [layer["params"] for layer in layout["layers"]]
+    odd = model_layout(mpitrain, ODD)
+    plan = torch_plan(odd)
+    assert [plan_param_count(steps) for steps in plan] == [layer["params"] for layer in odd["layers"]]
+    convs = [s for steps in plan for s in steps if s[0] == "conv"]
+    assert [(c[3], c[4], c[5]) for c in convs] == [((3, 5), 2, (0, 0, 0, 0)), ((4, 4), 1, (1, 2, 1, 2)),
+                                                  ((3, 3), 1, (2, 2, 2, 2))]
+    assert ("dropout", 0.25) in plan[-2] and ("batchnorm", 8, 2) in plan[1] and ("avgpool", 3, 2) in plan[4]
+    # A spec token the layout contradicts is refused, not built wrong.
+    bad = dict(odd, model=ODD.replace("conv4x4:16", "conv3x3:16"))  # 9 weights per channel pair, not 16
+    with pytest.raises(PlanError, match="conv1"):
+        torch_plan(bad)
+
+
+@pytest.mark.parametrize("spec", [CNN, ODD, "784-256-128-100-10"])
+def test_peer_torch_model_matches_the_layout(mpitrain, spec):
+    torch = pytest.importorskip("torch")
+    from mpitrain_study.bench_pytorch_ddp import make_model
+    layout = model_layout(mpitrain, spec)
+    model = make_model(layout)
+    assert len(model) == len(layout["layers"])
+    x = torch.randn(3, layout["input_width"])
+    model.train()
+    for layer, block in zip(layout["layers"], model):
+        x = block(x)
+        running = sum(b.numel() for name, b in block.named_buffers() if name.split(".")[-1].startswith("running_"))
+        assert sum(p.numel() for p in block.parameters()) + running == layer["params"], layer["name"]
+        assert tuple(x.shape) == (3, *parse_shape(layer["out_shape"])), layer["name"]
+    trained = sum(p.numel() for p in model.parameters())
+    assert trained == layout["param_count"]
+    if spec == CNN:  # He-normal convolutions: std sqrt(2/(k k C_in)), zero bias
+        conv1 = model[2][0]
+        assert conv1.weight.std().item() == pytest.approx((2 / 800) ** 0.5, rel=0.05)
+        assert not conv1.bias.any()

@@ -24,9 +24,9 @@ Conv2DGeometry conv_geometry(Shape in, int kh, int kw, int stride, int pad, cons
     const int total_w = std::max((g.out_w - 1) * stride + kw - in.w, 0);
     g.pad_top = total_h / 2;
     g.pad_left = total_w / 2;
-    if (kh > in.h + total_h || kw > in.w + total_w)
-      throw UserError(what + ": a " + std::to_string(kh) + "x" + std::to_string(kw) + " kernel does not fit its " +
-                      in.text() + " input");
+    if (kh > in.h || kw > in.w)  // same padding would otherwise pad it to fit
+      throw UserError(what + ": a " + std::to_string(kh) + "x" + std::to_string(kw) + " kernel is larger than its " +
+                      in.text() + " input: use a smaller kernel, or fewer pooling layers before it");
     return g;
   }
   if (kh > in.h + 2 * pad || kw > in.w + 2 * pad)

@@ -38,32 +38,34 @@ void Pool2D::forward(const float* x, float* y, int rows) {
   const float inv = 1.0f / static_cast<float>(k_ * k_);
   for (int r = 0; r < rows; ++r) {
     const float* img = x + static_cast<long long>(r) * in.size();
-    float* o = y + static_cast<long long>(r) * out.size();
-    std::int32_t* arg = argmax_ ? argmax_ + static_cast<long long>(r) * out.size() : nullptr;
     for (int oy = 0; oy < out.h; ++oy) {
       for (int ox = 0; ox < out.w; ++ox) {
-        float* dst = o + (static_cast<long long>(oy) * out.w + ox) * c;
-        std::int32_t* a = arg ? arg + (static_cast<long long>(oy) * out.w + ox) * c : nullptr;
+        const long long o = static_cast<long long>(r) * out.size() + (static_cast<long long>(oy) * out.w + ox) * c;
+        float* __restrict dst = y + o;
         const int first = ((oy * stride_) * in.w + ox * stride_) * c;
         if (kind_ == Kind::kMax) {
-          for (int ch = 0; ch < c; ++ch) { dst[ch] = img[first + ch]; a[ch] = first + ch; }
+          // Branch-free over the channels (vectorisable); the first maximum wins ties.
+          std::int32_t* __restrict arg = argmax_ + o;
+          for (int ch = 0; ch < c; ++ch) { dst[ch] = img[first + ch]; arg[ch] = first + ch; }
+          for (int ky = 0; ky < k_; ++ky)
+            for (int kx = 0; kx < k_; ++kx) {
+              const int at = ((oy * stride_ + ky) * in.w + ox * stride_ + kx) * c;
+              const float* __restrict src = img + at;
+              for (int ch = 0; ch < c; ++ch) {
+                const bool more = src[ch] > dst[ch];
+                dst[ch] = more ? src[ch] : dst[ch];
+                arg[ch] = more ? at + ch : arg[ch];
+              }
+            }
         } else {
           std::fill(dst, dst + c, 0.0f);
-        }
-        for (int ky = 0; ky < k_; ++ky) {
-          for (int kx = 0; kx < k_; ++kx) {
-            const int at = ((oy * stride_ + ky) * in.w + ox * stride_ + kx) * c;
-            const float* src = img + at;
-            if (kind_ == Kind::kMax) {
-              for (int ch = 0; ch < c; ++ch)
-                if (src[ch] > dst[ch]) { dst[ch] = src[ch]; a[ch] = at + ch; }
-            } else {
+          for (int ky = 0; ky < k_; ++ky)
+            for (int kx = 0; kx < k_; ++kx) {
+              const float* __restrict src = img + ((oy * stride_ + ky) * in.w + ox * stride_ + kx) * c;
               for (int ch = 0; ch < c; ++ch) dst[ch] += src[ch];
             }
-          }
-        }
-        if (kind_ == Kind::kAvg)
           for (int ch = 0; ch < c; ++ch) dst[ch] *= inv;
+        }
       }
     }
   }

@@ -84,12 +84,12 @@ if [ "$HAVE_H5DUMP" = 1 ]; then
   run_cmd 30 h5dump -H "$H5"
   expect_rc 0
   # h5dump -H lists each group and then its members; cut it per group.
-  check "/train/x is uint8 [300, 42]" python3 - "$OUT" <<'PY'
+  check "/train/x is uint8 [300, 6, 7] (the image shape is kept)" python3 - "$OUT" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 train = t[t.index('GROUP "train"'):]
 x = train[train.index('DATASET "x"'):]
-sys.exit(not (re.search(r'DATATYPE\s+H5T_STD_U8LE', x[:200]) and "( 300, 42 )" in x[:300]))
+sys.exit(not (re.search(r'DATATYPE\s+H5T_STD_U8LE', x[:200]) and "( 300, 6, 7 )" in x[:300]))
 PY
   check "/test/y is int32 [60]" python3 - "$OUT" <<'PY'
 import re, sys
@@ -100,12 +100,12 @@ sys.exit(not (re.search(r'DATATYPE\s+H5T_STD_I32LE', y[:200]) and "( 60 )" in y[
 PY
   expect_stdout 'ATTRIBUTE "num_classes"'
 
-  begin_case "IDX values: images flattened row-major in file order, labels, scale, mean/std"
+  begin_case "IDX values: images row-major in file order, labels, scale, mean/std"
   # Image 1 (not 0: an off-by-one in the row order shows) and the last image.
   check "/train/x row 1 is train image 1, pixel by pixel" python3 -c "$SAME_AS_WRITTEN" "$WORK/pixels.json" \
-    train images 1 <<<"$(h5dump_values "$H5" -d /train/x -s 1,0 -c 1,42)"
+    train images 1 <<<"$(h5dump_values "$H5" -d /train/x -s 1,0,0 -c 1,6,7)"
   check "/train/x row 299 is train image 299" python3 -c "$SAME_AS_WRITTEN" "$WORK/pixels.json" \
-    train images 299 <<<"$(h5dump_values "$H5" -d /train/x -s 299,0 -c 1,42)"
+    train images 299 <<<"$(h5dump_values "$H5" -d /train/x -s 299,0,0 -c 1,6,7)"
   check "/test/y holds the 60 t10k labels in order" python3 -c "$SAME_AS_WRITTEN" "$WORK/pixels.json" \
     t10k labels <<<"$(h5dump_values "$H5" -d /test/y)"
   check "/train/x attributes: scale 1/255, mean and std of the scaled train pixels" python3 - "$WORK/pixels.json" \

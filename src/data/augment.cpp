@@ -69,7 +69,7 @@ void augment_images(float* x, int rows, int c, int h, int w, const std::int64_t*
       float* out = img + y * line;
       const int sy = y + dy;
       if (sy < 0 || sy >= h) {
-        std::fill(out, out + line, 0.0f);
+        std::fill(out, out + line, o.fill);
         continue;
       }
       const float* in = scratch + sy * line;
@@ -77,7 +77,7 @@ void augment_images(float* x, int rows, int c, int h, int w, const std::int64_t*
         const int sx = (flipped ? w - 1 - xo : xo) + dx;
         float* px = out + xo * pixel;
         if (sx < 0 || sx >= w)
-          std::fill(px, px + pixel, 0.0f);
+          std::fill(px, px + pixel, o.fill);
         else
           std::copy(in + sx * pixel, in + (sx + 1) * pixel, px);  // channels keep their order
       }

@@ -107,6 +107,12 @@ Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
   return place;
 }
 
+// Crops pad with what a stored 0 (the background of an image) becomes after normalization.
+AugmentOptions augment_with_fill(AugmentOptions o, const SplitInfo& train) {
+  o.fill = static_cast<float>((0.0 * train.scale - train.mean) / train.std);
+  return o;
+}
+
 // Without overlap, one all-reduce after backward (bucket size 0) is the cheapest.
 long long bucket_bytes(const StepOptions& o, const Placement& p) {
   const bool overlap = overlap_enabled(o.overlap, p.node_count, p.ranks_on_node, p.threads_per_rank, p.cores_on_node);
@@ -128,8 +134,8 @@ Training::Training(const Config& c, const Comm& comm)
       model_(c.model, c.activation, plan_.capacity),
       step_(model_, comm, num_classes_, bucket_bytes(c.step, place_), c.seed),
       batches_({plan_.data.get(), plan_.train_count, plan_.train_rows, c.global_batch, c.drop_last, c.seed,
-                plan_.capacity, model_.input(), c.step.prefetch, model_.uses_batch_statistics(), c.augment,
-                model_.input_shape()},
+                plan_.capacity, model_.input(), c.step.prefetch, model_.uses_batch_statistics(),
+                augment_with_fill(c.augment, plan_.data->split("train")), model_.input_shape()},
                comm),
       optimizer_(init_model_and_optimizer()),
       evaluation_(*plan_.data, plan_.val_split, plan_.val_rows, plan_.eval_test, plan_.capacity),

@@ -15,6 +15,10 @@ namespace mpitrain {
 struct AugmentOptions {
   int pad = 0;        // random crop after zero-padding by `pad` pixels on each side (0: no crop)
   bool flip = false;  // horizontal flip with probability 1/2
+  // The value the padding takes: a stored 0 after the reader's normalization,
+  // (0 * scale - mean) / std, so the border looks like the image background
+  // (the trainer sets it from the data; 0 for raw values).
+  float fill = 0.0f;
   bool enabled() const { return pad > 0 || flip; }
 };
 
@@ -32,7 +36,7 @@ std::string augment_text(const AugmentOptions& o);
 // Rng(stream_key(stream_key(seed, "augm"), epoch, row_id)): the crop offsets
 // oy then ox, uniform in [0, 2*pad] (drawn only when pad > 0), then the flip
 // bit (drawn only when flip is on). Output pixel (y, x) is input
-// (y + oy - pad, x' + ox - pad), or 0 outside the image, with x' = w-1-x when
+// (y + oy - pad, x' + ox - pad), or o.fill outside the image, with x' = w-1-x when
 // flipped and x otherwise (the cropped image is mirrored).
 // scratch: at least h*w*c floats, one row's copy; nothing is allocated, since
 // this runs every step.

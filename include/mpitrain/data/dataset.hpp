@@ -11,7 +11,7 @@
 
 #include "mpitrain/core/tensor.hpp"
 #include "mpitrain/io/h5.hpp"
-#include "mpitrain/nn/shape.hpp"
+#include "mpitrain/core/shape.hpp"
 
 namespace mpitrain {
 

@@ -1,5 +1,5 @@
 // 2-D convolution as im2col + one sgemm over the whole chunk (Caffe's
-// layout idea, channels innermost as in nn/shape.hpp):
+// layout idea, channels innermost as in core/shape.hpp; nn/im2col):
 //
 //   cols (N, K)  N = R*OH*OW output pixels, K = KH*KW*C; row n holds the
 //                input patch under output pixel n, (kh, kw, c) order, zeros
@@ -16,20 +16,10 @@
 #include <string>
 
 #include "mpitrain/nn/activation.hpp"
+#include "mpitrain/nn/im2col.hpp"
 #include "mpitrain/nn/layer.hpp"
 
 namespace mpitrain {
-
-struct Conv2DGeometry {
-  int kh = 3, kw = 3, stride = 1;
-  int pad_top = 0, pad_left = 0;  // the rest of the padding is at the bottom/right
-  int out_h = 0, out_w = 0;
-};
-
-// Output size and padding. pad < 0 means "same" (output ceil(in/stride),
-// padding split as TensorFlow does: the extra pixel at the bottom/right);
-// otherwise `pad` zeros on every side. UserError when the kernel does not fit.
-Conv2DGeometry conv_geometry(Shape in, int kh, int kw, int stride, int pad, const std::string& what);
 
 class Conv2D final : public Layer {
  public:
@@ -55,8 +45,6 @@ class Conv2D final : public Layer {
  private:
   long long pixels() const { return static_cast<long long>(g_.out_h) * g_.out_w; }
   long long patch() const { return static_cast<long long>(g_.kh) * g_.kw * in_shape().c; }
-  void im2col(const float* x, int rows);
-  void col2im(float* dx, int rows) const;
 
   std::string name_;
   int out_c_;

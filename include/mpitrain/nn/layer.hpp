@@ -21,7 +21,7 @@
 #include "mpitrain/core/arena.hpp"
 #include "mpitrain/core/rng.hpp"
 #include "mpitrain/nn/pass.hpp"
-#include "mpitrain/nn/shape.hpp"
+#include "mpitrain/core/shape.hpp"
 
 namespace mpitrain {
 

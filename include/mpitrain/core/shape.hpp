@@ -1,4 +1,4 @@
-// The shape of one sample as a layer sees it: channels x height x width,
+// The shape of one sample as layers and datasets see it: channels x height x width,
 // stored channels innermost (NHWC per row: index (y*w + x)*c + ch), so a
 // convolution's patches are contiguous runs of channels and a flat vector of
 // n features is simply the shape n x 1 x 1. A row of the model's buffers is

@@ -5,7 +5,7 @@
 #
 # Starts a private 4-node Slurm cluster on this machine
 # (scripts/slurm-cluster.sh, state in WORK_DIR/slurm_jobs/slurm), submits with sbatch
-#   - jobs/fashion-mnist-mlp.sbatch on 1 node and on 2 emulated nodes,
+#   - jobs/fashion-mnist-mlp.sbatch on 1 node and on 2 emulated nodes (also with a CNN config),
 #   - the same on 2 nodes launched with mpirun instead of srun,
 #   - jobs/batch-sweep.sbatch as a 2-task job array (B = 32 and 128),
 #   - jobs/node-scaling.sbatch on 2 nodes (strong and weak, 1 and 2 nodes),
@@ -79,6 +79,8 @@ global-batch = 64
 lr = 0.1
 progress = lines
 EOF
+# The CNN form of the job (issue 13): the 16 features read as a 1x4x4 image.
+sed 's/^model = .*/model = 1x4x4 conv3x3:8 relu bn maxpool2 dense:4/' "$WORK/small.ini" >"$WORK/cnn.ini"
 
 echo "== starting the cluster"
 t=$SECONDS
@@ -88,7 +90,7 @@ eval "$("${CLUSTER[@]}" env "${CLUSTER_OPTS[@]}")"   # SLURM_CONF, OMPI_MCA_btl
 export MPITRAIN MPITRAIN_CONFIG=$WORK/small.ini
 unset MPITRAIN_ARGS MPITRAIN_RUNS MPITRAIN_LAUNCHER BATCH_SIZES NODE_COUNTS SCALING WEAK_BATCH_PER_RANK
 
-one="" two="" via_mpirun="" sweep="" scaling="" taken=""   # job ids, set by submit
+one="" two="" via_mpirun="" sweep="" scaling="" taken="" cnn=""   # job ids, set by submit
 submit() {  # variable sbatch-args...: submits, stores the job id in the variable
   local var=$1 id
   shift
@@ -103,6 +105,7 @@ T_SUBMIT=$SECONDS
 submit one -N 1 "$ROOT/jobs/fashion-mnist-mlp.sbatch" --seed 7
 submit two -N 2 "$ROOT/jobs/fashion-mnist-mlp.sbatch" --seed 7
 MPITRAIN_LAUNCHER=mpirun submit via_mpirun -N 2 "$ROOT/jobs/fashion-mnist-mlp.sbatch" --seed 7
+MPITRAIN_CONFIG=$WORK/cnn.ini submit cnn -N 2 --job-name=cnn "$ROOT/jobs/fashion-mnist-mlp.sbatch"
 BATCH_SIZES="32 128" submit sweep --array=0-1 "$ROOT/jobs/batch-sweep.sbatch"
 NODE_COUNTS="1 2" WEAK_BATCH_PER_RANK=16 submit scaling -N 2 "$ROOT/jobs/node-scaling.sbatch"
 # A job whose run directory is already there: held, the directory made, released.
@@ -127,7 +130,7 @@ poll() {  # job ids...: fills state/exit_code/runtime for every job and array ta
     runtime[$id]=$(sed -n 's/.* RunTime=\([0-9:-]*\).*/\1/p' <<<"$line")
   done < <(for j in "$@"; do timeout 10 scontrol -o show job "$j" 2>/dev/null; done)
 }
-all=("$one" "$two" "$via_mpirun" "$sweep" "$scaling" "$taken")
+all=("$one" "$two" "$via_mpirun" "$sweep" "$scaling" "$taken" "$cnn")
 echo "== waiting for ${#all[@]} jobs (at most $WAIT_S s; $(elapsed))"
 while :; do
   poll "${all[@]}"
@@ -136,7 +139,7 @@ while :; do
     case ${state[$id]} in PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|"") pending=$((pending + 1)) ;; esac
   done
   # Every job must have been seen; the array is one entry until its tasks start.
-  for id in "$one" "$two" "$via_mpirun" "$scaling" "$taken" "${sweep}_0" "${sweep}_1"; do
+  for id in "$one" "$two" "$via_mpirun" "$scaling" "$taken" "$cnn" "${sweep}_0" "${sweep}_1"; do
     [ -n "${state[$id]:-}" ] || pending=$((pending + 1))
   done
   [ "$pending" -eq 0 ] && break
@@ -198,6 +201,9 @@ check "2 ranks on 1 node and 4 on 2 nodes, same B and seed: same final test loss
 # (one daemon per node), so SLURM_TASKS_PER_NODE reads 1(x2) there.
 check_run "$via_mpirun" "$R/fashion-mnist-mlp-$via_mpirun" "$R/fashion-mnist-mlp-$via_mpirun.log" 4 2 any "$via_mpirun"
 check "the mpirun job was launched by mpirun" has "$R/fashion-mnist-mlp-$via_mpirun.log" "+ mpirun --bind-to none "
+check_run "$cnn" "$R/cnn-$cnn" "$R/cnn-$cnn.log" 4 2 "2(x2)" "$cnn"
+check "the CNN job (MPITRAIN_CONFIG=cnn.ini) trained the layer list: its table shows conv0+relu and bn0" \
+  bash -c "grep -q 'conv0+relu  *8x4x4' '$R/cnn-$cnn/train.log' && grep -q 'bn0  *8x4x4' '$R/cnn-$cnn/train.log'"
 
 for task in 0 1; do
   B=$([ "$task" -eq 0 ] && echo 32 || echo 128)
@@ -226,7 +232,7 @@ check "its log says the run directory exists" has "$R/taken-$taken.log" "run dir
 check "the earlier run's file is untouched and nothing was added" \
   test "$(cat "$R/taken-$taken/metrics.jsonl")" = "an earlier run" -a "$(ls "$R/taken-$taken")" = metrics.jsonl
 check "jobcomp log records every job's end state" \
-  test "$(grep -c 'JobState=' "$STATE/jobcomp.log")" -eq 7
+  test "$(grep -c 'JobState=' "$STATE/jobcomp.log")" -eq 8
 
 echo "== $((checks - fails)) of $checks checks passed ($(elapsed) before stopping the cluster)"
 [ "$fails" -eq 0 ]

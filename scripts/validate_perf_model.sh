@@ -20,6 +20,7 @@
 #                   MPI_Allreduce the bench times)
 #
 #   bash scripts/validate_perf_model.sh [--mpitrain build/mpitrain] [--hosts] [options]
+#   bash scripts/validate_perf_model.sh --cnn      # the CNN job instead of the MLP's
 #
 # On this machine (default): P = 1, 2, 4 with `mpirun --oversubscribe` (4
 # ranks on 2 cores share them, and the bench at P = 4 measures that too).
@@ -35,8 +36,21 @@
 # layout with the fewest ranks alone (an extrapolation in P through the ring
 # formula), in extra columns beside the verdict.
 #
+# --cnn validates the CNN of jobs/fashion-mnist-cnn.ini on this machine: it
+# stands for --job jobs/fashion-mnist-cnn.ini --batches 256 --train-fraction
+# 0.1 --bench-shards 32 --iters 10 --out runs/perf-model-validation-cnn (each
+# given option still wins). A CNN step costs ~40 MLP steps, so the runs train
+# on 10 % of the training set (whole steps only, --drop-last) and the bench
+# times only the shards the runs use. About 10 min on 2 idle cores.
+#
 # Options:
 #   --mpitrain PATH     the binary (default build/mpitrain)
+#   --job FILE          the job whose model and settings the runs train (default
+#                       jobs/fashion-mnist-mlp.ini; the bench times its model)
+#   --train-fraction F  share of the training set the runs train on (default 1;
+#                       the rest is held out with --val-fraction and never evaluated)
+#   --bench-shards LIST shard sizes the bench times besides the runs' own
+#                       (default 16,32,64,128,256,512; 32 is the calibration's)
 #   --data FILE         default datasets/fashion-mnist.h5 (bash scripts/prepare-data.sh)
 #   --ranks LIST        local rank counts (default 1,2,4)
 #   --batches LIST      local global batches (default 256,1024)
@@ -60,8 +74,12 @@ cd "$ROOT"
 
 MPITRAIN=build/mpitrain
 DATA=datasets/fashion-mnist.h5
+JOB=""
+TRAIN_FRACTION=""
+BENCH_SHARDS=""
+CNN=0
 RANKS=1,2,4
-BATCHES=256,1024
+BATCHES=""
 HOST_BATCHES=1024,4096
 EPOCHS=3
 HOSTS=0
@@ -69,8 +87,8 @@ LOCAL=1
 LAYOUTS=2x1,4x1
 RATE=100mbit
 TOL=0.15
-ITERS=20
-OUT=runs/perf-model-validation
+ITERS=""
+OUT=""
 MPIRUN=mpirun
 MODEL_ARGS=""
 VERDICT=bench-ring
@@ -83,6 +101,10 @@ while [ $# -gt 0 ]; do
   case $1 in
     --mpitrain) MPITRAIN=${2:?}; shift 2 ;;
     --data) DATA=${2:?}; shift 2 ;;
+    --job) JOB=${2:?}; shift 2 ;;
+    --train-fraction) TRAIN_FRACTION=${2:?}; shift 2 ;;
+    --bench-shards) BENCH_SHARDS=${2:?}; shift 2 ;;
+    --cnn) CNN=1; shift ;;
     --ranks) RANKS=${2:?}; shift 2 ;;
     --batches) BATCHES=${2:?}; shift 2 ;;
     --host-batches) HOST_BATCHES=${2:?}; shift 2 ;;
@@ -102,12 +124,27 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# Defaults, the MLP's or (--cnn) the CNN's; options given win.
+if [ "$CNN" -eq 1 ]; then
+  : "${JOB:=jobs/fashion-mnist-cnn.ini}" "${BATCHES:=256}" "${TRAIN_FRACTION:=0.1}" "${BENCH_SHARDS:=32}"
+  : "${ITERS:=10}" "${OUT:=runs/perf-model-validation-cnn}"
+fi
+: "${JOB:=jobs/fashion-mnist-mlp.ini}" "${BATCHES:=256,1024}" "${TRAIN_FRACTION:=1}"
+: "${BENCH_SHARDS:=16,32,64,128,256,512}" "${ITERS:=20}" "${OUT:=runs/perf-model-validation}"
+
 # Absolute paths: the emulated hosts start ranks through their own shells.
 abspath() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 MPITRAIN=$(abspath "$MPITRAIN")
 DATA=$(abspath "$DATA")
 OUT=$(abspath "$OUT")
+JOB=$(abspath "$JOB")
 [ -x "$MPITRAIN" ] || die "no mpitrain binary at $MPITRAIN (bash scripts/build.sh, or --mpitrain PATH)"
+[ -f "$JOB" ] || die "no job file at $JOB (--job FILE)"
+# The job's model: the bench times the same one.
+MODEL=$(sed -n 's/^[[:space:]]*model[[:space:]]*=[[:space:]]*//p' "$JOB" | tail -n 1 | sed 's/[[:space:]]*$//')
+[ -n "$MODEL" ] || die "$JOB has no 'model = ...' line"
+[[ "$TRAIN_FRACTION" =~ ^(1|1\.0*|0?\.[0-9]*[1-9][0-9]*)$ ]] || die "--train-fraction must be in (0, 1] (got '$TRAIN_FRACTION')"
+[[ "$BENCH_SHARDS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--bench-shards takes a list like 32,128"
 [ -f "$DATA" ] || die "no dataset at $DATA (bash scripts/prepare-data.sh)"
 [[ "$EPOCHS" =~ ^[0-9]+$ ]] && [ "$EPOCHS" -ge 2 ] || die "--epochs must be >= 2 (the first epoch is warm-up, not measured)"
 for list in "$RANKS" "$BATCHES" "$HOST_BATCHES"; do
@@ -144,7 +181,7 @@ mkdir -p "$OUT/logs"
 # shard_sizes P BATCHES: the bench's shard sizes, its defaults plus every
 # shard the runs use (the calibration's 32 among them).
 shard_sizes() {
-  local p=$1 b sizes="16 32 64 128 256 512"
+  local p=$1 b sizes=${BENCH_SHARDS//,/ }
   IFS=, read -r -a bs <<<"$2"
   for b in "${bs[@]}"; do sizes+=" $(((b + p - 1) / p))"; done
   tr ' ' '\n' <<<"$sizes" | sort -n -u | paste -sd, -
@@ -167,10 +204,16 @@ logged() {
 }
 
 # The bench up to 1 MB messages (the gradient, 0.99 MB, lies between its rows).
-BENCH_ARGS=(bench --max-bytes 1048576 --iters "$ITERS" --warmup 3)
-COMMON_ARGS=(train --config "$ROOT/jobs/fashion-mnist-mlp.ini" --data "$DATA" --eval-split none
+BENCH_ARGS=(bench --model "$MODEL" --max-bytes 1048576 --iters "$ITERS" --warmup 3)
+COMMON_ARGS=(train --config "$JOB" --data "$DATA" --eval-split none
              --metrics "" --checkpoint-dir "" --checkpoint-every-epochs 0 --progress none)
 TRAIN_ARGS=("${COMMON_ARGS[@]}" --epochs "$EPOCHS")
+# Part of the training set (--train-fraction < 1): the rest held out and never
+# evaluated; whole steps only, since a short epoch's partial last step would
+# weigh on its mean step time.
+if [ "$TRAIN_FRACTION" != 1 ]; then
+  TRAIN_ARGS+=(--val-fraction "$(awk -v f="$TRAIN_FRACTION" 'BEGIN { printf "%.6g", 1 - f }')" --drop-last true)
+fi
 # Calibration: 32 rows per rank (at so small a shard the bench's error weighs
 # least in time_compute_s minus forward/backward), 5 % of the training set
 # (the rest held out and never evaluated), no prefetch (time_data_s is then
@@ -202,7 +245,11 @@ model_run() {
 
 # ---------------------------------------------------------------- this machine
 if [ "$LOCAL" -eq 1 ]; then
-  note "this machine ($(nproc) cores): P = $RANKS (oversubscribed where P > cores), B = $BATCHES, $EPOCHS epochs"
+  note "this machine ($(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)): model $MODEL"
+  note "P = $RANKS (oversubscribed where P > cores), B = $BATCHES, $EPOCHS epochs on $TRAIN_FRACTION of the training set"
+  if other=$(pgrep -f 'mpitrain train' 2>/dev/null) && [ -n "$other" ]; then
+    note "warning: $(wc -l <<<"$other") other 'mpitrain train' process(es) running: they share the cores and disturb the timings"
+  fi
   mkdir -p "$OUT/local"
   IFS=, read -r -a batch_list <<<"$BATCHES"
   benches="" runs="" cals=""

@@ -114,7 +114,10 @@ def load_bench(path):
              a_fit=a_fit, b_fit=b_fit, allreduce=ar,
              step_shards=np.array([p[0] for p in steps]), t_sample_step=np.array([p[1] for p in steps]),
              allreduce_step=np.array([p[2] for p in steps]),
-             step_optimizer=obj.get("step_optimizer") if steps else None)
+             step_optimizer=obj.get("step_optimizer") if steps else None,
+             grad_buckets=(obj.get("gradient_allreduce") or {}).get("buckets")
+             if isinstance(obj.get("gradient_allreduce"), dict) else None,
+             layer_profile=[r for r in obj.get("layer_profile") or [] if isinstance(r, dict)])
     # Ranks per core on the bench's busiest node (> 1: oversubscribed).
     rn, cn = finite_num(obj.get("ranks_on_node")), finite_num(obj.get("cores_on_node"))
     b["ranks_per_core"] = max(1.0, rn / cn) if rn and cn and rn > 0 and cn > 0 else 1.0
@@ -169,6 +172,8 @@ def load_measured(path, what="--measured"):
                wait_s=per_step("time_allreduce_s"), comm_s=per_step("time_comm_s"),
                optimizer_s=per_step("time_optimizer_s") if any("time_optimizer_s" in e for e in steady) else None,
                bucket_bytes=finite_num(config.get("bucket-bytes")),
+               allreduce_overlap=header.get("allreduce_overlap") if isinstance(header.get("allreduce_overlap"), bool)
+               else None,
                hosts=[h.get("host") for h in header.get("hosts") or [] if isinstance(h, dict)])
     run["overlap"] = None
     if run["comm_s"] and run["comm_s"] > 0 and run["wait_s"] is not None:

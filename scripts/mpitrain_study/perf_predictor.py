@@ -17,6 +17,23 @@ from .perf_equations import allreduce_time, loglog_interp, loglog_positive, near
 from .perf_inputs import die
 
 
+def layer_profile_text(b):
+    """Where a bench's compute goes, layer by layer (its per-layer profile at
+    its first shard size): the model does not need it, a reader does."""
+    shard = b["layer_profile"][0].get("shard")
+    rows = [r for r in b["layer_profile"] if r.get("shard") == shard]
+    total = sum((r.get("forward_s") or 0) + (r.get("backward_s") or 0) for r in rows)
+    if total <= 0:
+        return f"Bench `{b['path']}`: its per-layer profile is empty."
+    parts = []
+    for r in sorted(rows, key=lambda r: -((r.get("forward_s") or 0) + (r.get("backward_s") or 0))):
+        t = (r.get("forward_s") or 0) + (r.get("backward_s") or 0)
+        sg = r.get("sgemm_s") or 0
+        parts.append(f"{r.get('name')} {100 * t / total:.0f} %" + (f" (sgemm alone {sg / t:.2f} of it)" if sg else ""))
+    return (f"Bench `{b['path']}` per layer at shard {shard} (rank 0, forward + backward, "
+            f"{seconds_text(total)} per step): " + ", ".join(parts) + ".")
+
+
 class PerfModel:
     def __init__(self, benches, measured, args, calibration=()):
         self.benches = sorted(benches, key=lambda b: b["ranks"])
@@ -78,6 +95,18 @@ class PerfModel:
             bucket_bytes, how = seen.pop(), "the measured runs' --bucket-bytes"
         else:
             bucket_bytes, how = None, "the trainer's default --bucket-bytes"
+        # Without overlap the trainer reduces the whole gradient in one call
+        # (--overlap auto turns it off when ranks x (threads + 1) exceed a
+        # node's cores, as 2 ranks on 2 cores do): the runs' headers say so,
+        # else the bench's gradient all-reduce (timed as the trainer cuts it).
+        overlaps = [r["allreduce_overlap"] for r in list(measured) + self.calibration]
+        bench_buckets = {b["grad_buckets"] for b in self.benches if b.get("grad_buckets") is not None}
+        one_call = (all(o is False for o in overlaps) if overlaps and all(o is not None for o in overlaps)
+                    else not measured and not self.calibration and bench_buckets == {1})
+        if one_call and args.bucket_bytes is None:
+            bucket_bytes = 0
+            how = ("the runs' headers: overlap off, one all-reduce of the whole gradient" if overlaps else
+                   "the bench's gradient all-reduce: one call, overlap off")
         layout = self.layout(bucket_bytes)
         self.bucket_bytes = layout["bucket_bytes"]
         if bucket_bytes is None and len(seen) > 1:
@@ -119,6 +148,9 @@ class PerfModel:
                 + (f"; {b['comm_text']} -> per hop alpha = {seconds_text(b['alpha'])}, beta = {b['beta']:.3e} s/B "
                    f"({1e-9 / b['beta'] if b['beta'] > 0 else float('inf'):.3g} GB/s)"
                    if b["ranks"] > 1 else "; no communication (one rank)") + ".")
+        for b in self.benches:
+            if b.get("layer_profile"):
+                self.notes.append(layer_profile_text(b))
         if len(self.benches) > 1:
             self.notes.append("Each P uses the bench nearest to it on a log scale for t_sample, and the nearest "
                               "multi-rank bench for alpha and beta (column *bench* of the table).")

@@ -382,3 +382,30 @@ def test_a_tiny_real_bench_run_and_model(model, mpitrain, mpirun, make_test_data
     m = result["measured"][0]
     assert (m["P"], m["B"]) == (2, 64) and m["measured_s"] > 0
     assert "| 64 | 1024 |" in r.stdout and "## Predicted vs measured" in r.stdout
+
+
+def test_one_all_reduce_when_the_trainer_turns_overlap_off(model, work):
+    # 784-1024-1024-10: 1863690 parameters + 16 stat slots = 7454824 bytes,
+    # which inspect cuts into 2 buckets at the default 262144 bytes (a tensor
+    # larger than a bucket goes alone). With overlap off (--overlap auto with
+    # 2 ranks on 2 cores) the trainer reduces it in one call: the bench's
+    # gradient all-reduce and the runs' headers say so, and then the latency
+    # term is paid once, not twice.
+    bench = dict(BENCH4, model="784-1024-1024-10", params=1863690)
+    one = write_json(work / "bench-one-call.json", dict(bench, gradient_allreduce={"buckets": 1, "bytes": 7454824}))
+    cut = write_json(work / "bench-buckets.json", dict(bench, gradient_allreduce={"buckets": 2, "bytes": 7454824}))
+    for path, buckets in ((one, 1), (cut, 2)):
+        r, data = model("--bench", path, "--global-batch", "256", "--ranks", "4", "--comm-fit", "bench", "--no-plot")
+        assert r.returncode == 0, r.stderr
+        assert (data["grad_bytes"], data["buckets"]) == (7454824, buckets)
+        p = data["predictions"][0]
+        assert p["allreduce_s"] == pytest.approx(buckets * 6 * ALPHA + 1.5 * 7454824 * BETA, rel=1e-9)
+    # A measured run whose header says overlap off wins over the bench's cut.
+    epoch = {"type": "epoch", "epoch": 1, "global_batch": 256, "steps_in_epoch": 10, "epoch_time_s": 1.0}
+    run_dir = write_lines(work / "run-overlap-off", [
+        {"type": "header", "ranks": 4, "params": 1863690, "allreduce_overlap": False,
+         "config": {"global-batch": "256", "bucket-bytes": "262144"}}, epoch, dict(epoch, epoch=2)])
+    r, data = model("--bench", cut, "--global-batch", "256", "--ranks", "4", "--comm-fit", "bench",
+                    "--measured", run_dir, "--no-plot")
+    assert r.returncode == 0, r.stderr
+    assert data["buckets"] == 1 and "overlap off, one all-reduce" in r.stdout

@@ -390,6 +390,8 @@ def main(argv=None):
 
     results = {"machine": machine_text(), "cases": []}
     for c in filter(None, args.cases.split(",")):
+        if not case_layouts(args, c):
+            log(f"case {c} runs on layouts {','.join(CASES[c]['layouts'])} only, none of --layouts: skipped")
         for l in case_layouts(args, c):
             results["cases"].append(bench_case(args, c, l, args.out))
     if args.target:

@@ -1,6 +1,7 @@
 """`mpitrain inspect --model SPEC [--json]`: the contract the study tools
 read (layers, parameter tensors in the arena, FLOPs per sample, gradient
-buckets), checked against hand arithmetic, and its errors."""
+buckets; a CNN's kinds and shapes), checked against hand arithmetic, and its
+errors."""
 
 import json
 
@@ -107,11 +108,37 @@ def test_the_table_says_the_same(mpitrain, layout):
     r = run([mpitrain, "inspect", "--model", SPEC])
     assert r.returncode == 0 and r.stderr == ""
     text = r.stdout
-    assert f"model: {SPEC} (activation relu): 784 inputs, 10 outputs" in text
+    assert f"model: {SPEC} (activation relu): 784 inputs (784), 10 outputs" in text  # (the input shape)
     assert f"parameters: {layout['param_count']} in 8 tensors; the arena holds {layout['arena_floats']} floats" in text
     assert (f"FLOPs per sample: forward {layout['forward_flops_per_sample']}, "
             f"training step {layout['train_flops_per_sample']}") in text
     assert f"in {len(layout['buckets'])} bucket(s) at --bucket-bytes {layout['bucket_bytes']}" in text
+
+
+CNN = "1x28x28 conv5x5:32 relu maxpool2 conv5x5:64 relu maxpool2 dense:128 relu dense:10"
+
+
+def test_the_cnn_layout_has_kinds_and_shapes(mpitrain):
+    # What the PyTorch peer (peer_layers.py) builds from: kind, fused
+    # activation, CxHxW shapes, parameters per layer; "same" 5x5 convolutions
+    # keep H x W, pooling halves it, dense0 reads the 64x7x7 map.
+    layout = inspect_json(mpitrain, "--model", CNN)
+    assert (layout["input_shape"], layout["input_width"], layout["batch_statistics"]) == ("1x28x28", 784, False)
+    got = [(l["name"], l["kind"], l.get("activation"), l["in_shape"], l["out_shape"], l["params"])
+           for l in layout["layers"]]
+    assert got == [
+        ("conv0+relu", "conv", "relu", "1x28x28", "32x28x28", 5 * 5 * 1 * 32 + 32),
+        ("maxpool0", "maxpool", None, "32x28x28", "32x14x14", 0),
+        ("conv1+relu", "conv", "relu", "32x14x14", "64x14x14", 5 * 5 * 32 * 64 + 64),
+        ("maxpool1", "maxpool", None, "64x14x14", "64x7x7", 0),
+        ("dense0+relu", "dense", "relu", "64x7x7", "128", 64 * 7 * 7 * 128 + 128),
+        ("dense1", "dense", "none", "128", "10", 128 * 10 + 10),
+    ]
+    assert [(l["in"], l["out"]) for l in layout["layers"]] == [(784, 25088), (25088, 6272), (6272, 12544),
+                                                               (12544, 3136), (3136, 128), (128, 10)]
+    assert layout["param_count"] == sum(l["params"] for l in layout["layers"]) == 454922
+    # Forward FLOPs of a convolution: 2 x output pixels x k x k x C_in x C_out.
+    assert layout["layers"][2]["forward_flops_per_sample"] == 2 * 14 * 14 * 5 * 5 * 32 * 64
 
 
 def test_model_layout_reads_the_binary(mpitrain, layout):

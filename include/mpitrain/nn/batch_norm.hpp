@@ -52,6 +52,7 @@ class BatchNorm final : public Layer {
   std::vector<double> mean_, invstd_;
   double count_ = 0;
   std::vector<double> sums_;  // 2C + 1: what goes through Pass::batch_sum
+  std::vector<float> coef_a_, coef_b_, coef_c_;  // per-channel coefficients of the elementwise passes
 };
 
 }  // namespace mpitrain

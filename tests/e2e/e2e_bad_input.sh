@@ -29,12 +29,8 @@ CASE_IDS=()
 bad_case() {
   local id=$1 desc=$2 phrase=$3
   shift 3
-  local dir
-  dir=$(run_dir "$id")
-  echo "$desc" >"$dir/desc"
-  printf '%s' "$phrase" >"$dir/phrase"
-  CASE_IDS+=("$id")
-  bg_mpi_run "$id" 2 "$TIMEOUT_S" "$MPITRAIN" train "$@" --metrics "${METRICS_PATH:-$dir/m.json}"
+  bad_input_run "$id" "$desc" "$phrase" "$TIMEOUT_S" "$MPITRAIN" train "$@" \
+    --metrics "${METRICS_PATH:-$(run_dir "$id")/m.json}"
 }
 
 M=(--model 16-32-4 --epochs 1 --global-batch 64)  # valid for the generated files

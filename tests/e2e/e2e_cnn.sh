@@ -87,15 +87,11 @@ CASE_IDS=()
 # bad_case ID DESCRIPTION PHRASE ARGS...: `mpiexec -n 2 mpitrain train --data
 # img.h5 ARGS...` with its own metrics file and checkpoint directory.
 bad_case() {
-  local id=$1 desc=$2 phrase=$3
+  local id=$1 desc=$2 phrase=$3 dir
   shift 3
-  local dir
   dir=$(run_dir "$id")
-  echo "$desc" >"$dir/desc"
-  printf '%s' "$phrase" >"$dir/phrase"
-  CASE_IDS+=("$id")
-  bg_mpi_run "$id" 2 60 "$MPITRAIN" train --data "$DATA" --epochs 1 --global-batch "$B" --threads 1 "$@" \
-    --metrics "$dir/m.json" --checkpoint-dir "$dir/ck"
+  bad_input_run "$id" "$desc" "$phrase" 60 "$MPITRAIN" train --data "$DATA" --epochs 1 --global-batch "$B" \
+    --threads 1 "$@" --metrics "$dir/m.json" --checkpoint-dir "$dir/ck"
 }
 bad_case unknown-layer "unknown layer" "unknown layer 'frob'" --model "1x8x8 conv3x3:4 frob dense:4"
 bad_case kernel-valid "a 9x9 kernel on an 8x8 input (pad=valid)" "kernel is larger than its 1x8x8 input" \

@@ -149,6 +149,21 @@ bg_mpi_run() {
 
 bg_wait() { wait; }
 
+# bad_input_run ID DESCRIPTION PHRASE TIMEOUT_S ARGS...: bg_mpi_run of
+# `mpiexec -n 2 ARGS...` for a case of bad input, with its description and
+# PHRASE (the distinctive part of the expected error message) kept in its run
+# directory for the checks; CASE_IDS collects the ids.
+bad_input_run() {
+  local id=$1 desc=$2 phrase=$3 limit=$4
+  shift 4
+  local dir
+  dir=$(run_dir "$id")
+  echo "$desc" >"$dir/desc"
+  printf '%s' "$phrase" >"$dir/phrase"
+  CASE_IDS+=("$id")
+  bg_mpi_run "$id" 2 "$limit" "$@"
+}
+
 use_run() {
   local dir="$WORK/runs/$1"
   OUT="$dir/stdout"

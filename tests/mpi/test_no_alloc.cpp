@@ -74,8 +74,8 @@ long long count_run(const Comm& comm, const std::string& dir, std::uint64_t trai
     write_dataset_file(d, path);
   }
   comm.barrier();
-  std::vector<std::string> args = {"--data", path, "--model", "8-16-16-3", "--epochs", "3", "--global-batch", "20",
-                                   "--micro-batch", "4", "--bucket-bytes", "64", "--overlap", "on", "--threads", "1", "--progress", "none",
+  std::vector<std::string> args = {"--data", path, "--epochs", "3", "--global-batch", "20",
+                                   "--bucket-bytes", "64", "--overlap", "on", "--threads", "1", "--progress", "none",
                                    "--lr", "0.05"};
   args.insert(args.end(), extra.begin(), extra.end());
   const Config config = parse_train_args(args).config;
@@ -108,8 +108,18 @@ TEST_P(NoAllocation, TwiceTheStepsAllocateNothingMore) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Readers, NoAllocation,
-                         testing::Values(std::vector<std::string>{"--prefetch", "true"},
-                                         std::vector<std::string>{"--prefetch", "false"}));
+                         testing::Values(std::vector<std::string>{"--model", "8-16-16-3", "--micro-batch", "4",
+                                                                  "--prefetch", "true"},
+                                         std::vector<std::string>{"--model", "8-16-16-3", "--micro-batch", "4",
+                                                                  "--prefetch", "false"}));
+// A CNN with every new layer kind, batch norm's all-reduces and augmentation
+// (the 8 features read as a 2x2x2 image).
+INSTANTIATE_TEST_SUITE_P(
+    Cnn, NoAllocation,
+    testing::Values(std::vector<std::string>{"--model", "2x2x2 conv2x2:4 relu bn maxpool2 dropout:0.2 dense:3",
+                                             "--augment", "crop+flip", "--augment-pad", "1", "--prefetch", "true"},
+                    std::vector<std::string>{"--model", "2x2x2 conv2x2:4,pad=1 avgpool2,stride=1 gap flatten dense:3",
+                                             "--prefetch", "false"}));
 
 }  // namespace
 }  // namespace mpitrain

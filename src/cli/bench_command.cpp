@@ -304,11 +304,13 @@ int bench_command(const std::vector<std::string>& args) {
     JsonObject out;
     out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("nodes", place.node_count)
         .add("ranks_on_node", place.ranks_on_node).add("cores_on_node", place.cores_on_node).add("model", o.model)
-        .add("params", model.param_count()).add("flops_per_sample", model.train_flops_per_sample());
+        .add("params", model.param_count()).add("flops_per_sample", model.train_flops_per_sample())
+        .add("blas_core", place.blas_core).add("blas_coretype_env", place.blas_coretype_env);
     if (root)
-      std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank, model %s (%lld parameters)\n"
-                  "compute (forward + loss + backward), seconds per sample, min/avg/max over ranks:\n",
-                  comm.size(), place.threads_per_rank, o.model.c_str(), model.param_count());
+      std::printf("mpitrain bench: %d ranks, %d BLAS thread(s) per rank (OpenBLAS %s kernels%s), model %s (%lld "
+                  "parameters)\ncompute (forward + loss + backward), seconds per sample, min/avg/max over ranks:\n",
+                  comm.size(), place.threads_per_rank, place.blas_core.c_str(),
+                  place.blas_coretype_env.empty() ? "" : ", OPENBLAS_CORETYPE set", o.model.c_str(), model.param_count());
     bench_compute(comm, model, targets, o, shards, max_shard, root, out);
     bench_allreduce_sizes(comm, o, root, out);
     bench_gradient_allreduce(comm, model, targets, place, o, shards, root, out);

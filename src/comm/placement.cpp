@@ -40,6 +40,8 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   openblas_set_num_threads(p.threads_per_rank);
 
   auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
+  p.blas_core = openblas_get_corename();
+  p.blas_coretype_env = env("OPENBLAS_CORETYPE");
   p.slurm_job_id = env("SLURM_JOB_ID");
   p.slurm_nodes = env("SLURM_JOB_NUM_NODES");
   p.slurm_tasks_per_node = env("SLURM_TASKS_PER_NODE");

@@ -79,7 +79,8 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
   JsonObject h;
   h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
       .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
-      .add("threads_rule", place.how).add("model", m.spec()).add("params", m.param_count())
+      .add("threads_rule", place.how)
+      .add("blas_core", place.blas_core).add("blas_coretype_env", place.blas_coretype_env).add("model", m.spec()).add("params", m.param_count())
       .add("flops_per_sample", m.train_flops_per_sample())
       .add("train_rows", p.train_count).add("val_rows", static_cast<long long>(p.val_rows.size()))
       .add("val_split", p.val_split.empty() ? "none" : p.val_split)

@@ -18,6 +18,10 @@ struct Placement {
   int node_count = 1;
   int cores_on_node = 1;
   std::string how;  // which rule chose threads_per_rank
+  // The kernel set OpenBLAS runs (openblas_get_corename, e.g. "Haswell" for
+  // AVX2, "SkylakeX" for AVX-512: their sgemm differs 2x), and the
+  // OPENBLAS_CORETYPE that chose it ("" when OpenBLAS detected the CPU).
+  std::string blas_core, blas_coretype_env;
   // Rank 0 only: each host name with the world ranks on it, in rank order.
   std::vector<std::pair<std::string, std::vector<int>>> hosts;
   // Slurm job id, nodes, tasks per node, cpus per task ("" outside Slurm).

@@ -1,0 +1,229 @@
+// Tests of nn/conv2d and nn/im2col: Conv2D forward against a naive
+// double-precision convolution for each padding mode and stride, the
+// TensorFlow "same" padding split, finite-difference gradient checks through
+// the shared checker (tests/support/gradient_check.hpp), parameter flags.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gradient_check.hpp"
+#include "mpitrain/core/arena.hpp"
+#include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/rng.hpp"
+#include "mpitrain/nn/batch_norm.hpp"
+#include "mpitrain/nn/conv2d.hpp"
+#include "mpitrain/nn/dropout.hpp"
+#include "mpitrain/nn/pass.hpp"
+#include "mpitrain/nn/pooling.hpp"
+
+using namespace mpitrain;
+using gradcheck::random_floats;
+
+
+namespace {
+
+std::vector<long long> chw(Shape s) { return {s.c, s.h, s.w}; }
+
+
+// One convolution under test: input shape, output channels, kernel, stride,
+// pad (-1 = same).
+struct ConvCase {
+  const char* label;
+  Shape in;
+  int out_c, kh, kw, stride, pad;
+  int rows;
+};
+
+// The geometries the brief asks for: same/valid/explicit padding, stride 2 on
+// an odd input, a non-square kernel, several input and output channels.
+const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      {"3x3 same stride 1", Shape{1, 6, 6}, 2, 3, 3, 1, -1, 2},
+      {"5x5 valid", Shape{2, 8, 7}, 3, 5, 5, 1, 0, 2},
+      {"3x3 same stride 2 on 7x5", Shape{2, 7, 5}, 2, 3, 3, 2, -1, 2},
+      {"3x2 pad 1", Shape{3, 5, 6}, 2, 3, 2, 1, 1, 2},
+      {"4x4 same (uneven padding)", Shape{3, 6, 6}, 4, 4, 4, 1, -1, 1},
+      {"3x2 same (pad top 1, left 0)", Shape{2, 5, 6}, 2, 3, 2, 1, -1, 2},
+      {"3x3 valid stride 2", Shape{2, 7, 7}, 3, 3, 3, 2, 0, 2},
+      {"2x2 pad 1 stride 2", Shape{2, 5, 5}, 2, 2, 2, 2, 1, 2},
+  };
+  return cases;
+}
+
+// A Conv2D bound to its own arena, with non-zero biases.
+struct ConvUnderTest {
+  Arena arena;
+  Conv2D conv;
+  ConvUnderTest(const ConvCase& c, std::uint64_t seed, FusedActivation act = FusedActivation::kNone)
+      : conv("c", c.in, c.out_c, conv_geometry(c.in, c.kh, c.kw, c.stride, c.pad, "test conv"), act) {
+    gradcheck::bind_to_own_arena(conv, arena, seed);
+    for (int j = 0; j < c.out_c; ++j) b()[j] = static_cast<float>(0.1 * (j + 1) * (j % 2 ? -1 : 1));
+  }
+  float* w() { return arena.params() + arena.views()[0].offset; }
+  float* b() { return arena.params() + arena.views()[1].offset; }
+
+  // Pre-activations (R, OH, OW, O) by the definition of a convolution, in
+  // double: seven loops, padding read as zeros outside the image.
+  std::vector<double> naive(const std::vector<float>& x, int rows) {
+    const Shape in = conv.in_shape(), out = conv.out_shape();
+    const Conv2DGeometry& g = conv.geometry();
+    std::vector<double> y(static_cast<size_t>(rows) * out.size());
+    for (int r = 0; r < rows; ++r)
+      for (int oy = 0; oy < out.h; ++oy)
+        for (int ox = 0; ox < out.w; ++ox)
+          for (int o = 0; o < out.c; ++o) {
+            double s = b()[o];
+            for (int ky = 0; ky < g.kh; ++ky)
+              for (int kx = 0; kx < g.kw; ++kx)
+                for (int ch = 0; ch < in.c; ++ch) {
+                  const int iy = oy * g.stride - g.pad_top + ky, ix = ox * g.stride - g.pad_left + kx;
+                  if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;
+                  const double xv = x[static_cast<size_t>(r) * in.size() + (static_cast<size_t>(iy) * in.w + ix) * in.c + ch];
+                  s += xv * w()[((static_cast<size_t>(ky) * g.kw + kx) * in.c + ch) * out.c + o];
+                }
+            y[static_cast<size_t>(r) * out.size() + (static_cast<size_t>(oy) * out.w + ox) * out.c + o] = s;
+          }
+    return y;
+  }
+};
+
+// n distinct values 0.01 apart (far more than the checker's 2 * eps), in a
+// random order: max pooling has no ties and no argmax changes under the step.
+
+}  // namespace
+
+// ---------------------------------------------------------------- Conv2D
+
+// TensorFlow's "same": output ceil(in / stride), padding total
+// (out - 1) * stride + k - in with the odd pixel at the bottom/right.
+TEST(Conv2DGeometry, SameValidAndExplicitPaddingByHand) {
+  Conv2DGeometry g = conv_geometry(Shape{2, 7, 5}, 3, 3, 2, -1, "t");
+  EXPECT_EQ(g.out_h, 4);
+  EXPECT_EQ(g.out_w, 3);
+  EXPECT_EQ(g.pad_top, 1);
+  EXPECT_EQ(g.pad_left, 1);
+  g = conv_geometry(Shape{3, 6, 6}, 4, 4, 1, -1, "t");  // total 3: 1 on top, 2 below
+  EXPECT_EQ(g.out_h, 6);
+  EXPECT_EQ(g.pad_top, 1);
+  g = conv_geometry(Shape{1, 8, 8}, 2, 2, 2, -1, "t");  // total 0
+  EXPECT_EQ(g.out_h, 4);
+  EXPECT_EQ(g.pad_top, 0);
+  g = conv_geometry(Shape{2, 5, 6}, 3, 2, 1, -1, "t");  // totals 2 and 1: padding differs by axis
+  EXPECT_EQ(g.out_h, 5);
+  EXPECT_EQ(g.out_w, 6);
+  EXPECT_EQ(g.pad_top, 1);
+  EXPECT_EQ(g.pad_left, 0);
+  g = conv_geometry(Shape{2, 8, 7}, 5, 5, 1, 0, "t");
+  EXPECT_EQ(g.out_h, 4);
+  EXPECT_EQ(g.out_w, 3);
+  EXPECT_EQ(g.pad_top, 0);
+  g = conv_geometry(Shape{3, 5, 6}, 3, 2, 1, 1, "t");
+  EXPECT_EQ(g.out_h, 5);
+  EXPECT_EQ(g.out_w, 7);
+  EXPECT_EQ(g.pad_top, 1);
+  EXPECT_EQ(g.pad_left, 1);
+  g = conv_geometry(Shape{2, 5, 5}, 2, 2, 2, 1, "t");
+  EXPECT_EQ(g.out_h, 3);
+  EXPECT_EQ(g.out_w, 3);
+  EXPECT_THROW(conv_geometry(Shape{1, 4, 4}, 5, 5, 1, 0, "t"), UserError);
+  EXPECT_NO_THROW(conv_geometry(Shape{1, 4, 4}, 5, 5, 1, 1, "t"));  // fits with padding 1
+  // "same" does not pad a kernel to fit an input smaller than it.
+  EXPECT_THROW(conv_geometry(Shape{1, 4, 4}, 5, 5, 1, -1, "t"), UserError);
+  EXPECT_THROW(conv_geometry(Shape{1, 4, 6}, 5, 3, 1, -1, "t"), UserError);
+  EXPECT_THROW(conv_geometry(Shape{1, 6, 4}, 3, 5, 2, -1, "t"), UserError);
+  EXPECT_NO_THROW(conv_geometry(Shape{1, 4, 4}, 4, 4, 1, -1, "t"));
+  EXPECT_THROW(conv_geometry(Shape{1, 4, 4}, 3, 3, 0, 0, "t"), UserError);
+}
+
+TEST(Conv2D, ForwardEqualsNaiveConvolution) {
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.label);
+    ConvUnderTest t(c, 31);
+    const int rows = 3;
+    const auto x = random_floats(static_cast<size_t>(rows) * c.in.size(), 32);
+    std::vector<float> y(static_cast<size_t>(rows) * t.conv.out_width());
+    t.conv.forward(x.data(), y.data(), rows);
+    const std::vector<double> ref = t.naive(x, rows);
+    ASSERT_EQ(ref.size(), y.size());
+    size_t bad = 0;
+    for (size_t i = 0; i < y.size(); ++i)
+      if (!(std::abs(y[i] - ref[i]) <= 1e-4 * (1.0 + std::abs(ref[i])))) {
+        if (++bad <= 5) ADD_FAILURE() << "y[" << i << "] = " << y[i] << ", naive " << ref[i];
+      }
+    EXPECT_EQ(bad, 0u);
+  }
+}
+
+TEST(Conv2D, FusedReluForwardIsReluOfNaive) {
+  const ConvCase& c = conv_cases()[2];  // stride 2, same, 7x5
+  ConvUnderTest t(c, 33, FusedActivation::kRelu);
+  EXPECT_EQ(t.conv.name(), "c+relu");
+  const int rows = 2;
+  const auto x = random_floats(static_cast<size_t>(rows) * c.in.size(), 34);
+  std::vector<float> y(static_cast<size_t>(rows) * t.conv.out_width());
+  t.conv.forward(x.data(), y.data(), rows);
+  const std::vector<double> ref = t.naive(x, rows);
+  int negative = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    negative += ref[i] < 0;
+    EXPECT_NEAR(y[i], std::max(ref[i], 0.0), 1e-4 * (1.0 + std::abs(ref[i]))) << i;
+  }
+  EXPECT_GT(negative, 0);
+}
+
+TEST(Conv2D, GradientsMatchFiniteDifferences) {
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.label);
+    ConvUnderTest t(c, 41);
+    const auto x = random_floats(static_cast<size_t>(c.rows) * c.in.size(), 42);
+    const auto dy = random_floats(static_cast<size_t>(c.rows) * t.conv.out_width(), 43);
+    const gradcheck::Report report = gradcheck::check_layer(t.conv, &t.arena, x, dy, c.rows, {}, chw(c.in));
+    EXPECT_TRUE(report.passed()) << report;
+    ASSERT_EQ(report.tensors.size(), 3u);
+    EXPECT_EQ(report["c/W"].count, static_cast<size_t>(c.kh) * c.kw * c.in.c * c.out_c);
+    EXPECT_EQ(report["c/b"].count, static_cast<size_t>(c.out_c));
+    EXPECT_GT(report.largest_numeric(), 0.2);
+  }
+}
+
+// Fused ReLU, checked on a draw whose pre-activations stay clear of the kink
+// (a step of 1e-3 in x, W or b moves them by far less than 0.02).
+TEST(Conv2D, FusedReluGradientsMatchFiniteDifferences) {
+  const ConvCase c{"3x3 same, 2 -> 3 channels", Shape{2, 5, 4}, 3, 3, 3, 1, -1, 2};
+  ConvUnderTest t(c, 44, FusedActivation::kRelu);
+  std::vector<float> x;
+  std::vector<double> z;
+  for (std::uint64_t seed = 45;; ++seed) {
+    ASSERT_LT(seed, 2000u) << "no kink-free draw";
+    x = random_floats(static_cast<size_t>(c.rows) * c.in.size(), seed);
+    z = t.naive(x, c.rows);
+    if (std::all_of(z.begin(), z.end(), [](double v) { return std::abs(v) > 0.02; })) break;
+  }
+  EXPECT_TRUE(std::any_of(z.begin(), z.end(), [](double v) { return v < 0; }));
+  EXPECT_TRUE(std::any_of(z.begin(), z.end(), [](double v) { return v > 0; }));
+  const auto dy = random_floats(static_cast<size_t>(c.rows) * t.conv.out_width(), 46);
+  const gradcheck::Report report = gradcheck::check_layer(t.conv, &t.arena, x, dy, c.rows, {}, chw(c.in));
+  EXPECT_TRUE(report.passed()) << report;
+  EXPECT_EQ(report.tensors.size(), 3u);
+}
+
+TEST(Conv2D, ParamsRegisteredWithShapesAndFlags) {
+  ConvUnderTest t(conv_cases()[3], 1);  // 3x2 kernel, 3 -> 2 channels
+  const auto& v = t.arena.views();
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].name, "c/W");
+  EXPECT_EQ(v[0].shape, (std::vector<long long>{3, 2, 3, 2}));
+  EXPECT_TRUE(v[0].flags.trainable && v[0].flags.decay && v[0].flags.trust_ratio);
+  EXPECT_EQ(v[1].name, "c/b");
+  EXPECT_EQ(v[1].shape, (std::vector<long long>{2}));
+  EXPECT_TRUE(v[1].flags.trainable);
+  EXPECT_FALSE(v[1].flags.decay);
+  EXPECT_FALSE(v[1].flags.trust_ratio);
+  EXPECT_EQ(t.conv.param_count(), 3 * 2 * 3 * 2 + 2);
+}

@@ -60,7 +60,10 @@ void Conv2D::forward(const float* x, float* y, int rows) {
   if (rows == 0) return;
   im2col(x, rows, in_shape(), g_, cols_);
   const long long n = rows * pixels();
-  for (long long i = 0; i < n; ++i) std::memcpy(y + i * out_c_, b_, sizeof(float) * static_cast<size_t>(out_c_));
+  for (long long i = 0; i < n; ++i) {  // y = b broadcast (a loop: a library call per pixel costs more)
+    float* __restrict yi = y + i * out_c_;
+    for (int j = 0; j < out_c_; ++j) yi[j] = b_[j];
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), out_c_, static_cast<int>(patch()), 1.0f,
               cols_, static_cast<int>(patch()), w_, out_c_, 1.0f, y, out_c_);
   nn_detail::apply_fused(act_, y, n * out_c_);

@@ -47,22 +47,22 @@ void im2col(const float* x, int rows, Shape in, const Conv2DGeometry& g, float* 
     for (int oy = 0; oy < g.out_h; ++oy) {
       for (int ox = 0; ox < g.out_w; ++ox, col += k) {
         const int y0 = oy * g.stride - g.pad_top, x0 = ox * g.stride - g.pad_left;
-        float* dst = col;
+        float* __restrict dst = col;
         for (int ky = 0; ky < g.kh; ++ky, dst += static_cast<long long>(g.kw) * c) {
           const int iy = y0 + ky;
+          // Plain loops, not memcpy/memset: the runs are short (KW*C floats; 5 for
+          // a 5x5 kernel on one channel), where a library call costs more than the copy.
+          const long long run = static_cast<long long>(g.kw) * c;
           if (iy < 0 || iy >= in.h) {
-            std::memset(dst, 0, sizeof(float) * static_cast<size_t>(g.kw) * c);
+            for (long long i = 0; i < run; ++i) dst[i] = 0.0f;
             continue;
           }
-          const int kx_begin = std::min(g.kw, std::max(0, -x0));
-          const int kx_end = std::max(kx_begin, std::min(g.kw, in.w - x0));
-          if (kx_begin > 0) std::memset(dst, 0, sizeof(float) * static_cast<size_t>(kx_begin) * c);
-          if (kx_end > kx_begin)
-            std::memcpy(dst + static_cast<long long>(kx_begin) * c,
-                        img + (static_cast<long long>(iy) * in.w + x0 + kx_begin) * c,
-                        sizeof(float) * static_cast<size_t>(kx_end - kx_begin) * c);
-          if (kx_end < g.kw)
-            std::memset(dst + static_cast<long long>(kx_end) * c, 0, sizeof(float) * static_cast<size_t>(g.kw - kx_end) * c);
+          const long long begin = static_cast<long long>(std::min(g.kw, std::max(0, -x0))) * c;
+          const long long end = std::max(begin, static_cast<long long>(std::min(g.kw, in.w - x0)) * c);
+          const float* __restrict src = img + (static_cast<long long>(iy) * in.w + x0) * c;  // kernel column 0
+          for (long long i = 0; i < begin; ++i) dst[i] = 0.0f;
+          for (long long i = begin; i < end; ++i) dst[i] = src[i];
+          for (long long i = end; i < run; ++i) dst[i] = 0.0f;
         }
       }
     }

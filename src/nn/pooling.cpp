@@ -22,79 +22,80 @@ Shape pooled_shape(Shape in, int k, int stride, const std::string& what) {
 }  // namespace
 
 Pool2D::Pool2D(std::string name, Kind kind, Shape in, int kernel, int stride, const std::string& what)
-    : Layer(in, pooled_shape(in, kernel, stride, what)), name_(std::move(name)), kind_(kind), k_(kernel), stride_(stride) {}
-
-std::size_t Pool2D::scratch_bytes_per_row() const {
-  return kind_ == Kind::kMax ? static_cast<std::size_t>(out_width()) * sizeof(std::int32_t) : 0;
-}
-
-void Pool2D::bind_scratch(void* scratch, int) { argmax_ = static_cast<std::int32_t*>(scratch); }
+    : Layer(in, pooled_shape(in, kernel, stride, what)),
+      name_(std::move(name)),
+      kind_(kind),
+      k_(kernel),
+      stride_(stride),
+      taken_(static_cast<size_t>(in.c)) {}
 
 double Pool2D::forward_flops_per_sample() const { return static_cast<double>(out_width()) * k_ * k_; }
 
+// Output pixel (oy, ox) of image `img`: its window's values, channel by channel.
+// Max: a plain running maximum (vectorised over the channels); backward finds
+// the argmax again from x and y, so nothing is stored between the passes.
 void Pool2D::forward(const float* x, float* y, int rows) {
   const Shape in = in_shape(), out = out_shape();
   const int c = in.c;
   const float inv = 1.0f / static_cast<float>(k_ * k_);
   for (int r = 0; r < rows; ++r) {
     const float* img = x + static_cast<long long>(r) * in.size();
+    float* o = y + static_cast<long long>(r) * out.size();
     for (int oy = 0; oy < out.h; ++oy) {
       for (int ox = 0; ox < out.w; ++ox) {
-        const long long o = static_cast<long long>(r) * out.size() + (static_cast<long long>(oy) * out.w + ox) * c;
-        float* __restrict dst = y + o;
-        const int first = ((oy * stride_) * in.w + ox * stride_) * c;
-        if (kind_ == Kind::kMax) {
-          // Branch-free over the channels (vectorisable); the first maximum wins ties.
-          std::int32_t* __restrict arg = argmax_ + o;
-          for (int ch = 0; ch < c; ++ch) { dst[ch] = img[first + ch]; arg[ch] = first + ch; }
-          for (int ky = 0; ky < k_; ++ky)
-            for (int kx = 0; kx < k_; ++kx) {
-              const int at = ((oy * stride_ + ky) * in.w + ox * stride_ + kx) * c;
-              const float* __restrict src = img + at;
-              for (int ch = 0; ch < c; ++ch) {
-                const bool more = src[ch] > dst[ch];
-                dst[ch] = more ? src[ch] : dst[ch];
-                arg[ch] = more ? at + ch : arg[ch];
-              }
-            }
-        } else {
-          std::fill(dst, dst + c, 0.0f);
-          for (int ky = 0; ky < k_; ++ky)
-            for (int kx = 0; kx < k_; ++kx) {
-              const float* __restrict src = img + ((oy * stride_ + ky) * in.w + ox * stride_ + kx) * c;
+        float* __restrict dst = o + (static_cast<long long>(oy) * out.w + ox) * c;
+        const float* first = img + (static_cast<long long>(oy) * stride_ * in.w + ox * stride_) * c;
+        if (kind_ == Kind::kMax) std::copy(first, first + c, dst);
+        else std::fill(dst, dst + c, 0.0f);
+        for (int ky = 0; ky < k_; ++ky) {
+          const float* line = first + static_cast<long long>(ky) * in.w * c;
+          for (int kx = 0; kx < k_; ++kx) {
+            const float* __restrict src = line + static_cast<long long>(kx) * c;
+            if (kind_ == Kind::kMax)
+              for (int ch = 0; ch < c; ++ch) dst[ch] = dst[ch] < src[ch] ? src[ch] : dst[ch];
+            else
               for (int ch = 0; ch < c; ++ch) dst[ch] += src[ch];
-            }
-          for (int ch = 0; ch < c; ++ch) dst[ch] *= inv;
+          }
         }
+        if (kind_ == Kind::kAvg)
+          for (int ch = 0; ch < c; ++ch) dst[ch] *= inv;
       }
     }
   }
 }
 
-void Pool2D::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
+void Pool2D::backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) {
   const Shape in = in_shape(), out = out_shape();
   const int c = in.c;
   std::fill(dx, dx + static_cast<long long>(rows) * in.size(), 0.0f);
-  if (kind_ == Kind::kMax) {
-    for (int r = 0; r < rows; ++r) {
-      const float* g = dy + static_cast<long long>(r) * out.size();
-      const std::int32_t* a = argmax_ + static_cast<long long>(r) * out.size();
-      float* d = dx + static_cast<long long>(r) * in.size();
-      for (long long i = 0; i < out.size(); ++i) d[a[i]] += g[i];
-    }
-    return;
-  }
   const float inv = 1.0f / static_cast<float>(k_ * k_);
+  unsigned char* __restrict taken = taken_.data();
   for (int r = 0; r < rows; ++r) {
-    const float* g = dy + static_cast<long long>(r) * out.size();
+    const float* img = x + static_cast<long long>(r) * in.size();
     float* d = dx + static_cast<long long>(r) * in.size();
     for (int oy = 0; oy < out.h; ++oy)
       for (int ox = 0; ox < out.w; ++ox) {
-        const float* go = g + (static_cast<long long>(oy) * out.w + ox) * c;
+        const long long o = static_cast<long long>(r) * out.size() + (static_cast<long long>(oy) * out.w + ox) * c;
+        const float* __restrict g = dy + o;
+        const float* __restrict yo = y + o;
+        const long long first = (static_cast<long long>(oy) * stride_ * in.w + ox * stride_) * c;
+        // Max: the first window position (in forward's order) holding the maximum takes the gradient.
+        if (kind_ == Kind::kMax) std::fill(taken, taken + c, 0);
         for (int ky = 0; ky < k_; ++ky)
           for (int kx = 0; kx < k_; ++kx) {
-            float* dst = d + ((static_cast<long long>(oy) * stride_ + ky) * in.w + ox * stride_ + kx) * c;
-            for (int ch = 0; ch < c; ++ch) dst[ch] += go[ch] * inv;
+            const long long at = first + (static_cast<long long>(ky) * in.w + kx) * c;
+            const float* __restrict src = img + at;
+            float* __restrict dd = d + at;
+            if (kind_ == Kind::kAvg) {
+              for (int ch = 0; ch < c; ++ch) dd[ch] += g[ch] * inv;
+              continue;
+            }
+            // Branch-free (which position holds a maximum is data, not a pattern to predict).
+            for (int ch = 0; ch < c; ++ch) {
+              const auto hit = static_cast<unsigned char>(static_cast<unsigned char>(src[ch] == yo[ch]) & (taken[ch] ^ 1u));
+              dd[ch] += g[ch] * static_cast<float>(hit);
+              taken[ch] |= hit;
+            }
           }
       }
   }

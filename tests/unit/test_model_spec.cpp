@@ -78,10 +78,9 @@ TEST(ModelSpec, LayerListTableByHand) {
                                       128 * 10 + 10};
   const std::vector<double> flops = {2.0 * 28 * 28 * 25 * 1 * 32, 32 * 14 * 14 * 4.0, 2.0 * 14 * 14 * 25 * 32 * 64,
                                      64 * 7 * 7 * 4.0, 2.0 * 3136 * 128, 2.0 * 128 * 10};
-  // Scratch per row: a convolution's cols and dcols (pixels x patch floats each),
-  // a max pool's int32 argmax per output.
-  const std::vector<double> scratch = {2.0 * 28 * 28 * 25 * 4, 32 * 14 * 14 * 4.0, 2.0 * 14 * 14 * 800 * 4,
-                                       64 * 7 * 7 * 4.0, 0, 0};
+  // Scratch per row: a convolution's cols and dcols (pixels x patch floats
+  // each); max pooling keeps none (backward finds the argmax from x and y).
+  const std::vector<double> scratch = {2.0 * 28 * 28 * 25 * 4, 0, 2.0 * 14 * 14 * 800 * 4, 0, 0, 0};
   for (size_t i = 0; i < 6; ++i) {
     SCOPED_TRACE(s.layers[i].name);
     EXPECT_EQ(s.layers[i].out, shapes[i]);

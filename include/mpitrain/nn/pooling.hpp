@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mpitrain/nn/layer.hpp"
 
@@ -17,9 +18,6 @@ class Pool2D final : public Layer {
   Pool2D(std::string name, Kind kind, Shape in, int kernel, int stride, const std::string& what);
   std::string name() const override { return name_; }
   std::string kind() const override { return kind_ == Kind::kMax ? "maxpool" : "avgpool"; }
-  // Max pooling keeps the argmax of every output (an int32 per output value).
-  std::size_t scratch_bytes_per_row() const override;
-  void bind_scratch(void* scratch, int capacity_rows) override;
   void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
   double forward_flops_per_sample() const override;
@@ -28,7 +26,7 @@ class Pool2D final : public Layer {
   std::string name_;
   Kind kind_;
   int k_, stride_;
-  std::int32_t* argmax_ = nullptr;  // (capacity, out size): index into the input row
+  std::vector<unsigned char> taken_;  // max backward: which channels of a window found their maximum
 };
 
 // Mean over H x W per channel: C x H x W -> C x 1 x 1.

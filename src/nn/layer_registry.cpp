@@ -47,7 +47,7 @@ void no_value(const LayerToken& t, const LayerContext& ctx) {
 
 void needs_map(const LayerContext& ctx, const char* kind) {
   if (ctx.in.is_flat())
-    throw UserError(ctx.what + ": " + kind + " needs a CxHxW map but follows a flat vector of " + ctx.in.text() +
+    throw UserError(ctx.what + ": " + kind + " needs a CxHxW map but follows a flat vector (or 1x1 map) of " + ctx.in.text() +
                     ": start --model with the image shape (e.g. 1x28x28) and keep convolutions and pooling before "
                     "the dense layers");
 }

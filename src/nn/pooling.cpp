@@ -11,7 +11,7 @@ namespace {
 Shape pooled_shape(Shape in, int k, int stride, const std::string& what) {
   if (k < 1 || stride < 1) throw UserError(what + ": window and stride must be at least 1");
   if (in.is_flat())
-    throw UserError(what + " needs a CxHxW map but follows a flat vector of " + in.text() +
+    throw UserError(what + " needs a CxHxW map but follows a flat vector (or 1x1 map) of " + in.text() +
                     ": pool before the dense layers, or start --model with the image shape, e.g. 1x28x28");
   if (k > in.h || k > in.w)
     throw UserError(what + ": a " + std::to_string(k) + "x" + std::to_string(k) + " window is larger than its " +

@@ -104,7 +104,7 @@ bad_case kernel-same "a 9x9 kernel on an 8x8 input (default pad=same)" "9x9 kern
 bad_case input-shape "spec input 1x9x9 (81 values) for 64 features" "does not match the data's 64 features per row" \
   --model "1x9x9 conv3x3:2 dense:4"
 bad_case not-flat "the spec ends with a map" "--model ends with a 4x8x8 map" --model "1x8x8 conv3x3:4"
-bad_case conv-after-flat "conv after a flat input" "needs a CxHxW map but follows a flat vector" \
+bad_case conv-after-flat "conv after a flat input" "needs a CxHxW map but follows a flat vector (or 1x1 map)" \
   --model "64 dense:8 conv3x3:2"
 bad_case bn-micro-batch "batchnorm with --micro-batch smaller than the 16-row shard" \
   "--micro-batch 4 is smaller than a shard (16 rows)" --model "$SPEC" --micro-batch 4

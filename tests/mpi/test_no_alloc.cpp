@@ -99,9 +99,11 @@ TEST_P(NoAllocation, TwiceTheStepsAllocateNothingMore) {
   const long long n1 = count_run(comm, dir, 200, GetParam());   // 10 steps per epoch
   const long long n2 = count_run(comm, dir, 400, GetParam());   // 20 steps per epoch
   // The counter sees every thread of the process; under heavy load a run was
-  // once seen to differ by one allocation with 4 ranks (timing, not steps).
-  // One allocation per step would add 30, so allow a difference of 2.
-  EXPECT_LE(std::abs(n2 - n1), 2) << "rank " << comm.rank() << ": " << (n2 - n1) << " more allocations for 30 more steps";
+  // once seen to differ by one allocation with 4 ranks, and by 3 on rank 0 of
+  // 2 ranks starved by a benchmark running beside them (timing, not steps:
+  // the same binary then passed at 0). One allocation per step would add 30,
+  // so allow a difference of 5.
+  EXPECT_LE(std::abs(n2 - n1), 5) << "rank " << comm.rank() << ": " << (n2 - n1) << " more allocations for 30 more steps";
   EXPECT_GT(n1, 0);  // the counter works: set-up does allocate
   comm.barrier();
   if (comm.rank() == 0) std::filesystem::remove_all(dir);

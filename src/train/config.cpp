@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <type_traits>
 #include <fstream>
@@ -79,6 +80,23 @@ class OptionTable {
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw UserError(message);
+}
+
+// A value with a NUL would be cut short where it is used as a C string (a
+// --metrics of "a<NUL>b" wrote the file "a"), and a line break would end its
+// line in the INI record of the run (config.ini, the checkpoint's config),
+// where the rest could pose as another option. No option needs either, nor
+// any other control character but tab (issue 17).
+void refuse_control_characters(const std::vector<std::pair<std::string, std::string>>& entries) {
+  for (const auto& [name, value] : entries)
+    for (size_t i = 0; i < value.size(); ++i) {
+      const auto ch = static_cast<unsigned char>(value[i]);
+      if (ch >= 0x20 || ch == '\t') continue;
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02x", ch);
+      throw UserError("--" + name + " contains the control character " + code + " at byte " + std::to_string(i + 1) +
+                      " ('" + printable(value) + "'): write the value on one line, without control characters");
+    }
 }
 
 void validate(Config& c) {
@@ -348,6 +366,9 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
     result.action = ParseResult::Action::kHelp;
     return result;
   }
+  auto given = t.entries();
+  given.emplace_back("config", c.config_file);
+  refuse_control_characters(given);  // first: later messages quote these values
   require(seed >= 0, "--seed must be >= 0");
   c.seed = static_cast<std::uint64_t>(seed);
   validate(c);

@@ -65,6 +65,8 @@ bad_case checkpoint-dir-file "--checkpoint-dir naming a file (trained an epoch, 
 bad_case too-much-memory "a model that needs more memory than a rank may use (std::bad_alloc, exit 3, before)" \
   "each rank needs at least 332.5 MB (parameters and gradients 16.8 MB" --data "$GOOD" --model 16-100000-4 --epochs 1 --global-batch 128 \
   --max-memory-mb 100
+bad_case run-dir-newline "a line break in a value (would split its line in config.ini)" \
+  "--run-dir contains the control character 0x0a at byte 7" --data "$GOOD" "${M[@]}" --run-dir $'runs/a\nmodel = 1-1'
 bad_case max-memory-negative "--max-memory-mb -1" "--max-memory-mb must be >= 0" --data "$GOOD" "${M[@]}" --max-memory-mb -1
 bad_case input-width "model input width does not match the data" "does not match the data's 16 features per row (16): start --model with 16" \
   --data "$GOOD" --model 15-32-4 --epochs 1 --global-batch 64

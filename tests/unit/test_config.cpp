@@ -308,3 +308,18 @@ TEST(Config, IniFileWithAByteOrderMarkReadsLikeWithout) {
   EXPECT_EQ(c.global_batch, 64);
   EXPECT_DOUBLE_EQ(c.schedule.base_lr, 0.2);
 }
+
+// Issue 17: a NUL in a value cut it short where it was used as a C string
+// (--metrics "a<NUL>b" wrote "a"), and a line break in a value would split its
+// line in the INI record of the run. Both are refused, naming the option and
+// the byte; a tab is fine.
+TEST(Config, ControlCharactersInValuesAreRefused) {
+  TempIni nul(std::string("metrics = a\0b\n", 14));
+  expect_user_error({"--config", nul.path()}, "--metrics contains the control character 0x00 at byte 2");
+  expect_user_error({"--metrics", "runs/x\ny.jsonl"}, "--metrics contains the control character 0x0a at byte 7");
+  expect_user_error({"--model", "784-10\r"}, "--model contains the control character 0x0d");
+  expect_user_error({"--data", std::string("d\x1b[2J.h5")}, "write the value on one line, without control characters");
+  expect_user_error({"--run-dir", "runs/a\nmodel = 1-1"}, "--run-dir contains the control character 0x0a");
+  const Config c = parse_train_args({"--run-dir", "runs/a\tb"}).config;
+  EXPECT_EQ(c.log.run_dir, "runs/a\tb");
+}

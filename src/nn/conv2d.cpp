@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -35,7 +36,11 @@ void Conv2D::init(Rng& rng) {
 }
 
 std::size_t Conv2D::scratch_bytes_per_row() const {
-  return 2 * static_cast<std::size_t>(pixels() * patch()) * sizeof(float);
+  return static_cast<std::size_t>(pixels() * patch()) * sizeof(float);
+}
+
+std::size_t Conv2D::scratch_bytes_fixed() const {
+  return static_cast<std::size_t>(kInputGradRows * pixels() * patch()) * sizeof(float);
 }
 
 void Conv2D::bind_scratch(void* scratch, int capacity_rows) {
@@ -50,7 +55,9 @@ double Conv2D::forward_flops_per_sample() const {
 std::vector<GemmShape> Conv2D::gemm_shapes(int rows, bool input_grad) const {
   const long long n = rows * pixels();
   std::vector<GemmShape> g{{false, false, n, out_c_, patch()}, {true, false, patch(), out_c_, n}};
-  if (input_grad) g.push_back({false, true, n, patch(), out_c_});
+  if (input_grad)
+    for (int r0 = 0; r0 < rows; r0 += kInputGradRows)
+      g.push_back({false, true, std::min(kInputGradRows, rows - r0) * pixels(), patch(), out_c_});
   return g;
 }
 
@@ -79,12 +86,16 @@ void Conv2D::backward_params(const float*, const float* y, float* dy, int rows) 
 }
 
 void Conv2D::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
-  if (rows == 0) return;
-  const long long n = rows * pixels();
-  // dcols (N, K) = dy (N, O) . W^T (O, K), then scattered into dx.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f, dy,
-              out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
-  col2im(dcols_, rows, in_shape(), g_, dx);
+  // dcols (n, K) = dy (n, O) . W^T (O, K) for kInputGradRows rows at a time,
+  // each scattered into its rows of dx while it is still in cache.
+  const Shape in = in_shape();
+  for (int r0 = 0; r0 < rows; r0 += kInputGradRows) {
+    const int group = std::min(kInputGradRows, rows - r0);
+    const long long n = group * pixels();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f,
+                dy + r0 * pixels() * out_c_, out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
+    col2im(dcols_, group, in, g_, dx + static_cast<long long>(r0) * in.size());
+  }
 }
 
 }  // namespace mpitrain

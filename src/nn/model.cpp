@@ -27,8 +27,9 @@ Model::Model(const std::string& spec, Activation activation, int capacity_rows)
     acts_.emplace_back(static_cast<size_t>(capacity_) * static_cast<size_t>(layer->out_width()));
     max_width = std::max({max_width, layer->in_width(), layer->out_width()});
     // Scratch in floats (64-byte aligned like every buffer), capacity rows of it.
-    const size_t floats = (layer->scratch_bytes_per_row() + sizeof(float) - 1) / sizeof(float);
-    scratch_.emplace_back(static_cast<size_t>(capacity_) * floats);
+    const size_t bytes = static_cast<size_t>(capacity_) * layer->scratch_bytes_per_row() + layer->scratch_bytes_fixed();
+    const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+    scratch_.emplace_back(floats);
     if (floats > 0) layer->bind_scratch(scratch_.back().data(), capacity_);
   }
   grad_a_.resize(static_cast<size_t>(capacity_) * static_cast<size_t>(max_width));

@@ -130,6 +130,12 @@ double ModelSummary::max_width() const {
   return w;
 }
 
+double ModelSummary::scratch_bytes_fixed() const {
+  double n = 0;
+  for (const auto& l : layers) n += l.scratch_fixed;
+  return n;
+}
+
 double ModelSummary::scratch_bytes_per_row() const {
   double n = 0;
   for (const auto& l : layers) n += l.scratch_bytes;
@@ -141,7 +147,8 @@ ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& l
   s.input = input;
   for (const auto& layer : layers) {
     s.layers.push_back(LayerSummary{layer->name(), layer->kind(), layer->in_shape(), layer->out_shape(), layer->param_count(),
-                                    layer->forward_flops_per_sample(), static_cast<double>(layer->scratch_bytes_per_row())});
+                                    layer->forward_flops_per_sample(), static_cast<double>(layer->scratch_bytes_per_row()),
+                                    static_cast<double>(layer->scratch_bytes_fixed())});
     s.batch_statistics = s.batch_statistics || layer->uses_batch_statistics();
   }
   return s;

@@ -31,7 +31,8 @@ MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int st
   m.arena_bytes = 2 * params * kFloat;
   m.optimizer_bytes = state_buffers * params * kFloat;
   // Outputs of every layer, two gradient buffers, and the layers' scratch (im2col columns, argmax).
-  m.activation_bytes = rows * ((width_sum + 2 * max_width) * kFloat + model.scratch_bytes_per_row());
+  m.activation_bytes =
+      rows * ((width_sum + 2 * max_width) * kFloat + model.scratch_bytes_per_row()) + model.scratch_bytes_fixed();
   const double row_bytes = (static_cast<double>(model.input.size()) + std::max(y_width, 1)) * kFloat;
   m.input_bytes = rows * row_bytes * (prefetch ? 2 : 1) + 2 * rows * row_bytes;  // + training and evaluation targets
   return m;

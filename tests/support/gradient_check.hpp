@@ -201,9 +201,9 @@ inline void bind_to_own_arena(Layer& layer, Arena& arena, std::uint64_t seed) {
   layer.register_params(arena);
   arena.allocate();
   layer.bind(arena);
-  if (const std::size_t bytes = layer.scratch_bytes_per_row(); bytes > 0) {
+  if (const std::size_t bytes = layer.scratch_bytes_per_row() * kScratchRows + layer.scratch_bytes_fixed(); bytes > 0) {
     static std::vector<std::vector<float>> kept;
-    kept.emplace_back((bytes * kScratchRows + sizeof(float) - 1) / sizeof(float));
+    kept.emplace_back((bytes + sizeof(float) - 1) / sizeof(float));
     layer.bind_scratch(kept.back().data(), kScratchRows);
   }
   Rng rng(seed);

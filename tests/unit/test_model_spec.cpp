@@ -78,15 +78,19 @@ TEST(ModelSpec, LayerListTableByHand) {
                                       128 * 10 + 10};
   const std::vector<double> flops = {2.0 * 28 * 28 * 25 * 1 * 32, 32 * 14 * 14 * 4.0, 2.0 * 14 * 14 * 25 * 32 * 64,
                                      64 * 7 * 7 * 4.0, 2.0 * 3136 * 128, 2.0 * 128 * 10};
-  // Scratch per row: a convolution's cols and dcols (pixels x patch floats
-  // each); max pooling keeps none (backward finds the argmax from x and y).
-  const std::vector<double> scratch = {2.0 * 28 * 28 * 25 * 4, 0, 2.0 * 14 * 14 * 800 * 4, 0, 0, 0};
+  // Scratch per row: a convolution's cols (pixels x patch floats); besides,
+  // a fixed dcols of Conv2D::kInputGradRows rows. Max pooling keeps none
+  // (backward finds the argmax from x and y).
+  const std::vector<double> scratch = {28 * 28 * 25 * 4.0, 0, 14 * 14 * 800 * 4.0, 0, 0, 0};
+  const double g = Conv2D::kInputGradRows;
+  const std::vector<double> fixed = {g * 28 * 28 * 25 * 4.0, 0, g * 14 * 14 * 800 * 4.0, 0, 0, 0};
   for (size_t i = 0; i < 6; ++i) {
     SCOPED_TRACE(s.layers[i].name);
     EXPECT_EQ(s.layers[i].out, shapes[i]);
     EXPECT_EQ(s.layers[i].params, params[i]);
     EXPECT_EQ(s.layers[i].forward_flops, flops[i]);
     EXPECT_EQ(s.layers[i].scratch_bytes, scratch[i]);
+    EXPECT_EQ(s.layers[i].scratch_fixed, fixed[i]);
   }
   EXPECT_EQ(s.layers[0].out.text(), "32x28x28");
   EXPECT_EQ(s.output(), (Shape{10, 1, 1}));

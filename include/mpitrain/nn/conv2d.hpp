@@ -9,9 +9,10 @@
 //   dcols      = dy . W^T, scattered back -- col2im: dx (R, H, W, C)
 //
 // So a convolution is a Dense layer over patches: the same sgemm shapes, the
-// same fused activation. The cols of the last forward are kept (scratch) for
-// the weight gradient, the input gradient gets its own dcols scratch; both
-// are sized once for the model's capacity.
+// same fused activation. The cols of the last forward are kept (scratch,
+// sized once for the model's capacity) for the weight gradient; the input
+// gradient goes through dcols kInputGradRows rows at a time (fixed scratch),
+// so its buffer stays in cache for col2im and costs no capacity-sized memory.
 #pragma once
 #include <string>
 
@@ -33,7 +34,9 @@ class Conv2D final : public Layer {
   void register_params(Arena& arena) override;
   void bind(Arena& arena) override;
   void init(Rng& rng) override;
+  static constexpr int kInputGradRows = 16;
   std::size_t scratch_bytes_per_row() const override;
+  std::size_t scratch_bytes_fixed() const override;
   void bind_scratch(void* scratch, int capacity_rows) override;
   void forward(const float* x, float* y, int rows) override;
   void backward_params(const float* x, const float* y, float* dy, int rows) override;
@@ -53,7 +56,7 @@ class Conv2D final : public Layer {
   long long w_offset_ = 0, b_offset_ = 0;
   float *w_ = nullptr, *b_ = nullptr, *dw_ = nullptr, *db_ = nullptr;
   float* cols_ = nullptr;   // (capacity*OH*OW, K) from the last forward
-  float* dcols_ = nullptr;  // (capacity*OH*OW, K) in backward_input
+  float* dcols_ = nullptr;  // (kInputGradRows*OH*OW, K) in backward_input
 };
 
 }  // namespace mpitrain

@@ -6,7 +6,7 @@
 // Every layer has forward (x -> y) and backward (dy -> dx, and the parameter
 // gradient accumulated into the arena), llm.c / mlpack style. Buffers are
 // owned by the model and sized once: the model asks each layer for the
-// scratch bytes it needs per row (im2col columns, pooling argmax) and hands
+// scratch bytes it needs per row and in all (im2col columns) and hands
 // it a region for its capacity, so layers never allocate per step.
 //
 // A pass (nn/pass.hpp) tells a layer what it needs beyond its rows:
@@ -50,8 +50,10 @@ class Layer {
   virtual void bind(Arena&) {}
   virtual void init(Rng&) {}
   // Scratch the layer keeps from forward to backward, per row; the model
-  // allocates capacity rows of it once and calls bind_scratch.
+  // allocates capacity rows of it, plus scratch_bytes_fixed(), once and calls
+  // bind_scratch.
   virtual std::size_t scratch_bytes_per_row() const { return 0; }
+  virtual std::size_t scratch_bytes_fixed() const { return 0; }
   virtual void bind_scratch(void* /*scratch*/, int /*capacity_rows*/) {}
   // True for layers whose forward and backward sum over the whole global
   // batch (batch norm): every rank must run them, also with no rows, and a

@@ -36,6 +36,7 @@ struct LayerSummary {
   double params = 0;         // trainable parameters
   double forward_flops = 0;  // per sample
   double scratch_bytes = 0;  // per row
+  double scratch_fixed = 0;  // bytes, whatever the rows
 };
 
 struct ModelSummary {
@@ -47,6 +48,7 @@ struct ModelSummary {
   double activation_floats_per_row() const;  // every layer's output and the input
   double max_width() const;                  // widest activation (gradient buffers)
   double scratch_bytes_per_row() const;
+  double scratch_bytes_fixed() const;
 };
 
 ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& layers);

@@ -327,9 +327,9 @@ void SplitReader::read_range(long long begin, int count, float* x, int* labels, 
 
 void SplitReader::scatter_staged(int count, float* x, int* labels, float* targets) {
   const bool u8 = info_.x_type == h5::ElemType::kUint8;
-  // Stored value v becomes (v * scale - mean) / std = v * a + c.
+  // Stored value v becomes SplitInfo::normalized(v) = (v * scale - mean) / std = v * a + c.
   const auto a = static_cast<float>(info_.scale / info_.std);
-  const auto c = static_cast<float>(-info_.mean / info_.std);
+  const auto c = static_cast<float>(info_.normalized(0.0));
   const size_t w = static_cast<size_t>(info_.x_width);
   for (int i = 0; i < count; ++i) {
     float* dst = x + static_cast<size_t>(order_[static_cast<size_t>(i)].second) * w;

@@ -55,7 +55,7 @@ double Model::forward_flops_per_sample() const {
 }
 
 double Model::train_flops_per_sample(size_t layer) const {
-  return layers_[layer]->forward_flops_per_sample() * (layer == 0 ? 2.0 : 3.0);  // as mpitrain::train_flops
+  return train_flops(layers_[layer]->forward_flops_per_sample(), layer);
 }
 
 double Model::train_flops_per_sample() const {

@@ -154,9 +154,7 @@ ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& l
   return s;
 }
 
-double train_flops(const ModelSummary& m, size_t layer) {
-  return m.layers[layer].forward_flops * (layer == 0 ? 2.0 : 3.0);
-}
+double train_flops(double forward_flops, size_t layer) { return forward_flops * (layer == 0 ? 2.0 : 3.0); }
 
 std::string layer_table(const ModelSummary& m) {
   std::string out;
@@ -169,7 +167,7 @@ std::string layer_table(const ModelSummary& m) {
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerSummary& l = m.layers[i];
     std::snprintf(line, sizeof line, "  %3zu  %-14s %-12s %12.0f %16.0f %16.0f\n", i, l.name.c_str(), l.out.text().c_str(),
-                  l.params, l.forward_flops, train_flops(m, i));
+                  l.params, l.forward_flops, train_flops(l.forward_flops, i));
     out += line;
   }
   return out;

@@ -109,7 +109,7 @@ Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
 
 // Crops pad with what a stored 0 (the background of an image) becomes after normalization.
 AugmentOptions augment_with_fill(AugmentOptions o, const SplitInfo& train) {
-  o.fill = static_cast<float>((0.0 * train.scale - train.mean) / train.std);
+  o.fill = static_cast<float>(train.normalized(0.0));
   return o;
 }
 

@@ -25,6 +25,8 @@ struct SplitInfo {
   h5::ElemType x_type = h5::ElemType::kOther;
   int y_width = 0;           // 0: int32 class ids [N]; k: float32 targets [N, k]
   double scale = 1.0, mean = 0.0, std = 1.0;
+  // The feature value a stored value becomes: (v * scale - mean) / std.
+  double normalized(double stored) const { return (stored * scale - mean) / std; }
 };
 
 class DatasetFile {

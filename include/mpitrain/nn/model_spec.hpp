@@ -56,7 +56,7 @@ ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& l
 // FLOPs per sample of layer i in a training step: forward, the parameter
 // gradient and the input gradient, each of forward's size, except that the
 // first layer computes no input gradient (backward skips it).
-double train_flops(const ModelSummary& m, size_t layer);
+double train_flops(double forward_flops, size_t layer);
 
 // The table of layers the run header and `inspect --model` print: per layer
 // its output shape, parameters and FLOPs per sample (forward, training step).

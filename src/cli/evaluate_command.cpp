@@ -2,11 +2,14 @@
 // loss and accuracy of a checkpoint's model on one split, sharded across the
 // ranks of the job. Rank 0 reads and verifies the checkpoint and broadcasts
 // the parameters; every rank evaluates its balanced share of the split's rows
-// (evaluate_split: no padding, no row dropped or counted twice).
+// (evaluate_split: no padding, no row dropped or counted twice). A checkpoint
+// of a --deterministic run (or --deterministic here) is evaluated in units
+// with exact sums: the same bits on any number of ranks.
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -27,10 +30,16 @@ namespace {
 
 // Rows per forward pass; the split is read in blocks of this many rows.
 constexpr int kEvalCapacityRows = 256;
+// ... rounded up to whole --deterministic units.
+int capacity_rows(int unit_rows) {
+  return unit_rows > 0 ? (kEvalCapacityRows + unit_rows - 1) / unit_rows * unit_rows : kEvalCapacityRows;
+}
 
 struct EvaluateCommandOptions {
   std::string checkpoint, data, split = "test";
   int threads = 0;
+  bool deterministic = false;
+  int unit_rows = 0;  // 0: the checkpoint's (or 32)
   bool json = false, help = false;
   std::string help_text;
 };
@@ -43,6 +52,10 @@ po::options_description eval_options(EvaluateCommandOptions& o) {
       ("data", po::value(&o.data)->required(), "HDF5 dataset file with the split to evaluate")
       ("split", po::value(&o.split)->default_value("test"), "split to evaluate: train | val | test")
       ("threads", po::value(&o.threads)->default_value(0), "BLAS threads per rank (0: automatic)")
+      ("deterministic", po::bool_switch(&o.deterministic),
+       "bitwise the same result on any number of ranks (on by itself for a --deterministic run's checkpoint)")
+      ("deterministic-unit", po::value(&o.unit_rows)->default_value(0),
+       "rows per unit (0: the checkpoint's, else 32)")
       ("json", po::bool_switch(&o.json), "also print the result as one JSON line");
   return d;
 }
@@ -65,6 +78,8 @@ EvaluateCommandOptions parse_eval_args(const std::vector<std::string>& args) {
     throw UserError(std::string(e.what()) + " (see 'mpitrain evaluate --help')");
   }
   if (o.threads < 0) throw UserError("--threads must be >= 0 (0: automatic)");
+  if (o.unit_rows < 0) throw UserError("--deterministic-unit must be >= 0 (0: the checkpoint's, else 32)");
+  if (o.unit_rows > 0) o.deterministic = true;
   return o;
 }
 
@@ -74,6 +89,19 @@ Activation activation_from_config(const std::string& ini) {
   const auto entries = parse_ini_entries(ini);
   const auto it = entries.find("activation");
   return it == entries.end() ? Activation::kRelu : parse_activation(it->second);
+}
+
+// Rows per --deterministic unit for this evaluation: the command line's, else
+// the checkpoint's run's, else 32; 0 when neither asks for the mode.
+int units_for(const EvaluateCommandOptions& o, const std::string& ini) {
+  const auto entries = parse_ini_entries(ini);
+  const auto det = entries.find("deterministic");
+  const bool recorded = det != entries.end() && det->second == "true";
+  if (!o.deterministic && !recorded) return 0;
+  if (o.unit_rows > 0) return o.unit_rows;
+  const auto unit = entries.find("deterministic-unit");
+  const int u = unit == entries.end() ? 0 : std::atoi(unit->second.c_str());
+  return u > 0 ? u : 32;
 }
 
 // The data must fit the model: as many features as its input, and the same
@@ -100,7 +128,6 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
     return 0;
   }
   h5::silence_errors();
-  configure_threads(comm, o.threads);  // before the first BLAS call
 
   // Every rank opens the data (each reads its own rows); rank 0 alone reads
   // and verifies the checkpoint, so a bad file is reported once.
@@ -108,6 +135,7 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
   std::unique_ptr<Model> model;
   CheckpointMeta meta;
   std::string activation;
+  int unit_rows = 0;
   comm.collective_check([&] {
     data = std::make_unique<DatasetFile>(o.data);
     if (!data->has_split(o.split))
@@ -116,7 +144,8 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
     try {
       meta = read_checkpoint_meta(o.checkpoint);
       activation = activation_name(activation_from_config(meta.config_ini));
-      model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
+      unit_rows = units_for(o, meta.config_ini);
+      model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), capacity_rows(unit_rows));
       const Checkpoint ck =
           read_checkpoint(o.checkpoint, model->arena(), checkpoint_state_names(o.checkpoint));
       std::copy(ck.params.begin(), ck.params.end(), model->arena().params());
@@ -127,16 +156,23 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
   });
   comm.broadcast(meta.model_spec, 0);
   comm.broadcast(activation, 0);
+  comm.broadcast(&unit_rows, sizeof unit_rows, 0);
+  // Before the first BLAS call (the model's init is not one); one thread per rank in units.
+  configure_threads(comm, unit_rows > 0 ? 1 : o.threads);
   if (comm.rank() != 0)
-    model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), kEvalCapacityRows);
+    model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), capacity_rows(unit_rows));
   Arena& arena = model->arena();
   comm.broadcast(arena.params(), arena.param_count() * static_cast<long long>(sizeof(float)), 0);
 
   SplitReader reader(*data, o.split, model->capacity_rows());
   TargetBuffers buffers(model->capacity_rows(), std::max(reader.info().y_width, 1));
-  const EvalResult r = evaluate_split(*model, reader, data->num_classes(), comm, buffers);
+  UnitEvaluation units;
+  units.unit_rows = unit_rows;
+  const EvalResult r =
+      evaluate_split(*model, reader, data->num_classes(), comm, buffers, {}, unit_rows > 0 ? &units : nullptr);
   if (comm.rank() == 0) {
-    std::printf("checkpoint %s (model %s), %d rank(s)\n", o.checkpoint.c_str(), meta.model_spec.c_str(), comm.size());
+    std::printf("checkpoint %s (model %s), %d rank(s)%s\n", o.checkpoint.c_str(), meta.model_spec.c_str(), comm.size(),
+                unit_rows > 0 ? (", deterministic in units of " + std::to_string(unit_rows) + " rows").c_str() : "");
     if (std::isnan(r.accuracy))
       std::printf("split %s: loss %.8f (%lld rows)\n", o.split.c_str(), r.loss, r.rows);
     else
@@ -145,8 +181,8 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
       char acc[32] = "null";
       if (!std::isnan(r.accuracy)) std::snprintf(acc, sizeof acc, "%.17g", r.accuracy);
       std::printf("{\"type\": \"evaluate\", \"split\": \"%s\", \"loss\": %.17g, \"accuracy\": %s, \"rows\": %lld, "
-                  "\"ranks\": %d}\n",
-                  o.split.c_str(), r.loss, acc, r.rows, comm.size());
+                  "\"ranks\": %d, \"deterministic\": %s}\n",
+                  o.split.c_str(), r.loss, acc, r.rows, comm.size(), unit_rows > 0 ? "true" : "false");
     }
     std::fflush(stdout);
   }

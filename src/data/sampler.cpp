@@ -11,17 +11,28 @@ long long batch_rows(long long n, long long global_batch, long long step) {
   return std::clamp(n - step * global_batch, 0LL, global_batch);
 }
 
-RowRange shard_range(long long b, int ranks, int rank) {
-  return RowRange{rank * b / ranks, (rank + 1) * b / ranks};
+long long unit_count(long long b, long long unit_rows) { return (b + unit_rows - 1) / unit_rows; }
+
+RowRange shard_range(long long b, int ranks, int rank, long long unit_rows) {
+  if (unit_rows <= 0) return RowRange{rank * b / ranks, (rank + 1) * b / ranks};
+  const long long n = unit_count(b, unit_rows);
+  return RowRange{std::min(rank * n / ranks * unit_rows, b), std::min((rank + 1) * n / ranks * unit_rows, b)};
 }
 
-long long max_shard_rows(long long global_batch, int ranks) {
-  return (global_batch + ranks - 1) / ranks;
+long long max_shard_rows(long long global_batch, int ranks, long long unit_rows) {
+  if (unit_rows <= 0) return (global_batch + ranks - 1) / ranks;
+  const long long n = unit_count(global_batch, unit_rows);
+  return std::min((n + ranks - 1) / ranks * unit_rows, global_batch);
 }
 
 EpochSampler::EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed,
-                           std::vector<std::int64_t> row_table)
-    : n_(n), global_batch_(global_batch), drop_last_(drop_last), seed_(seed), row_table_(std::move(row_table)) {
+                           std::vector<std::int64_t> row_table, long long unit_rows)
+    : n_(n),
+      global_batch_(global_batch),
+      drop_last_(drop_last),
+      seed_(seed),
+      row_table_(std::move(row_table)),
+      unit_rows_(unit_rows) {
   if (!row_table_.empty() && static_cast<long long>(row_table_.size()) != n_)
     throw std::invalid_argument("EpochSampler: row table size differs from n");
 }
@@ -42,7 +53,7 @@ std::span<const std::int64_t> EpochSampler::batch(long long step) const {
 
 std::span<const std::int64_t> EpochSampler::shard(long long step, int ranks, int rank) const {
   const auto rows = batch(step);
-  const RowRange r = shard_range(static_cast<long long>(rows.size()), ranks, rank);
+  const RowRange r = shard_range(static_cast<long long>(rows.size()), ranks, rank, unit_rows_);
   return rows.subspan(static_cast<size_t>(r.begin), static_cast<size_t>(r.size()));
 }
 

@@ -12,6 +12,8 @@ BatchNorm::BatchNorm(std::string name, Shape in)
       mean_(in.c),
       invstd_(in.c),
       sums_(2 * in.c + 1),
+      one_unit_(2 * in.c + 1),
+      unit_sums_(one_unit_.data()),
       coef_a_(in.c),
       coef_b_(in.c),
       coef_c_(in.c) {}
@@ -39,8 +41,15 @@ void BatchNorm::init(Rng&) {
   std::fill(running_var_, running_var_ + c_, 1.0f);
 }
 
-void BatchNorm::sum_over_batch(int count) {
-  if (pass().batch_sum) pass().batch_sum->sum(sums_.data(), count);
+void BatchNorm::sum_over_batch(int count, int units) {
+  if (pass().batch_sum) {
+    pass().batch_sum->sum(unit_sums_, count, units);
+  } else {  // this process holds the whole batch
+    for (int u = 1; u < units; ++u)
+      for (int k = 0; k < count; ++k) unit_sums_[k] += unit_sums_[static_cast<long long>(u) * count + k];
+    if (units == 0) std::fill(unit_sums_, unit_sums_ + count, 0.0);
+  }
+  std::copy(unit_sums_, unit_sums_ + count, sums_.begin());
 }
 
 void BatchNorm::forward(const float* x, float* y, int rows) {
@@ -51,16 +60,23 @@ void BatchNorm::forward(const float* x, float* y, int rows) {
       invstd_[ch] = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + kEps);
     }
   } else {
-    std::fill(sums_.begin(), sums_.end(), 0.0);
-    for (long long i = 0; i < n; ++i) {
-      const float* v = x + i * c_;
-      for (int ch = 0; ch < c_; ++ch) {
-        sums_[ch] += v[ch];
-        sums_[c_ + ch] += static_cast<double>(v[ch]) * v[ch];
+    // Per unit (or for the whole chunk): sum x, sum x^2 per channel, and the count.
+    const int stride = 2 * c_ + 1;
+    int k = 0;
+    pass().for_units(rows, [&](int r0, int unit_rows, long long) {
+      double* s = unit_sums_ + static_cast<long long>(k++) * stride;
+      std::fill(s, s + stride, 0.0);
+      const long long i0 = positions(r0), i1 = positions(r0 + unit_rows);
+      for (long long i = i0; i < i1; ++i) {
+        const float* v = x + i * c_;
+        for (int ch = 0; ch < c_; ++ch) {
+          s[ch] += v[ch];
+          s[c_ + ch] += static_cast<double>(v[ch]) * v[ch];
+        }
       }
-    }
-    sums_[2 * c_] = static_cast<double>(n);
-    sum_over_batch(2 * c_ + 1);  // every rank, also with no rows
+      s[2 * c_] = static_cast<double>(i1 - i0);
+    });
+    sum_over_batch(stride, k);  // every rank, also with no rows
     count_ = sums_[2 * c_];
     if (count_ <= 0) return;
     for (int ch = 0; ch < c_; ++ch) {
@@ -89,23 +105,34 @@ void BatchNorm::forward(const float* x, float* y, int rows) {
 }
 
 void BatchNorm::backward_params(const float* x, const float*, float* dy, int rows) {
-  // Local sums of dy and dy * xhat per channel: the beta and gamma gradients
-  // of this rank's rows (the gradient all-reduce adds the other ranks'), and
-  // kept for backward_input, which needs them over the global batch.
-  const long long n = positions(rows);
-  std::fill(sums_.begin(), sums_.end(), 0.0);
-  for (long long i = 0; i < n; ++i) {
-    const float* v = x + i * c_;
-    const float* g = dy + i * c_;
-    for (int ch = 0; ch < c_; ++ch) {
-      sums_[ch] += g[ch];
-      sums_[c_ + ch] += g[ch] * (v[ch] - mean_[ch]) * invstd_[ch];
+  // Sums of dy and dy * xhat per channel, per unit (or for the whole chunk):
+  // the beta and gamma gradients of these rows (the gradient all-reduce adds
+  // the other ranks'), and kept for backward_input, which needs them over the
+  // global batch.
+  const int stride = 2 * c_;
+  const bool per_unit = pass().per_unit_grads();
+  int k = 0;
+  pass().for_units(rows, [&](int r0, int unit_rows, long long unit) {
+    double* s = unit_sums_ + static_cast<long long>(k++) * stride;
+    std::fill(s, s + stride, 0.0);
+    for (long long i = positions(r0); i < positions(r0 + unit_rows); ++i) {
+      const float* v = x + i * c_;
+      const float* g = dy + i * c_;
+      for (int ch = 0; ch < c_; ++ch) {
+        s[ch] += g[ch];
+        s[c_ + ch] += g[ch] * (v[ch] - mean_[ch]) * invstd_[ch];
+      }
     }
-  }
-  for (int ch = 0; ch < c_; ++ch) {
-    dbeta_[ch] += static_cast<float>(sums_[ch]);
-    dgamma_[ch] += static_cast<float>(sums_[c_ + ch]);
-  }
+    for (int ch = 0; ch < c_; ++ch) {
+      dbeta_[ch] = (per_unit ? 0.0f : dbeta_[ch]) + static_cast<float>(s[ch]);
+      dgamma_[ch] = (per_unit ? 0.0f : dgamma_[ch]) + static_cast<float>(s[c_ + ch]);
+    }
+    if (per_unit) {
+      pass().unit_sink->add(unit, beta_off_, c_);
+      pass().unit_sink->add(unit, gamma_off_, c_);
+    }
+  });
+  units_ = k;
 }
 
 void BatchNorm::backward_input(const float* x, const float*, const float* dy, float* dx, int rows) {
@@ -118,7 +145,7 @@ void BatchNorm::backward_input(const float* x, const float*, const float* dy, fl
   }
   // dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), means over the global batch,
   // = dy * a + x * b + c per channel (coefficients in double, the pass in float).
-  sum_over_batch(2 * c_);
+  sum_over_batch(2 * c_, units_);
   if (count_ <= 0) return;
   std::vector<float>& ca = coef_a_;
   std::vector<float>& cb = coef_b_;

@@ -71,31 +71,52 @@ void Conv2D::forward(const float* x, float* y, int rows) {
     float* __restrict yi = y + i * out_c_;
     for (int j = 0; j < out_c_; ++j) yi[j] = b_[j];
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), out_c_, static_cast<int>(patch()), 1.0f,
-              cols_, static_cast<int>(patch()), w_, out_c_, 1.0f, y, out_c_);
+  // One sgemm over the chunk, or one per unit (nn/pass.hpp).
+  pass().for_units(rows, [&](int r0, int count, long long) {
+    const long long p0 = static_cast<long long>(r0) * pixels();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(count * pixels()), out_c_,
+                static_cast<int>(patch()), 1.0f, cols_ + p0 * patch(), static_cast<int>(patch()), w_, out_c_, 1.0f,
+                y + p0 * out_c_, out_c_);
+  });
   nn_detail::apply_fused(act_, y, n * out_c_);
 }
 
 void Conv2D::backward_params(const float*, const float* y, float* dy, int rows) {
   if (rows == 0) return;
-  const long long n = rows * pixels();
-  nn_detail::fused_backward(act_, dy, y, db_, n, out_c_);
-  // dW (K, O) += cols^T (K, N) . dy (N, O)
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
-              cols_, static_cast<int>(patch()), dy, out_c_, 1.0f, dw_, out_c_);
+  const bool per_unit = pass().per_unit_grads();
+  pass().for_units(rows, [&](int r0, int count, long long unit) {
+    if (per_unit) {
+      std::fill(dw_, dw_ + patch() * out_c_, 0.0f);
+      std::fill(db_, db_ + out_c_, 0.0f);
+    }
+    const long long p0 = static_cast<long long>(r0) * pixels();
+    const long long n = count * pixels();
+    float* d = dy + p0 * out_c_;
+    nn_detail::fused_backward(act_, d, y + p0 * out_c_, db_, n, out_c_);
+    // dW (K, O) += cols^T (K, N) . dy (N, O)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
+                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, 1.0f, dw_, out_c_);
+    if (per_unit) {
+      pass().unit_sink->add(unit, w_offset_, patch() * out_c_);
+      pass().unit_sink->add(unit, b_offset_, out_c_);
+    }
+  });
 }
 
 void Conv2D::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
-  // dcols (n, K) = dy (n, O) . W^T (O, K) for kInputGradRows rows at a time,
-  // each scattered into its rows of dx while it is still in cache.
+  // dcols (n, K) = dy (n, O) . W^T (O, K) for kInputGradRows rows at a time
+  // (counted from each unit's start, so a unit's groups never depend on the
+  // chunk), each scattered into its rows of dx while it is still in cache.
   const Shape in = in_shape();
-  for (int r0 = 0; r0 < rows; r0 += kInputGradRows) {
-    const int group = std::min(kInputGradRows, rows - r0);
-    const long long n = group * pixels();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f,
-                dy + r0 * pixels() * out_c_, out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
-    col2im(dcols_, group, in, g_, dx + static_cast<long long>(r0) * in.size());
-  }
+  pass().for_units(rows, [&](int u0, int unit_rows, long long) {
+    for (int r0 = u0; r0 < u0 + unit_rows; r0 += kInputGradRows) {
+      const int group = std::min(kInputGradRows, u0 + unit_rows - r0);
+      const long long n = group * pixels();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f,
+                  dy + r0 * pixels() * out_c_, out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
+      col2im(dcols_, group, in, g_, dx + static_cast<long long>(r0) * in.size());
+    }
+  });
 }
 
 }  // namespace mpitrain

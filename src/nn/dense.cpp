@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "fused_activation.hpp"
@@ -53,32 +54,48 @@ std::vector<GemmShape> Dense::gemm_shapes(int rows, bool input_grad) const {
 
 void Dense::forward(const float* x, float* y, int rows) {
   if (rows == 0) return;
-  // y (R, O) = b broadcast, then y += x (R, I) . W (I, O)
+  // y (R, O) = b broadcast, then y += x (R, I) . W (I, O), one sgemm per unit (nn/pass.hpp)
   for (int r = 0; r < rows; ++r) {
     float* yr = y + static_cast<long long>(r) * out_;
     for (int j = 0; j < out_; ++j) yr[j] = b_[j];
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, out_, in_, 1.0f, x, in_, w_, out_,
-              1.0f, y, out_);
+  pass().for_units(rows, [&](int r0, int n, long long) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out_, in_, 1.0f, x + static_cast<long long>(r0) * in_,
+                in_, w_, out_, 1.0f, y + static_cast<long long>(r0) * out_, out_);
+  });
   // y = act(y) in place: the pre-activation is not kept, backward needs only y.
   nn_detail::apply_fused(act_, y, static_cast<long long>(rows) * out_);
 }
 
 void Dense::backward_params(const float* x, const float* y, float* dy, int rows) {
   if (rows == 0) return;
-  // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
-  // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
-  nn_detail::fused_backward(act_, dy, y, db_, rows, out_);
-  // dW (I, O) += x^T (I, R) . dy (R, O)
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, rows, 1.0f, x, in_, dy, out_,
-              1.0f, dw_, out_);
+  const bool per_unit = pass().per_unit_grads();
+  pass().for_units(rows, [&](int r0, int n, long long unit) {
+    if (per_unit) {
+      std::fill(dw_, dw_ + static_cast<long long>(in_) * out_, 0.0f);
+      std::fill(db_, db_ + out_, 0.0f);
+    }
+    float* d = dy + static_cast<long long>(r0) * out_;
+    // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
+    // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
+    nn_detail::fused_backward(act_, d, y + static_cast<long long>(r0) * out_, db_, n, out_);
+    // dW (I, O) += x^T (I, R) . dy (R, O)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, n, 1.0f, x + static_cast<long long>(r0) * in_, in_,
+                d, out_, 1.0f, dw_, out_);
+    if (per_unit) {
+      pass().unit_sink->add(unit, w_offset_, static_cast<long long>(in_) * out_);
+      pass().unit_sink->add(unit, b_offset_, out_);
+    }
+  });
 }
 
 void Dense::backward_input(const float*, const float*, const float* dy, float* dx, int rows) {
   if (rows == 0) return;
   // dx (R, I) = dy (R, O) . W^T (O, I)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in_, out_, 1.0f, dy, out_, w_, out_,
-                0.0f, dx, in_);
+  pass().for_units(rows, [&](int r0, int n, long long) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, in_, out_, 1.0f, dy + static_cast<long long>(r0) * out_,
+                out_, w_, out_, 0.0f, dx + static_cast<long long>(r0) * in_, in_);
+  });
 }
 
 }  // namespace mpitrain

@@ -8,8 +8,9 @@ namespace mpitrain {
 
 BatchSource::BatchSource(BatchSourceSetup s, const Comm& comm)
     : comm_(comm),
-      sampler_(s.train_count, s.global_batch, s.drop_last, s.seed, std::move(s.train_rows)),
+      sampler_(s.train_count, s.global_batch, s.drop_last, s.seed, std::move(s.train_rows), s.unit_rows),
       whole_shard_(s.whole_shard),
+      unit_rows_(s.unit_rows),
       augment_(s.augment),
       image_(s.image),
       seed_(s.seed),
@@ -37,7 +38,7 @@ void BatchSource::start_epoch(long long epoch, long long global_batch, long long
 }
 
 size_t BatchSource::small_batch_rows(std::span<const std::int64_t> shard) const {
-  if (comm_.size() > 1) return shard.size();
+  if (comm_.size() > 1 || unit_rows_ > 0) return shard.size();  // units: each unit is a small batch
   return whole_shard_ ? 0 : shard.size() / 2;
 }
 
@@ -64,7 +65,7 @@ Batch BatchSource::next() {
   Batch b;
   b.step = step;
   b.global_rows = static_cast<long long>(sampler_.batch(step).size());
-  b.first_row = shard_range(b.global_rows, comm_.size(), comm_.rank()).begin;
+  b.first_row = shard_range(b.global_rows, comm_.size(), comm_.rank(), unit_rows_).begin;
   shard_first_row_ = b.first_row;
   b.shard_rows = shard.size();
   b.small_rows = small_batch_rows(shard);

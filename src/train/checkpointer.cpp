@@ -15,7 +15,8 @@ constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "see
                                               "batch-schedule", "optimizer", "val-fraction"};
 // Trajectory options added later, with the value a checkpoint written before
 // them implies (they did not exist, so the run had them off).
-constexpr std::pair<const char*, const char*> kLaterTrajectoryOptions[] = {{"augment", "none"}, {"augment-pad", "2"}};
+constexpr std::pair<const char*, const char*> kLaterTrajectoryOptions[] = {
+    {"augment", "none"}, {"augment-pad", "2"}, {"deterministic", "false"}, {"deterministic-unit", "32"}};
 
 // `then` is what the checkpoint at `path` records, `now` this run; both
 // configs go through the same INI reader, so equal options compare equal.

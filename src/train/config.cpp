@@ -11,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "mpitrain/comm/exact_sum.hpp"  // kMaxUnits
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/stopping.hpp"
@@ -99,6 +100,22 @@ void refuse_control_characters(const std::vector<std::pair<std::string, std::str
     }
 }
 
+void check_deterministic_options(const Config& c) {
+  if (!c.step.deterministic) return;
+  const int u = c.step.unit_rows;
+  require(u >= 1, "--deterministic-unit must be at least 1 row (got " + std::to_string(u) + ")");
+  require(c.micro_batch == 0 || c.micro_batch >= u,
+          "--micro-batch " + std::to_string(c.micro_batch) + " is smaller than a --deterministic unit (" +
+              std::to_string(u) + " rows): use --micro-batch >= " + std::to_string(u) +
+              " or a smaller --deterministic-unit");
+  require(c.threads <= 1, "--deterministic runs BLAS on one thread per rank, but --threads is " +
+                              std::to_string(c.threads) + ": drop --threads (or set 1), and use more ranks instead");
+  require(c.global_batch <= kMaxUnits * u, "--global-batch " + std::to_string(c.global_batch) + " has more than " +
+                                               std::to_string(kMaxUnits) + " units of " + std::to_string(u) +
+                                               " rows: raise --deterministic-unit to at least " +
+                                               std::to_string((c.global_batch + kMaxUnits - 1) / kMaxUnits));
+}
+
 void validate(Config& c) {
   require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
   c.activation = parse_activation(c.activation_name);
@@ -109,6 +126,7 @@ void validate(Config& c) {
   require(c.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(c.epochs) + ")");
   require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
   require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
+  check_deterministic_options(c);
 
   ScheduleOptions& s = c.schedule;
   s.scaling = parse_lr_scaling(c.lr_scaling_name);
@@ -216,6 +234,11 @@ void declare_run_options(OptionTable& t, Config& c, long long& seed) {
   t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
   t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");
+  t.add_flag("deterministic", &c.step.deterministic,
+             "bitwise-identical results for any rank count, host layout, --micro-batch and rerun (README, "
+             "\"Deterministic training\"); one BLAS thread per rank");
+  t.add("deterministic-unit", &c.step.unit_rows,
+        "--deterministic: rows per unit, the piece of a global batch computed alike on any rank");
   t.add("augment", &c.augment_name, "image augmentation per (seed, epoch, row): none | flip | crop | crop+flip");
   t.add("augment-pad", &c.augment_pad, "crop: zero padding on each side before the random crop, in pixels");
 }

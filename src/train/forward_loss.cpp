@@ -20,4 +20,23 @@ LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, c
   return mean_squared_error(out, targets, rows, static_cast<int>(model.output_width()), model.output_grad(), grad_scale);
 }
 
+int forward_loss_units(Model& model, int num_classes, int rows, const float* x, const int* labels,
+                       const float* targets, float grad_scale, double* out, int stride) {
+  if (rows == 0 && !model.uses_batch_statistics()) return 0;
+  const float* y = model.forward(rows, x);
+  float* dy = model.output_grad();
+  const long long w = model.output_width();
+  int k = 0;
+  model.pass().for_units(rows, [&](int r0, int n, long long) {
+    const long long o = r0 * w;
+    const LossSums s = num_classes > 0
+                           ? softmax_cross_entropy(y + o, labels + r0, n, num_classes, dy + o, grad_scale)
+                           : mean_squared_error(y + o, targets + o, n, static_cast<int>(w), dy + o, grad_scale);
+    out[static_cast<long long>(k) * stride] = s.loss;
+    out[static_cast<long long>(k) * stride + 1] = s.correct;
+    ++k;
+  });
+  return k;
+}
+
 }  // namespace mpitrain

@@ -88,6 +88,7 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
       .add("optimizer", optimizer_name(c.optim.kind)).add("base_lr", c.schedule.base_lr)
       .add("effective_lr", p.schedule->scaled_rate(c.global_batch))
       .add("warmup_steps", p.schedule->warmup_total_steps()).add("rows_per_pass", p.capacity)
+      .add("deterministic", c.step.deterministic).add("deterministic_unit", c.unit_rows())
       .add("mpi", mpi_library_version())
       .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
       .add("openblas", std::string(openblas_get_config()));

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include "mpitrain/comm/exact_sum.hpp"  // kMaxUnits
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/rng.hpp"
 #include "mpitrain/data/sampler.hpp"
@@ -131,7 +132,10 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
       throw UserError((phase.from_epoch == 0 ? "--global-batch " : "--batch-schedule batch ") +
                       std::to_string(phase.global_batch) + " is larger than the training set (" +
                       std::to_string(p.train_count) + " rows): choose at most " + std::to_string(p.train_count));
-    max_shard = std::max(max_shard, max_shard_rows(phase.global_batch, comm.size()));
+    if (c.step.deterministic && unit_count(phase.global_batch, c.step.unit_rows) > kMaxUnits)
+      throw UserError("--batch-schedule batch " + std::to_string(phase.global_batch) + " has more than " +
+                      std::to_string(kMaxUnits) + " --deterministic units: raise --deterministic-unit");
+    max_shard = std::max(max_shard, max_shard_rows(phase.global_batch, comm.size(), c.unit_rows()));
   }
   // The step counter and the schedule's positions must stay exact: at most
   // 2^53 steps (doubles count them exactly), far beyond any real run.
@@ -143,12 +147,17 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     throw UserError("--epochs " + std::to_string(c.epochs) + " at " + std::to_string(most_steps) +
                     " steps per epoch is more than 2^53 steps: choose at most " + std::to_string(kMaxSteps / most_steps) +
                     " epochs");
+  p.max_shard = max_shard;
   if (c.micro_batch > 0 && c.micro_batch < max_shard && summarize_model(c.model, c.activation).batch_statistics)
     throw UserError("--micro-batch " + std::to_string(c.micro_batch) + " is smaller than a shard (" +
                     std::to_string(max_shard) + " rows), but batchnorm takes its statistics over the whole global "
                     "batch in one pass: drop --micro-batch, or use more ranks");
   p.capacity = static_cast<int>(c.micro_batch > 0 ? std::min(c.micro_batch, max_shard)
                                                   : std::max<long long>(max_shard, kMinEvalRows));
+  if (c.step.deterministic) {  // chunks of whole units (run_plan.hpp)
+    const int u = c.step.unit_rows;
+    p.capacity = c.micro_batch > 0 && c.micro_batch < max_shard ? p.capacity / u * u : (p.capacity + u - 1) / u * u;
+  }
   p.schedule = std::make_unique<LrSchedule>(c.schedule, p.phases, p.train_count, c.drop_last);
   if (p.schedule->total_steps() < 1)
     throw UserError("no training steps: with --drop-last every epoch needs at least one full global batch");
@@ -196,13 +205,17 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
     std::printf("batch norm: statistics over the global batch (all-reduced in forward and backward), so each "
                 "rank's shard runs in one piece and the gradient all-reduce follows backward\n");
   if (c.augment.enabled()) std::printf("augmentation %s per (seed, epoch, row)\n", augment_text(c.augment).c_str());
+  if (c.step.deterministic)
+    std::printf("deterministic: units of %d rows computed alike on any rank, exact integer sums across ranks, one BLAS "
+                "thread per rank: bitwise the same results for any rank count\n",
+                c.step.unit_rows);
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);
   if (p.data->has_split("test") && c.eval.split == "test")
     std::printf(", %lld test rows%s", p.data->split("test").rows, p.eval_test ? "" : " (empty: no evaluation)");
   std::printf("\nglobal batch %lld (up to %lld rows per rank%s), %lld steps per epoch, %lld epochs, %lld steps%s\n",
-              c.global_batch, max_shard_rows(c.global_batch, comm.size()),
+              c.global_batch, max_shard_rows(c.global_batch, comm.size(), c.unit_rows()),
               c.micro_batch > 0 ? (", micro-batches of " + std::to_string(p.capacity)).c_str() : "",
               p.schedule->steps_in_epoch(0), c.epochs, p.schedule->total_steps(),
               c.drop_last ? " (last partial batch dropped)" : "");

@@ -1,5 +1,7 @@
 #include "mpitrain/train/step.hpp"
 
+#include <algorithm>
+
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/vector_math.hpp"
 
@@ -8,19 +10,66 @@ namespace {
 
 // Stat slots of the all-reduce buffer (Arena::stats()).
 enum Stat { kLossSum = 0, kCorrect = 1, kSmallSq = 2, kInvSmall = 3, kContributors = 4 };
+// The same statistics per unit (--deterministic), summed exactly.
+constexpr int kUnitStats = 5;
 
 }  // namespace
 
-GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed)
+void CommBatchSum::sum(double* data, int count, int units) {
+  if (exact_) {
+    exact_sum_.sum(&comm_, data, units, count, data);
+    return;
+  }
+  for (int u = 1; u < units; ++u)
+    for (int k = 0; k < count; ++k) data[k] += data[static_cast<long long>(u) * count + k];
+  if (units == 0) std::fill(data, data + count, 0.0);
+  if (comm_.size() > 1) comm_.allreduce_sum(data, count);
+}
+
+UnitGradients::UnitGradients(Arena& arena, long long max_units)
+    : grads_(arena.grads()), sums_(arena.param_count()), sq_(static_cast<size_t>(max_units)) {}
+
+void UnitGradients::begin(long long first_unit, long long units) {
+  sums_.zero();
+  first_unit_ = first_unit;
+  std::fill(sq_.begin(), sq_.begin() + units, 0.0);
+}
+
+void UnitGradients::add(long long unit, long long offset, long long count) {
+  const float* g = grads_ + offset;
+  sums_.add(g, offset, count);
+  double sq = 0;
+  for (long long i = 0; i < count; ++i) sq += static_cast<double>(g[i]) * g[i];
+  sq_[static_cast<size_t>(unit - first_unit_)] += sq;
+}
+
+GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed,
+                           int unit_rows, long long max_shard_rows)
     : model_(model),
       comm_(comm),
       num_classes_(num_classes),
       seed_(seed),
-      batch_sum_(comm),
-      reducer_(model.arena(), comm, model.uses_batch_statistics() ? 0 : bucket_bytes,
-               /*track_local_norm=*/comm.size() > 1) {}
+      batch_sum_(comm, unit_rows > 0),
+      reducer_(model.arena(), comm, model.uses_batch_statistics() || unit_rows > 0 ? 0 : bucket_bytes,
+               /*track_local_norm=*/comm.size() > 1 && unit_rows == 0),
+      unit_rows_(unit_rows),
+      stat_sum_(kUnitStats) {
+  if (unit_rows_ > 0) {
+    const long long max_units = std::max(1LL, (max_shard_rows + unit_rows - 1) / unit_rows);
+    units_ = std::make_unique<UnitGradients>(model.arena(), max_units);
+    partials_.resize(static_cast<size_t>(max_units * kUnitStats));
+    model_.pass().unit_rows = unit_rows;
+    model_.pass().unit_sink = units_.get();
+  }
+}
 
 StepSums GradientStep::run(BatchSource& source, const Batch& batch, long long global_step, StepTimes& times) {
+  Pass& pass = model_.pass();
+  pass.training = true;
+  pass.seed = seed_;
+  pass.step = global_step;
+  pass.batch_sum = &batch_sum_;
+  if (unit_rows_ > 0) return run_units(source, batch, times);
   Arena& arena = model_.arena();
   arena.zero_grads();
   reducer_.begin_step();
@@ -30,11 +79,6 @@ StepSums GradientStep::run(BatchSource& source, const Batch& batch, long long gl
 
   const auto grad_scale = 1.0f / static_cast<float>(b);  // sum over rows / b: the all-reduce gives the mean
   double loss = 0, correct = 0, small_sq = 0;
-  Pass& pass = model_.pass();
-  pass.training = true;
-  pass.seed = seed_;
-  pass.step = global_step;
-  pass.batch_sum = &batch_sum_;
   // Batch statistics: every rank runs one pass, an empty one when it has no rows.
   const size_t passes = model_.uses_batch_statistics() ? 1 : batch.chunks;
   for (size_t i = 0; i < passes; ++i) {
@@ -76,6 +120,57 @@ StepSums GradientStep::run(BatchSource& source, const Batch& batch, long long gl
   if (sums.contributors > 0) {
     sums.small_sq_mean = stats[kSmallSq] / sums.contributors;
     sums.inv_small_mean = stats[kInvSmall] / sums.contributors;
+  }
+  return sums;
+}
+
+StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTimes& times) {
+  Arena& arena = model_.arena();
+  Pass& pass = model_.pass();
+  const long long b = batch.global_rows;
+  const long long u = unit_rows_;
+  const long long first_unit = batch.first_row / u;
+  const auto units = static_cast<int>((static_cast<long long>(batch.shard_rows) + u - 1) / u);
+  units_->begin(first_unit, units);
+  const auto grad_scale = 1.0f / static_cast<float>(b);
+  const size_t passes = model_.uses_batch_statistics() ? 1 : batch.chunks;
+  int done = 0;  // units of this rank so far
+  for (size_t i = 0; i < passes; ++i) {
+    const ChunkRows in = i < batch.chunks ? source.chunk(i, times.data)
+                                          : ChunkRows{model_.input(), nullptr, nullptr, 0, batch.first_row};
+    const double t0 = now_s();
+    pass.first_row = in.first_row;
+    done += forward_loss_units(model_, num_classes_, in.rows, in.x, in.labels, in.targets, grad_scale,
+                               partials_.data() + static_cast<long long>(done) * kUnitStats, kUnitStats);
+    model_.backward(in.rows);  // each unit's gradients go to units_ (pass.unit_sink)
+    times.compute += now_s() - t0;
+  }
+  // Per unit: its mean gradient's squared norm (the arena held sum/b), 1/rows, and 1 (a contributor).
+  for (int k = 0; k < units; ++k) {
+    const long long rows = std::min(u, static_cast<long long>(batch.shard_rows) - k * u);
+    const double to_mean = static_cast<double>(b) / static_cast<double>(rows);
+    double* p = partials_.data() + static_cast<long long>(k) * kUnitStats;
+    p[kSmallSq] = units_->unit_sq(k) * to_mean * to_mean;
+    p[kInvSmall] = 1.0 / static_cast<double>(rows);
+    p[kContributors] = 1.0;
+  }
+  const double t0 = now_s();
+  units_->sums().allreduce(comm_);  // every rank takes part, also with an empty shard
+  double totals[kUnitStats];
+  stat_sum_.sum(&comm_, partials_.data(), units, kUnitStats, totals);
+  const double t1 = now_s();
+  units_->sums().write(arena.grads());  // NaN if a unit's gradient left the fixed-point range: the run diverged
+  times.compute += now_s() - t1;
+  times.allreduce_wait += t1 - t0;
+  times.comm += t1 - t0;
+
+  StepSums sums;
+  sums.loss = totals[kLossSum];
+  sums.correct = totals[kCorrect];
+  sums.contributors = totals[kContributors];
+  if (sums.contributors > 0) {
+    sums.small_sq_mean = totals[kSmallSq] / sums.contributors;
+    sums.inv_small_mean = totals[kInvSmall] / sums.contributors;
   }
   return sums;
 }

@@ -97,7 +97,9 @@ RunPlan Training::checked_plan(const Config& c, const Comm& comm) {
 // Threads per rank (before the first BLAS call), then the check that this
 // rank's buffers fit in its share of the node, before any is allocated.
 Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
-  const Placement place = configure_threads(comm, c.threads);
+  // --deterministic: one BLAS thread, so no sgemm depends on how threads split it.
+  Placement place = configure_threads(comm, c.step.deterministic ? 1 : c.threads);
+  if (c.step.deterministic) place.how = "--deterministic";
   comm.collective_check([&] {
     const MemoryPlan need = plan_rank_memory(summarize_model(c.model, c.activation), plan.capacity,
                                              optimizer_state_buffers(c.optim.kind),
@@ -132,13 +134,13 @@ Training::Training(const Config& c, const Comm& comm)
       place_(placed(c, comm, plan_)),
       num_classes_(plan_.data->num_classes()),
       model_(c.model, c.activation, plan_.capacity),
-      step_(model_, comm, num_classes_, bucket_bytes(c.step, place_), c.seed),
+      step_(model_, comm, num_classes_, bucket_bytes(c.step, place_), c.seed, c.unit_rows(), plan_.max_shard),
       batches_({plan_.data.get(), plan_.train_count, plan_.train_rows, c.global_batch, c.drop_last, c.seed,
-                plan_.capacity, model_.input(), c.step.prefetch, model_.uses_batch_statistics(),
+                plan_.capacity, model_.input(), c.step.prefetch, model_.uses_batch_statistics(), c.unit_rows(),
                 augment_with_fill(c.augment, plan_.data->split("train")), model_.input_shape()},
                comm),
       optimizer_(init_model_and_optimizer()),
-      evaluation_(*plan_.data, plan_.val_split, plan_.val_rows, plan_.eval_test, plan_.capacity),
+      evaluation_(*plan_.data, plan_.val_split, plan_.val_rows, plan_.eval_test, plan_.capacity, c.unit_rows(), comm),
       checkpoints_(c.checkpoint, c.checkpoint_path(), checkpoint_meta(c, plan_, comm), comm),
       pr_(checkpoints_.restore(c.data, model_, *optimizer_)),
       progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),

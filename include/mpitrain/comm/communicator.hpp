@@ -2,6 +2,7 @@
 // communicator (Horovod style) with MPI_ERRORS_RETURN so every call is
 // checked and a failure names the call and the rank (KaMPIng style).
 #pragma once
+#include <cstdint>
 #include <mpi.h>
 
 #include <functional>
@@ -52,6 +53,7 @@ class Comm {
   // In-place sums over all ranks.
   void allreduce_sum(float* data, long long count) const;
   void allreduce_sum(double* data, long long count) const;
+  void allreduce_sum(std::int64_t* data, long long count) const;  // exact: integer sums do not depend on order
   void allreduce_max(double* data, long long count) const;
   void allreduce_min(double* data, long long count) const;
   void broadcast(void* data, long long bytes, int root) const;

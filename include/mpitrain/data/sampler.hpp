@@ -3,7 +3,10 @@
 // seeded permutation of the training set per epoch, cut into consecutive
 // global batches. The rank count decides only the balanced split of each
 // batch: rank r of P takes rows [r*b/P, (r+1)*b/P) of a batch of b rows, so
-// shard sizes differ by at most 1 and may be 0 (DESIGN.md).
+// shard sizes differ by at most 1 and may be 0 (DESIGN.md). With
+// --deterministic the batch is first cut into units of U rows (the last may
+// be shorter) and the split is of whole units: rank r takes units
+// [r*n/P, (r+1)*n/P) of the n = ceil(b/U) units.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -20,10 +23,13 @@ struct RowRange {
 
 // Rows in step `step` of an epoch: B, except a smaller last batch.
 long long batch_rows(long long n, long long global_batch, long long step);
-// The balanced slice of a batch of b rows for rank r of P.
-RowRange shard_range(long long b, int ranks, int rank);
+// The balanced slice of a batch of b rows for rank r of P (of whole units
+// of unit_rows rows when unit_rows > 0).
+RowRange shard_range(long long b, int ranks, int rank, long long unit_rows = 0);
 // The most rows any rank computes in any step (buffer sizing).
-long long max_shard_rows(long long global_batch, int ranks);
+long long max_shard_rows(long long global_batch, int ranks, long long unit_rows = 0);
+// Units of unit_rows rows in a batch of b rows.
+long long unit_count(long long b, long long unit_rows);
 
 class EpochSampler {
  public:
@@ -31,7 +37,7 @@ class EpochSampler {
   // for file row table[i] (e.g. the training rows left after holding out a
   // validation set).
   EpochSampler(long long n, long long global_batch, bool drop_last, std::uint64_t seed,
-               std::vector<std::int64_t> row_table = {});
+               std::vector<std::int64_t> row_table = {}, long long unit_rows = 0);
   // Draws the permutation of epoch e (0-based), mapped through the row table.
   void start_epoch(long long epoch);
   // The batch-size schedule changes B between epochs.
@@ -47,6 +53,7 @@ class EpochSampler {
   bool drop_last_;
   std::uint64_t seed_;
   std::vector<std::int64_t> row_table_;
+  long long unit_rows_;  // shards of whole units (0: of rows)
   std::vector<std::int64_t> perm_;
 };
 

@@ -7,6 +7,9 @@
 // batch is split across ranks. Every rank must run forward and backward,
 // also with no rows, and a shard must go through in one piece (a layer
 // cannot see the global batch piecemeal): the trainer enforces both.
+// With --deterministic units (nn/pass.hpp) each unit's sums are a row of
+// partial sums, which BatchSum adds exactly, and gamma/beta gradients go to
+// the unit sink per unit.
 //
 // Running mean and (unbiased) variance are updated with momentum 0.1 as in
 // PyTorch and used in evaluation. They live in the arena as non-trainable
@@ -37,10 +40,16 @@ class BatchNorm final : public Layer {
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
   double forward_flops_per_sample() const override { return 4.0 * static_cast<double>(in_width()); }
   double param_count() const override { return 2.0 * in_shape().c; }
+  // A row of 2C + 1 partial sums per unit (at most one unit per row).
+  std::size_t scratch_bytes_per_row() const override { return (2 * static_cast<std::size_t>(c_) + 1) * sizeof(double); }
+  std::size_t scratch_bytes_fixed() const override { return (2 * static_cast<std::size_t>(c_) + 1) * sizeof(double); }
+  void bind_scratch(void* scratch, int) override { unit_sums_ = static_cast<double*>(scratch); }
 
  private:
   long long positions(int rows) const { return static_cast<long long>(rows) * in_shape().h * in_shape().w; }
-  void sum_over_batch(int count);
+  // Adds the `units` rows of `count` partial sums in unit_sums_ over the
+  // global batch into sums_[0, count).
+  void sum_over_batch(int count, int units);
 
   std::string name_;
   int c_;
@@ -51,7 +60,10 @@ class BatchNorm final : public Layer {
   // per channel, and how many values (rows x H x W) each channel had.
   std::vector<double> mean_, invstd_;
   double count_ = 0;
-  std::vector<double> sums_;  // 2C + 1: what goes through Pass::batch_sum
+  std::vector<double> sums_;  // 2C + 1: the global sums
+  std::vector<double> one_unit_;  // 2C + 1: the partial sums of a layer used without the model's scratch (one unit)
+  double* unit_sums_ = nullptr;  // scratch: per unit, 2C + 1 partial sums (what goes through Pass::batch_sum)
+  int units_ = 0;               // units of the last backward_params
   std::vector<float> coef_a_, coef_b_, coef_c_;  // per-channel coefficients of the elementwise passes
 };
 

@@ -28,7 +28,7 @@ struct Batch {
   long long global_rows = 0;  // b: rows of the whole global batch (B, or fewer in a last partial step)
   long long first_row = 0;    // position in the global batch of this rank's first row
   size_t shard_rows = 0;      // this rank's rows of it (may be 0)
-  size_t small_rows = 0;      // the noise scale's small batch: the shard, or on one rank its first half
+  size_t small_rows = 0;      // the noise scale's small batch: the shard, or on one rank its first half (units: unused)
   size_t chunks = 0;          // pieces of at most the model's capacity the shard is computed in
   size_t small_chunks = 0;    // the first chunks, which hold exactly the small batch
 };
@@ -57,6 +57,9 @@ struct BatchSourceSetup {
   // chunk, and on one rank there is no noise-scale half batch (it would be
   // a second chunk).
   bool whole_shard = false;
+  // --deterministic: shards of whole units of this many rows (capacity_rows
+  // is a multiple of it, so chunks hold whole units); 0: off.
+  int unit_rows = 0;
   AugmentOptions augment;                 // applied to each chunk as it is taken
   Shape image;                            // the sample shape augmentation works on
 };
@@ -85,6 +88,7 @@ class BatchSource {
   const Comm& comm_;
   EpochSampler sampler_;
   bool whole_shard_;
+  int unit_rows_;
   AugmentOptions augment_;
   Shape image_;
   std::uint64_t seed_;

@@ -57,6 +57,8 @@ struct Config {
 
   std::vector<std::pair<std::string, std::string>> entries;  // name -> value text
 
+  // Rows per --deterministic unit; 0 when the mode is off.
+  int unit_rows() const { return step.deterministic ? step.unit_rows : 0; }
   // The checkpoint directory ("" for none): --checkpoint-dir, else <run-dir>/checkpoints.
   std::string checkpoint_path() const;
   // The effective configuration as an INI file that --config accepts.

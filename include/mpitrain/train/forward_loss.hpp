@@ -26,4 +26,10 @@ LossSums forward_loss(Model& model, int num_classes, int rows, const TargetBuffe
 LossSums forward_loss(Model& model, int num_classes, int rows, const float* x, const int* labels, const float* targets,
                       float grad_scale);
 
+// --deterministic (nn/pass.hpp units): the same over a chunk of whole
+// units, writing each unit's loss and correct count to out[k * stride] and
+// out[k * stride + 1] for the chunk's k-th unit. Returns the chunk's units.
+int forward_loss_units(Model& model, int num_classes, int rows, const float* x, const int* labels,
+                       const float* targets, float grad_scale, double* out, int stride);
+
 }  // namespace mpitrain

@@ -56,6 +56,10 @@ struct StepOptions {
   long long bucket_bytes = kDefaultBucketBytes;  // gradient all-reduce bucket size (0: one all-reduce after backward)
   std::string overlap = "auto";         // all-reduce during backward: auto | on | off
   bool prefetch = true;                 // read the next chunk of rows on a background thread
+  // --deterministic: bitwise the same for any rank count (README,
+  // "Deterministic training"): units of unit_rows rows, exact sums.
+  bool deterministic = false;
+  int unit_rows = 32;
 };
 
 }  // namespace mpitrain

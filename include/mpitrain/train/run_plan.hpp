@@ -29,6 +29,7 @@ struct RunPlan {
   std::vector<BatchPhase> phases;
   std::unique_ptr<LrSchedule> schedule;
   int capacity = 0;                      // rows per forward/backward (micro-batch or largest shard)
+  long long max_shard = 0;               // the most rows a rank computes in a step
   std::optional<Target> target;
 };
 

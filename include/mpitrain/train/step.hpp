@@ -5,10 +5,20 @@
 // the arena holds the mean gradient over the global batch, and the stat
 // slots the sums the trainer needs: loss, correct count, and the noise
 // scale's small-batch statistics (they ride in the same all-reduce).
+//
+// --deterministic (README, "Deterministic training"): the layers compute
+// unit by unit, each unit's gradient goes into exact fixed-point sums
+// (comm/exact_sum.hpp) that one integer all-reduce adds after backward, and
+// the statistics are exact sums over units: the noise scale's small batch is
+// a unit, on any number of ranks.
 #pragma once
 #include <cstdint>
 
+#include <memory>
+#include <vector>
+
 #include "mpitrain/comm/communicator.hpp"
+#include "mpitrain/comm/exact_sum.hpp"
 #include "mpitrain/comm/gradient_reducer.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/batch_source.hpp"
@@ -34,15 +44,34 @@ struct StepSums {
 
 // Batch statistics summed over the ranks (nn/pass.hpp): a blocking
 // all-reduce of doubles on the main thread.
+// With units (--deterministic) the sum is exact (comm/exact_sum.hpp).
 class CommBatchSum final : public BatchSum {
  public:
-  explicit CommBatchSum(const Comm& comm) : comm_(comm) {}
-  void sum(double* data, int count) override {
-    if (comm_.size() > 1) comm_.allreduce_sum(data, count);
-  }
+  CommBatchSum(const Comm& comm, bool exact) : comm_(comm), exact_(exact) {}
+  void sum(double* data, int count, int units) override;
 
  private:
   const Comm& comm_;
+  bool exact_;
+  ExactUnitSum exact_sum_;
+};
+
+// The gradients of one step's units (--deterministic): exact fixed-point
+// sums, and each unit's squared gradient norm (the noise scale's small batch).
+class UnitGradients final : public UnitSink {
+ public:
+  UnitGradients(Arena& arena, long long max_units);
+  // A step whose units on this rank are [first_unit, first_unit + units).
+  void begin(long long first_unit, long long units);
+  void add(long long unit, long long offset, long long count) override;
+  FixedPointGradients& sums() { return sums_; }
+  double unit_sq(long long k) const { return sq_[static_cast<size_t>(k)]; }
+
+ private:
+  const float* grads_;
+  FixedPointGradients sums_;
+  std::vector<double> sq_;
+  long long first_unit_ = 0;
 };
 
 class GradientStep {
@@ -51,20 +80,29 @@ class GradientStep {
   // on the main thread during backward, which MPI_THREAD_SERIALIZED forbids
   // while the reducer's thread sends buckets: the gradients are then reduced
   // after backward (no overlap).
-  GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed);
+  // unit_rows > 0: --deterministic, with at most max_shard_rows rows per rank.
+  GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed,
+               int unit_rows = 0, long long max_shard_rows = 0);
 
   // Computes the mean gradient of `batch` (global optimizer step
   // `global_step`), whose rows come from `source`.
   StepSums run(BatchSource& source, const Batch& batch, long long global_step, StepTimes& times);
   const GradientReducer& reducer() const { return reducer_; }
+  bool deterministic() const { return unit_rows_ > 0; }
 
  private:
+  StepSums run_units(BatchSource& source, const Batch& batch, StepTimes& times);
+
   Model& model_;
   const Comm& comm_;
   int num_classes_;
   std::uint64_t seed_;
   CommBatchSum batch_sum_;
   GradientReducer reducer_;
+  int unit_rows_;
+  std::unique_ptr<UnitGradients> units_;  // --deterministic only
+  std::vector<double> partials_;          // per unit of this rank: the kUnitStats statistics
+  ExactUnitSum stat_sum_;
 };
 
 }  // namespace mpitrain

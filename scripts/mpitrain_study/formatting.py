@@ -1,4 +1,4 @@
-"""How the study tools write numbers into their tables and messages."""
+"""How the study tools write numbers (and lists of names) into their tables and messages."""
 
 import math
 
@@ -49,3 +49,9 @@ def with_unit(v, unit=""):
     if abs(v) >= 100:
         return f"{v:,.0f}{unit}"
     return f"{v:.3g}{unit}"
+
+
+def listed(names, most=8):
+    """Names for a one-line message: 'a, b, c', at most `most` of them, then 'and N more'."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -121,6 +121,30 @@ def read_metrics(path):
     return RunMetrics(read_json_lines(metrics_path(path)))
 
 
+def read_header(path):
+    """The header line of a run directory's (or a file's) metrics.jsonl, or
+    None. It is the first line, so only the lines up to it are read."""
+    try:
+        with open(metrics_path(path), errors="replace") as f:
+            for text in f:
+                try:
+                    d = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(d, dict) and d.get("type") == "header":
+                    return d
+    except OSError:
+        pass
+    return None
+
+
+def is_deterministic(header):
+    """Was the run whose header this is trained with --deterministic? False
+    when the header is missing, lacks "deterministic" (a trainer from before
+    the option) or has it false."""
+    return isinstance(header, dict) and header.get("deterministic") is True
+
+
 def read_summary(run_dir):
     """The run's summary.json when the run finished (it parses and has a
     stop_reason, whatever it is, also "diverged"), else None."""

@@ -13,7 +13,9 @@ import json
 import os
 import sys
 
-from .runs import best_per_batch, load_sweeps, rank_scaling, representative, time_to_target_by_ranks, use_interpolated
+from .formatting import listed
+from .runs import (STATUS_NOT_RUN, best_per_batch, load_sweeps, not_deterministic, rank_scaling, representative,
+                   time_to_target_by_ranks, use_interpolated)
 from .system_python import require_numpy_matplotlib
 
 
@@ -28,6 +30,9 @@ def build_parser():
     ap.add_argument("--interpolate", action="store_true",
                     help="place the target's crossing inside the epoch, linearly between the epoch evaluations "
                          "(default: the end of the epoch, as recorded)")
+    ap.add_argument("--require-deterministic", action="store_true",
+                    help="refuse unless every run was trained with mpitrain --deterministic "
+                         "(its metrics header says \"deterministic\": true)")
     return ap
 
 
@@ -51,6 +56,13 @@ def main(argv=None):
     runs = load_sweeps(args.sweeps)
     if not runs:
         raise SystemExit(f"report: error: no run directories in {', '.join(args.sweeps)}")
+    if args.require_deterministic:
+        wrong = not_deterministic(runs)
+        if wrong:
+            read = sum(1 for r in runs if r["status"] != STATUS_NOT_RUN)
+            raise SystemExit(f"report: error: --require-deterministic: {len(wrong)} of {read} runs were not trained "
+                             f"with --deterministic (metrics header \"deterministic\" missing or false): "
+                             f"{listed(wrong)}")
     if args.interpolate:
         use_interpolated(runs)
     os.makedirs(out, exist_ok=True)
@@ -69,9 +81,11 @@ def main(argv=None):
     write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, args.regime_factor,
                   rep, ranks_table, ttt_table, pngs, args.interpolate)
     keep = ("name", "B", "P", "lr", "multiplier", "status", "S", "E", "T", "steps_run", "epochs_run", "test_acc",
-            "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target")
+            "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target", "deterministic",
+            "deterministic_unit")
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(dict(fit=fit, fit_note=fit_note, interpolated=args.interpolate, regime_factor=args.regime_factor,
+                       all_deterministic=not not_deterministic(runs),
                        best={str(b): r["name"] for b, r in best.items()},
                        runs=[{k: r.get(k) for k in keep} for r in runs]), f, indent=1)
         f.write("\n")

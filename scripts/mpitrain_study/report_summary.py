@@ -6,8 +6,9 @@ import numpy as np
 
 from .fit import regime_of
 from .formatting import cell
+from .formatting import listed
 from .runs import (STATUS_DIVERGED, STATUS_MISSED, STATUS_NOT_RUN, STATUS_REACHED, STATUS_UNFINISHED, ema_settled,
-                   noise_series)
+                   noise_series, not_deterministic)
 
 
 def disagreement_notes(runs, best, fit):
@@ -41,6 +42,23 @@ def disagreement_notes(runs, best, fit):
     return notes
 
 
+def determinism_text(runs):
+    """Whether the runs were trained with --deterministic (the metrics headers say), in one sentence."""
+    read = [r for r in runs if r["status"] != STATUS_NOT_RUN]
+    wrong = not_deterministic(runs)
+    units = sorted({r["deterministic_unit"] for r in read if r["deterministic"]}, key=str)
+    unit_text = f" (units of {' and '.join(map(str, units))} rows)" if units else ""
+    if not read:
+        return "Deterministic (`--deterministic`): no run has started."
+    if not wrong:
+        return (f"Deterministic (`--deterministic`): **all** {len(read)} runs{unit_text}: their training (not "
+                "their timings) is bitwise the same on any rank count.")
+    if len(wrong) == len(read):
+        return f"Deterministic (`--deterministic`): **no**, none of the {len(read)} runs."
+    return (f"Deterministic (`--deterministic`): **not all**, {len(read) - len(wrong)} of {len(read)} "
+            f"runs{unit_text}; not: {listed(wrong)}.")
+
+
 def summary_head(w, sweeps, runs, interpolated):
     """The title, the counts of runs by outcome, how steps are counted."""
     targets = sorted({r["target"] for r in runs if r["target"]})
@@ -50,6 +68,7 @@ def summary_head(w, sweeps, runs, interpolated):
     w(f"Sweep: {', '.join('`' + s + '`' for s in sweeps)}. Target: {', '.join('`' + t + '`' for t in targets) or '(none)'}.")
     w(f"Runs: {len(runs)}: {count[STATUS_REACHED]} reached the target, {count[STATUS_MISSED]} did not, "
       f"{count[STATUS_DIVERGED]} diverged, {count[STATUS_UNFINISHED]} unfinished, {count[STATUS_NOT_RUN]} not run.\n")
+    w(determinism_text(runs) + "\n")
     if interpolated:
         w("Steps, samples and seconds to the target are **interpolated** (`--interpolate`): mpitrain checks the "
           "target once per epoch, and the crossing is placed linearly between the last epoch where the target "

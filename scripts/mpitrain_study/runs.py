@@ -6,7 +6,7 @@ import math
 import os
 import re
 
-from .metrics import num, read_json, read_metrics, read_summary
+from .metrics import is_deterministic, num, read_json, read_metrics, read_summary
 
 STATUS_REACHED = "reached"
 STATUS_MISSED = "not reached"
@@ -41,6 +41,9 @@ def load_run(path, planned=None):
     else:
         run["status"] = STATUS_MISSED
     run["noise_ema_decay"] = num(config.get("noise-ema-decay"))
+    # --deterministic, as the metrics header says (missing: not deterministic).
+    run["deterministic"] = is_deterministic(metrics.header)
+    run["deterministic_unit"] = header.get("deterministic_unit") if run["deterministic"] else 0
     run["S_interp"] = None
     if run["status"] == STATUS_REACHED:
         run["S"] = int(summary["target_step"])
@@ -152,9 +155,16 @@ def load_sweeps(dirs):
                                  multiplier=p.get("lr_multiplier"), target=plan.get("target", ""),
                                  status=STATUS_NOT_RUN, S=None, E=None, T=None, steps_run=0, epochs_run=0,
                                  test_acc=None, noise_final=None, noise_at_target=None,
-                                 samples_per_s=None, step_ms=None, split_ms=None))
+                                 samples_per_s=None, step_ms=None, split_ms=None,
+                                 deterministic=None, deterministic_unit=None))
     runs.sort(key=lambda r: (r["B"], r["lr"] or 0, r["P"], r["name"]))
     return runs
+
+
+def not_deterministic(runs):
+    """The names of the runs read from a run directory (every run but the
+    planned ones never started) that were not trained with --deterministic."""
+    return [r["name"] for r in runs if r["status"] != STATUS_NOT_RUN and not r["deterministic"]]
 
 
 def best_per_batch(runs):

@@ -19,7 +19,8 @@ import time
 
 from .formatting import duration_text, lr_text
 from .paths import SCRIPTS_DIR
-from .sweep_plan import describe, earlier_plan, finished, plan_runs, run_dir, skip_note, write_plan
+from .sweep_plan import (check_determinism, describe, deterministic_unit, earlier_plan, finished, plan_runs, run_dir,
+                         skip_note, write_plan)
 from .sweep_slurm import run_slurm
 
 
@@ -161,6 +162,11 @@ def build_parser():
     g.add_argument("--target", default="test_acc>=0.85", help="mpitrain --target (default test_acc>=0.85)")
     g.add_argument("--epochs", type=int, default=10, help="most epochs of a run (default 10)")
     g.add_argument("--epochs-at", action="append", metavar="B:E", help="other epoch limit at one B (repeatable)")
+    g.add_argument("--deterministic", action="store_true",
+                   help="train every run with mpitrain --deterministic (bitwise-identical for any rank count); "
+                        "finished runs of the sweep directory must have been trained so too")
+    g.add_argument("--deterministic-unit", type=int, default=None, metavar="ROWS",
+                   help="with --deterministic: rows per unit (default 32, mpitrain's)")
     r = ap.add_argument_group("runs")
     r.add_argument("--name", default="batch", help="sweep name (default batch)")
     r.add_argument("--out", default="", help="sweep directory (default runs/sweep-NAME)")
@@ -198,6 +204,7 @@ def sweep(argv=None):
         raise SystemExit("sweep: error: --target is required: steps-to-target is what the sweep measures")
     runs = plan_runs(args)
     args.earlier = earlier_plan(args)
+    check_determinism(args, runs)
     if not args.dry_run or args.slurm:
         os.makedirs(args.out, exist_ok=True)
     if not args.dry_run:
@@ -213,7 +220,8 @@ def sweep(argv=None):
     if not args.dry_run or args.slurm:
         write_plan(args, runs)
     print(f"sweep {args.name}: {len(runs)} runs into {args.out}; target {args.target}, "
-          f"at most {args.epochs} epochs" + (f", budget {args.budget_min:g} min" if args.budget_min > 0 else ""),
+          f"at most {args.epochs} epochs" + (f", budget {args.budget_min:g} min" if args.budget_min > 0 else "")
+          + (f", deterministic (units of {deterministic_unit(args)} rows)" if args.deterministic else ""),
           flush=True)
     if args.slurm:
         return run_slurm(args, runs)

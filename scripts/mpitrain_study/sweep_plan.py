@@ -8,8 +8,10 @@ import os
 import shlex
 import sys
 
-from .formatting import lr_text
-from .metrics import read_json, read_summary
+from .formatting import listed, lr_text
+from .metrics import is_deterministic, read_header, read_json, read_summary
+
+DETERMINISTIC_UNIT = 32  # mpitrain train's --deterministic-unit default
 
 
 def parse_list(text, kind, what):
@@ -60,8 +62,32 @@ def rule_lr(args, batch):
     return lr
 
 
+def deterministic_unit(args):
+    """Rows per unit of the sweep's --deterministic runs, 0 when it is off.
+    --deterministic-unit needs --deterministic; neither may come through
+    --extra-args, as the sweep records them and checks finished runs."""
+    for token in shlex.split(args.extra_args):
+        if token.split("=", 1)[0] in ("--deterministic", "--deterministic-unit"):
+            raise SystemExit(f"sweep: error: pass {token.split('=', 1)[0]} to sweep.py itself, not in --extra-args "
+                             "(the sweep records it and checks finished runs against it)")
+    if args.deterministic_unit is not None:
+        if not args.deterministic:
+            raise SystemExit("sweep: error: --deterministic-unit needs --deterministic")
+        if args.deterministic_unit < 1:
+            raise SystemExit(f"sweep: error: --deterministic-unit must be >= 1 (got {args.deterministic_unit})")
+    if not args.deterministic:
+        return 0
+    return args.deterministic_unit or DETERMINISTIC_UNIT
+
+
+def deterministic_args(unit):
+    """The mpitrain options of a sweep with units of `unit` rows (0: off)."""
+    return ["--deterministic", "--deterministic-unit", str(unit)] if unit else []
+
+
 def plan_runs(args):
     """Every run of the grid, in execution order, each a dict (see sweep.json)."""
+    unit = deterministic_unit(args)
     if args.batches:
         batches = sorted(set(parse_list(args.batches, int, "--batches")))
     else:
@@ -109,10 +135,12 @@ def plan_runs(args):
                           "--checkpoint-every-epochs", "0", "--progress", "none"]
                 if args.metrics_every_steps > 0:
                     train += ["--metrics-every-steps", str(args.metrics_every_steps)]
+                train += deterministic_args(unit)
                 train += extra
                 runs.append(dict(name=name, global_batch=b, ranks=p, lr=float(lr_str),
                                  lr_multiplier=m, rule_lr=base, warmup_epochs=warmup,
-                                 epochs=epochs_at.get(b, args.epochs), train=train))
+                                 epochs=epochs_at.get(b, args.epochs), deterministic=unit > 0,
+                                 deterministic_unit=unit, train=train))
     # Round k runs the k-th closest multiplier to 1 at every B: round 0 is
     # multiplier 1 (or the one closest to it), so a sweep cut short by its
     # budget still has one rate at every B.
@@ -154,6 +182,40 @@ def skip_note(args, run):
     return "; NOTE: it was trained with other options (remove its directory to re-run it with these)"
 
 
+def check_determinism(args, runs):
+    """Refuses (SystemExit) to mix deterministic and other runs in one sweep
+    directory: every finished run of the grid, and of the earlier
+    invocations' sweep.json, must have been trained as this invocation asks
+    (mpitrain's metrics header says: "deterministic", "deterministic_unit";
+    a missing header or field counts as not deterministic). Such runs are
+    not re-run either: their directories are the user's to remove."""
+    unit = deterministic_unit(args)
+    names = list(dict.fromkeys([r["name"] for r in runs] + sorted(args.earlier)))
+    wrong = []
+    for name in names:
+        path = os.path.join(args.out, name)
+        if finished(path) is None:
+            continue  # not run yet, or half-finished: it trains (again) with this sweep's options
+        header = read_header(path)
+        if not unit and is_deterministic(header):
+            wrong.append(name)
+        elif unit and not is_deterministic(header):
+            wrong.append(f"{name} (not deterministic)")
+        elif unit and header.get("deterministic_unit") != unit:
+            wrong.append(f"{name} (units of {header.get('deterministic_unit')} rows)")
+    if not wrong:
+        return
+    if unit:
+        raise SystemExit(
+            f"sweep: error: --deterministic: {len(wrong)} finished run(s) in {args.out} were not trained with "
+            f"--deterministic --deterministic-unit {unit}: {listed(wrong)}; a deterministic sweep does not reuse "
+            "them: remove their directories to train them again, or sweep into another --out")
+    raise SystemExit(
+        f"sweep: error: {len(wrong)} finished run(s) in {args.out} were trained with --deterministic: "
+        f"{listed(wrong)}; pass --deterministic (and their --deterministic-unit) to continue this sweep, "
+        "or sweep into another --out")
+
+
 def describe(summary):
     reason = summary.get("stop_reason")
     if reason == "diverged":
@@ -175,7 +237,8 @@ def write_plan(args, runs):
             continue  # skipped: the entry says how it was trained
         old[r["name"]] = r
     plan = dict(name=args.name, target=args.target, base_lr=args.base_lr, ref_batch=args.ref_batch,
-                lr_rule=args.lr_rule, lr_max=args.lr_max, command=sys.argv,
+                lr_rule=args.lr_rule, lr_max=args.lr_max, deterministic=args.deterministic,
+                deterministic_unit=deterministic_unit(args), command=sys.argv,
                 runs=sorted(old.values(), key=lambda r: (r["global_batch"], r["lr"], r["ranks"])))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 
-from .sweep_plan import describe, finished, run_dir, skip_note
+from .sweep_plan import describe, deterministic_unit, finished, run_dir, skip_note
 
 EXIT_DIVERGED = 4  # mpitrain's exit code for a diverged run
 
@@ -20,6 +20,7 @@ SBATCH_TEMPLATE = """#!/usr/bin/env bash
 #   sbatch --ntasks=P --array=<the tasks with P ranks> {script}
 # A task whose run finished already (summary.json exists) does nothing; one
 # whose run directory is half-finished removes it and trains from the start.
+# Deterministic units of this sweep's runs (--deterministic): {unit} (0: off).
 #
 #SBATCH --job-name=sweep-{name}
 #SBATCH --output={logs}/%x-%A_%a.log
@@ -40,6 +41,18 @@ if [ "${{SLURM_NTASKS:-$ranks}}" != "$ranks" ]; then
   exit 2
 fi
 if [ -f "$dir/summary.json" ]; then
+  # Not reused if it was trained otherwise as to --deterministic (sweep.py refuses such runs too):
+  # the metrics header's "deterministic" and "deterministic_unit" (missing: not deterministic).
+  header=$(head -n 1 "$dir/metrics.jsonl" 2>/dev/null || true)
+  det='"deterministic":true[,}}]' det_unit='"deterministic_unit":([0-9]+)' unit=0
+  if [[ $header =~ $det ]]; then
+    unit=unknown
+    if [[ $header =~ $det_unit ]]; then unit=${{BASH_REMATCH[1]}}; fi
+  fi
+  if [ "$unit" != {unit} ]; then
+    echo "sweep: error: run $name finished with deterministic unit $unit (0: not --deterministic), this sweep's is {unit}: remove $dir to train it again" >&2
+    exit 2
+  fi
   echo "skip $name: finished"
   exit 0
 fi
@@ -78,7 +91,7 @@ def write_sbatch(args, runs):
     text = SBATCH_TEMPLATE.format(name=args.name, script="sweep.sbatch", logs=shlex.quote(logs),
                                   time_limit=args.slurm_time, root=shlex.quote(root),
                                   launcher=args.slurm_launcher, cases="\n".join(cases),
-                                  last=len(runs) - 1, diverged=EXIT_DIVERGED,
+                                  last=len(runs) - 1, diverged=EXIT_DIVERGED, unit=deterministic_unit(args),
                                   drop='[ -f "$dir/summary.json" ] && rm -rf "$dir/checkpoints"  # --drop-checkpoints\n'
                                   if args.drop_checkpoints else "")
     path = os.path.join(args.out, "sweep.sbatch")

@@ -91,3 +91,21 @@ def add_one_rank_run(out):
         f.writelines(json.dumps(line) + "\n" for line in lines)
     with open(os.path.join(dst, "summary.json"), "w") as f:
         f.write(json.dumps(lines[-1]) + "\n")
+
+
+def set_deterministic(out, unit, names=None):
+    """Rewrites the metrics header of the runs `names` (default: every run
+    directory) as mpitrain --deterministic --deterministic-unit UNIT writes
+    it; unit 0: as a run without --deterministic (false, 0)."""
+    for name in names or sorted(os.listdir(out)):
+        path = os.path.join(out, name, "metrics.jsonl")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]
+        for line in lines:
+            if line["type"] == "header":
+                line.update(deterministic=unit > 0, deterministic_unit=unit)
+                line["config"]["deterministic"] = "true" if unit > 0 else "false"
+        with open(path, "w") as f:
+            f.writelines(json.dumps(line) + "\n" for line in lines)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from fake_sweep import add_one_rank_run, make_fake_sweep
+from fake_sweep import add_one_rank_run, make_fake_sweep, set_deterministic
 from helpers import in_process, is_png, one_error_line, table_rows
 from mpitrain_study import report as report_tool
 from mpitrain_study import runs
@@ -82,6 +82,48 @@ def test_every_run_is_listed(report):
     assert every["B1024-lr0.32-np2"][5] == "**not run**"
     assert "Runs: 10: 6 reached the target, 1 did not, 1 diverged, 1 unfinished, 1 not run." in report["summary"]
     assert {r["name"]: r["status"] for r in report["json"]["runs"]}["B0512-lr0.16-np2"] == runs.STATUS_DIVERGED
+
+
+def test_the_summary_says_whether_runs_were_deterministic(report):
+    # The fake runs' headers have no "deterministic" (a trainer from before the option): not deterministic.
+    assert "Deterministic (`--deterministic`): **no**, none of the 9 runs." in report["summary"]
+    assert report["json"]["all_deterministic"] is False
+    assert {r["deterministic"] for r in report["json"]["runs"]} == {False, None}  # None: the run never started
+
+
+def test_require_deterministic(fake, tmp_path):
+    # Not deterministic (no "deterministic" in the headers): refused, naming the runs, nothing written.
+    r = in_process(report_tool.main, [fake, "--require-deterministic", "--out", tmp_path / "refused"])
+    assert r.returncode != 0
+    assert one_error_line(r.stderr, "report: error:", "--require-deterministic: 9 of 9 runs were not trained with "
+                          "--deterministic (metrics header \"deterministic\" missing or false): B0064-lr0.01-np2, "), \
+        r.stderr
+    assert "and 1 more" in r.stderr and not os.path.exists(tmp_path / "refused")
+    # Every run deterministic: accepted, and the summary says so.
+    sweep = str(tmp_path / "sweep")
+    shutil.copytree(fake, sweep)
+    set_deterministic(sweep, 32)
+    r = in_process(report_tool.main, [sweep, "--require-deterministic", "--out", tmp_path / "out"])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "out" / "summary.md") as f:
+        assert "Deterministic (`--deterministic`): **all** 9 runs (units of 32 rows)" in f.read()
+    with open(tmp_path / "out" / "report.json") as f:
+        data = json.load(f)
+    assert data["all_deterministic"] is True
+    assert {r["name"]: r["deterministic_unit"] for r in data["runs"]}["B0128-lr0.02-np2"] == 32
+    # One run trained without --deterministic ("deterministic": false): refused, naming that run only.
+    set_deterministic(sweep, 0, ["B0128-lr0.02-np2"])
+    r = in_process(report_tool.main, [sweep, "--require-deterministic", "--out", tmp_path / "again"])
+    assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "1 of 9 runs were not trained with "
+                                                "--deterministic (metrics header \"deterministic\" missing or "
+                                                "false): B0128-lr0.02-np2"), r.stderr
+    assert not os.path.exists(tmp_path / "again")
+    # Without the option the report is written, and says which run was not deterministic.
+    r = in_process(report_tool.main, [sweep, "--out", tmp_path / "mixed"])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "mixed" / "summary.md") as f:
+        assert ("Deterministic (`--deterministic`): **not all**, 8 of 9 runs (units of 32 rows); "
+                "not: B0128-lr0.02-np2.") in f.read()
 
 
 def test_noise_scale_at_the_target(report):

@@ -1,6 +1,7 @@
 """scripts/sweep.py on real tiny runs: run, skip finished runs, re-run a run
 whose summary.json was deleted, the dry run and the Slurm array script (run
-as Slurm would, without Slurm), and the time budget.
+as Slurm would, without Slurm), the time budget, and --deterministic (passed
+to every run; finished runs trained otherwise are not reused).
 
 The tests share one sweep directory and run in file order, each starting
 from the state the one before left."""
@@ -13,7 +14,9 @@ import time
 
 import pytest
 
-from helpers import run
+from helpers import one_error_line, run
+from mpitrain_study import sweep as sweep_tool
+from mpitrain_study.sweep_plan import plan_runs
 
 RUNS = ["B0032-lr0.025-np2", "B0032-lr0.0125-np2", "B0064-lr0.05-np2", "B0064-lr0.025-np2",
         "B0128-lr0.1-np2", "B0128-lr0.05-np2"]
@@ -140,6 +143,82 @@ def test_report_after_the_sweep(sweep):
     assert "scripts/report.py " + sweep.out + " --interpolate" in r.stdout
     assert os.path.isfile(os.path.join(sweep.out, "report", "summary.md"))
     assert "next: python3 scripts/report.py" not in r.stdout
+
+
+def test_a_deterministic_sweep_does_not_reuse_other_runs(sweep):
+    # The runs so far were trained without --deterministic: refused, naming them, nothing trains.
+    for more in ((), ("--dry-run",)):
+        r = sweep("--deterministic", *more)
+        assert r.returncode != 0 and " ... " not in r.stdout
+        assert one_error_line(r.stderr, "sweep: error:", "--deterministic: 6 finished run(s) in "
+                              f"{sweep.out} were not trained with --deterministic --deterministic-unit 32: "), r.stderr
+        assert "B0032-lr0.025-np2 (not deterministic)" in r.stderr and "sweep into another --out" in r.stderr
+    with open(os.path.join(sweep.out, "sweep.json")) as f:
+        assert json.load(f)["deterministic"] is False
+
+
+def test_a_deterministic_sweep(sweep, mpirun):
+    out = sweep.out + "-det"
+    det = ("--out", out, "--deterministic", "--deterministic-unit", "16", "--lr-multipliers", "1")
+    r = sweep(*det, "--batches", "64")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "deterministic (units of 16 rows)" in r.stdout and r.stdout.count(" ... ") == 1
+    with open(os.path.join(out, "logs", "B0064-lr0.05-np2.log")) as f:
+        assert "--deterministic --deterministic-unit 16 --seed 3 --run-dir" in f.readline()
+    with open(os.path.join(out, "B0064-lr0.05-np2", "metrics.jsonl")) as f:
+        header = json.loads(f.readline())
+    assert (header["deterministic"], header["deterministic_unit"]) == (True, 16)
+    with open(os.path.join(out, "sweep.json")) as f:
+        plan = json.load(f)
+    assert (plan["deterministic"], plan["deterministic_unit"]) == (True, 16)
+    assert [(x["deterministic"], x["deterministic_unit"]) for x in plan["runs"]] == [(True, 16)]
+    r = sweep(*det, "--batches", "64")
+    assert r.returncode == 0 and r.stdout.count(": skip (finished") == 1, r.stdout + r.stderr
+    # The same directory without --deterministic, or with other units: refused.
+    r = sweep("--out", out, "--lr-multipliers", "1", "--batches", "64")
+    assert r.returncode != 0 and one_error_line(r.stderr, "sweep: error:", "1 finished run(s) in "
+                                                f"{out} were trained with --deterministic: B0064-lr0.05-np2; "
+                                                "pass --deterministic"), r.stderr
+    r = sweep(*det, "--batches", "64", "--deterministic-unit", "8")
+    assert r.returncode != 0 and one_error_line(r.stderr, "sweep: error:", "B0064-lr0.05-np2 (units of 16 rows)")
+    # The Slurm array: every task trains with the options; a task skips the
+    # finished deterministic run, and refuses one that finished otherwise
+    # after the script was written (copied in from the first sweep here).
+    r = sweep(*det, "--batches", "32,64", "--slurm", "--slurm-launcher", "mpirun", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    script = os.path.join(out, "sweep.sbatch")
+    with open(script) as f:
+        trains = [line for line in f if line.strip().startswith("train=(")]
+    assert len(trains) == 2 and all("--deterministic --deterministic-unit 16 --seed 3)" in t for t in trains)
+    env = dict(os.environ, SLURM_NTASKS="2", SWEEP_LAUNCHER="mpirun")
+    r = run(["bash", script], env=dict(env, SLURM_ARRAY_TASK_ID="1"))
+    assert r.returncode == 0 and "skip B0064-lr0.05-np2: finished" in r.stdout, r.stdout + r.stderr
+    import shutil
+    shutil.copytree(os.path.join(sweep.out, "B0032-lr0.025-np2"), os.path.join(out, "B0032-lr0.025-np2"))
+    r = run(["bash", script], env=dict(env, SLURM_ARRAY_TASK_ID="0"))
+    assert r.returncode == 2 and "run B0032-lr0.025-np2 finished with deterministic unit 0" in r.stderr, r.stderr
+
+
+def test_the_plan_passes_deterministic_to_every_run(tool, tmp_path):
+    def planned(*args):
+        return plan_runs(sweep_tool.build_parser().parse_args(["--batches", "32,64,128", *args]))
+    for args, unit in ((("--deterministic",), 32), (("--deterministic", "--deterministic-unit", "8"), 8), ((), 0)):
+        runs = planned(*args, "--extra-args", "--seed 3")
+        assert len(runs) == 9
+        for r in runs:
+            assert (r["deterministic"], r["deterministic_unit"]) == (unit > 0, unit)
+            tail = ["--deterministic", "--deterministic-unit", str(unit)] if unit else []
+            assert r["train"][-2 - len(tail):] == tail + ["--seed", "3"]
+            assert ("--deterministic" in r["train"]) == (unit > 0)
+    # The dry run prints the commands with the options.
+    r = tool("sweep", "--out", str(tmp_path / "sw"), "--batches", "32,64", "--deterministic", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("--deterministic --deterministic-unit 32 --run-dir") == 2 * 3
+    for args, phrase in ((["--deterministic-unit", "8"], "--deterministic-unit needs --deterministic"),
+                         (["--deterministic", "--deterministic-unit", "0"], "--deterministic-unit must be >= 1"),
+                         (["--extra-args=--deterministic"], "pass --deterministic to sweep.py itself")):
+        r = tool("sweep", "--out", str(tmp_path / "sw"), "--dry-run", *args)
+        assert r.returncode != 0 and one_error_line(r.stderr, "sweep: error:", phrase), (args, r.stderr)
 
 
 def test_sweep_errors(tool, tmp_path):

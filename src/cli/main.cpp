@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "blas_pin.hpp"
 #include "mpitrain/cli/commands.hpp"
 #include "mpitrain/comm/communicator.hpp"
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     return mpitrain::evaluate_command(args);
   }
   if (command == "train") {
+    mpitrain::pin_blas_kernel_if_deterministic(argv, args);  // before MPI starts: may re-execute
     mpitrain::MpiEnvironment mpi(&argc, &argv);
     return mpitrain::train_command(args);
   }

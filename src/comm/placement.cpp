@@ -42,6 +42,7 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
   p.blas_core = openblas_get_corename();
   p.blas_coretype_env = env("OPENBLAS_CORETYPE");
+  p.blas_pinned = !env("MPITRAIN_PINNED_OPENBLAS_CORETYPE").empty() && p.blas_coretype_env == env("MPITRAIN_PINNED_OPENBLAS_CORETYPE");
   p.slurm_job_id = env("SLURM_JOB_ID");
   p.slurm_nodes = env("SLURM_JOB_NUM_NODES");
   p.slurm_tasks_per_node = env("SLURM_TASKS_PER_NODE");

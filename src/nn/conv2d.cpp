@@ -85,17 +85,14 @@ void Conv2D::backward_params(const float*, const float* y, float* dy, int rows) 
   if (rows == 0) return;
   const bool per_unit = pass().per_unit_grads();
   pass().for_units(rows, [&](int r0, int count, long long unit) {
-    if (per_unit) {
-      std::fill(dw_, dw_ + patch() * out_c_, 0.0f);
-      std::fill(db_, db_ + out_c_, 0.0f);
-    }
+    if (per_unit) std::fill(db_, db_ + out_c_, 0.0f);  // dW: the sgemm overwrites it (beta 0)
     const long long p0 = static_cast<long long>(r0) * pixels();
     const long long n = count * pixels();
     float* d = dy + p0 * out_c_;
     nn_detail::fused_backward(act_, d, y + p0 * out_c_, db_, n, out_c_);
     // dW (K, O) += cols^T (K, N) . dy (N, O)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
-                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, 1.0f, dw_, out_c_);
+                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, per_unit ? 0.0f : 1.0f, dw_, out_c_);
     if (per_unit) {
       pass().unit_sink->add(unit, w_offset_, patch() * out_c_);
       pass().unit_sink->add(unit, b_offset_, out_c_);

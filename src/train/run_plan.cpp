@@ -189,7 +189,8 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
                 place.slurm_cpus_per_task.empty() ? "(unset)" : place.slurm_cpus_per_task.c_str());
   std::printf("OpenBLAS kernels: %s (%s)\n", place.blas_core.c_str(),
               place.blas_coretype_env.empty() ? "detected"
-                                              : ("OPENBLAS_CORETYPE=" + place.blas_coretype_env + " in the environment").c_str());
+              : place.blas_pinned ? ("OPENBLAS_CORETYPE=" + place.blas_coretype_env + " set by --deterministic").c_str()
+                                  : ("OPENBLAS_CORETYPE=" + place.blas_coretype_env + " in the environment").c_str());
   for (const auto& [host, ranks] : place.hosts) {
     std::printf("  host %s: rank%s", host.c_str(), ranks.size() > 1 ? "s" : "");
     for (size_t i = 0; i < ranks.size(); ++i) std::printf("%s%d", i ? "," : " ", ranks[i]);

@@ -26,21 +26,28 @@ void CommBatchSum::sum(double* data, int count, int units) {
   if (comm_.size() > 1) comm_.allreduce_sum(data, count);
 }
 
+namespace {
+std::vector<std::pair<long long, long long>> tensors_of(const Arena& arena) {
+  std::vector<std::pair<long long, long long>> t;
+  for (const auto& v : arena.views()) t.emplace_back(v.offset, v.size);
+  return t;
+}
+}  // namespace
+
 UnitGradients::UnitGradients(Arena& arena, long long max_units)
-    : grads_(arena.grads()), sums_(arena.param_count()), sq_(static_cast<size_t>(max_units)) {}
+    : grads_(arena.grads()),
+      sums_(tensors_of(arena), arena.param_count(), max_units),
+      sq_(static_cast<size_t>(max_units)) {}
 
 void UnitGradients::begin(long long first_unit, long long units) {
-  sums_.zero();
+  sums_.begin(units);
   first_unit_ = first_unit;
   std::fill(sq_.begin(), sq_.begin() + units, 0.0);
 }
 
 void UnitGradients::add(long long unit, long long offset, long long count) {
-  const float* g = grads_ + offset;
-  sums_.add(g, offset, count);
-  double sq = 0;
-  for (long long i = 0; i < count; ++i) sq += static_cast<double>(g[i]) * g[i];
-  sq_[static_cast<size_t>(unit - first_unit_)] += sq;
+  const long long k = unit - first_unit_;
+  sq_[static_cast<size_t>(k)] += sums_.add(k, grads_ + offset, offset, count);
 }
 
 GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed,
@@ -155,13 +162,13 @@ StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTi
     p[kContributors] = 1.0;
   }
   const double t0 = now_s();
-  units_->sums().allreduce(comm_);  // every rank takes part, also with an empty shard
+  // Every rank takes part, also with an empty shard. A tensor with a value
+  // that is not finite sums to NaN: the divergence check stops the run.
+  units_->sums().reduce_into(&comm_, arena.grads());
   double totals[kUnitStats];
   stat_sum_.sum(&comm_, partials_.data(), units, kUnitStats, totals);
   const double t1 = now_s();
-  units_->sums().write(arena.grads());  // NaN if a unit's gradient left the fixed-point range: the run diverged
-  times.compute += now_s() - t1;
-  times.allreduce_wait += t1 - t0;
+  times.allreduce_wait += t1 - t0;  // the whole exact sum, its integer conversions included
   times.comm += t1 - t0;
 
   StepSums sums;

@@ -22,26 +22,33 @@ std::vector<float> random_unit(std::mt19937& gen, int n, float scale) {
   return v;
 }
 
-std::vector<float> fixed_sum(const std::vector<std::vector<float>>& units, const std::vector<size_t>& order) {
+// Sums units (in the given order) of two tensors, [0, n/2) and [n/2, n).
+std::vector<float> exact_sum(const std::vector<std::vector<float>>& units, const std::vector<size_t>& order) {
   const auto n = static_cast<long long>(units.front().size());
-  FixedPointGradients s(n);
-  for (size_t k : order) s.add(units[k].data(), 0, n);
+  ExactGradientSum s({{0, n / 2}, {n / 2, n - n / 2}}, n, static_cast<long long>(units.size()));
+  s.begin(static_cast<long long>(order.size()));
+  long long k = 0;
+  for (size_t u : order) {
+    s.add(k, units[u].data(), 0, n / 2);
+    s.add(k, units[u].data() + n / 2, n / 2, n - n / 2);
+    ++k;
+  }
   std::vector<float> out(static_cast<size_t>(n));
-  EXPECT_TRUE(s.write(out.data()));
+  s.reduce_into(nullptr, out.data());
   return out;
 }
 
-TEST(FixedPointGradients, SumIsBitwiseTheSameInAnyOrderWhereAFloatSumIsNot) {
+TEST(ExactGradientSum, SumIsBitwiseTheSameInAnyOrderWhereAFloatSumIsNot) {
   std::mt19937 gen(7);
   std::vector<std::vector<float>> units;
   for (int u = 0; u < 64; ++u) units.push_back(random_unit(gen, 1000, u % 3 == 0 ? 1e-3f : 10.0f));
   std::vector<size_t> order(units.size());
   std::iota(order.begin(), order.end(), 0);
-  const std::vector<float> first = fixed_sum(units, order);
+  const std::vector<float> first = exact_sum(units, order);
   bool float_sums_differ = false;
   for (int trial = 0; trial < 5; ++trial) {
     std::shuffle(order.begin(), order.end(), gen);
-    EXPECT_EQ(std::memcmp(fixed_sum(units, order).data(), first.data(), first.size() * sizeof(float)), 0);
+    EXPECT_EQ(std::memcmp(exact_sum(units, order).data(), first.data(), first.size() * sizeof(float)), 0);
     for (size_t i = 0; i < first.size(); ++i) {
       float a = 0, b = 0;
       for (size_t k = 0; k < units.size(); ++k) a += units[k][i];
@@ -52,55 +59,60 @@ TEST(FixedPointGradients, SumIsBitwiseTheSameInAnyOrderWhereAFloatSumIsNot) {
   EXPECT_TRUE(float_sums_differ) << "the data should show why the exact sum is needed";
 }
 
-TEST(FixedPointGradients, SumIsTheExactSumRoundedToFloat) {
-  // Values across the window, both signs, with carries between the limbs.
-  const std::vector<float> values = {1.5f, -0.75f, 3.0e-9f, 1.0e-12f, -2.5e-7f, 12345.678f, -12345.5f, 0.1f, 0.2f,
-                                     2147483520.0f, -2147483520.0f, 9.313225746154785e-10f};
-  FixedPointGradients s(1);
+TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
+  // The largest value is 12345.678 (< 2^14), so the grid step is 2^(14-47):
+  // every value here is a multiple of it and the sum is exact before rounding.
+  const std::vector<float> values = {1.5f, -0.75f, 3.0e-9f, -2.5e-7f, 12345.678f, -12345.5f, 0.1f, 0.2f, 1.0e-6f};
+  ExactGradientSum s({{0, 1}}, 1, static_cast<long long>(values.size()));
+  s.begin(static_cast<long long>(values.size()));
   long double exact = 0;
-  for (float v : values) {
-    s.add(&v, 0, 1);
-    exact += static_cast<long double>(v);  // 64-bit mantissa: exact for these values
+  for (size_t k = 0; k < values.size(); ++k) {
+    s.add(static_cast<long long>(k), &values[k], 0, 1);
+    exact += static_cast<long double>(values[k]);
   }
   float out = 0;
-  ASSERT_TRUE(s.write(&out));
+  s.reduce_into(nullptr, &out);
   EXPECT_EQ(out, static_cast<float>(exact));
 }
 
-TEST(FixedPointGradients, ValuesBelowTheWindowRoundToItsStep) {
-  const float tiny = 1e-25f;  // below 2^-64: rounds to 0
-  FixedPointGradients s(1);
-  for (int i = 0; i < 10; ++i) s.add(&tiny, 0, 1);
-  float out = 1;
-  ASSERT_TRUE(s.write(&out));
-  EXPECT_EQ(out, 0.0f);
+TEST(ExactGradientSum, SquaredNormOfAUnitIsReturned) {
+  ExactGradientSum s({{0, 3}}, 3, 1);
+  s.begin(1);
+  const float g[3] = {3.0f, 4.0f, 0.0f};
+  EXPECT_EQ(s.add(0, g, 0, 3), 25.0);
 }
 
-TEST(FixedPointGradients, OutOfRangeOrNonFiniteMakesTheWholeSumNaN) {
-  for (float bad : {3.0e9f, -3.0e9f, std::numeric_limits<float>::infinity(), std::nanf("")}) {
-    FixedPointGradients s(3);
-    const float unit[3] = {1.0f, bad, 2.0f};
-    s.add(unit, 0, 3);
+TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
+  for (float bad : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
+    ExactGradientSum s({{0, 2}, {2, 1}}, 3, 1);
+    s.begin(1);
+    const float g[3] = {1.0f, bad, 2.0f};
+    s.add(0, g, 0, 2);
+    s.add(0, g + 2, 2, 1);
     float out[3];
-    EXPECT_FALSE(s.write(out));
-    for (float v : out) EXPECT_TRUE(std::isnan(v));
+    s.reduce_into(nullptr, out);
+    EXPECT_TRUE(std::isnan(out[0]));
+    EXPECT_TRUE(std::isnan(out[1]));
+    EXPECT_EQ(out[2], 2.0f);
   }
 }
 
-TEST(FixedPointGradients, AddsAtTheGivenOffset) {
-  FixedPointGradients s(4);
+TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
+  ExactGradientSum s({{1, 2}}, 4, 2);
   const float a[2] = {1.0f, 2.0f};
-  s.add(a, 2, 2);
-  s.add(a, 1, 1);
-  float out[4];
-  ASSERT_TRUE(s.write(out));
+  s.begin(2);
+  s.add(0, a, 1, 2);
+  s.add(1, a, 1, 2);
+  float out[4] = {9, 9, 9, 9};
+  s.reduce_into(nullptr, out);
   EXPECT_EQ(out[0], 0.0f);
-  EXPECT_EQ(out[1], 1.0f);
-  EXPECT_EQ(out[2], 1.0f);
-  EXPECT_EQ(out[3], 2.0f);
-  s.zero();
-  ASSERT_TRUE(s.write(out));
-  EXPECT_EQ(out[2], 0.0f);
+  EXPECT_EQ(out[1], 2.0f);
+  EXPECT_EQ(out[2], 4.0f);
+  EXPECT_EQ(out[3], 0.0f);
+  s.begin(1);
+  s.add(0, a, 1, 2);
+  s.reduce_into(nullptr, out);
+  EXPECT_EQ(out[2], 2.0f);
 }
 
 TEST(ExactUnitSum, SumIsBitwiseTheSameInAnyOrderAndCloseToTheTrueSum) {

@@ -1,25 +1,21 @@
 // Order-independent exact sums for --deterministic (README, "Deterministic
 // training"): a sum over the units of a global batch that comes out bitwise
-// the same whichever rank holds which unit, because it is a sum of integers.
+// the same whichever rank holds which unit, because it is a sum of integers
+// on a grid every rank agrees on.
 //
-// Two representations, one per kind of quantity:
-//
-// - Gradients (FixedPointGradients): each unit's float gradient element v
-//   becomes the integer round(v * 2^64), held in two int64 limbs (hi counts
-//   2^-16, lo counts 2^-64). Every float with |v| in [2^-40, 2^31) is exact;
-//   smaller values are rounded to 2^-64 (far below a float's resolution at
-//   any weight that matters). No scale has to be agreed first, so each unit
-//   is added as soon as backward produces it and the all-reduce is one
-//   MPI_SUM of int64. Up to kMaxUnits units per sum cannot overflow. A value
-//   beyond the range (or not finite) marks the whole sum overflowed, and it
-//   comes out NaN: the trainer's divergence check stops the run.
-//
+// - Gradients (ExactGradientSum): each unit's gradient is kept (floats, this
+//   rank's units only) until backward is done. Then the ranks agree on the
+//   largest |value| of each tensor over all units (an MPI_MAX all-reduce of
+//   one double per tensor), every value becomes an int64 on the power-of-two
+//   grid that gives that largest value 47 bits, so kMaxUnits (2^15) of them
+//   cannot overflow, and one MPI_SUM of int64 adds them. The sum is exact on
+//   the grid; a value 2^-23 of its tensor's largest still keeps a float's 24
+//   bits. A non-finite value makes its tensor's sum NaN (the trainer's
+//   divergence check stops the run).
 // - Statistics (ExactUnitSum): a few doubles per unit (batch-norm sums, the
-//   loss, the noise-scale norms, evaluation counts). Their scale varies too
-//   much for a fixed window, so the ranks first agree on the largest |value|
-//   per quantity (an MPI_MAX all-reduce), and each value becomes an int64 on
-//   the power-of-two grid that leaves room for kMaxStatUnits of them; then
-//   one MPI_SUM. The largest value keeps 62 - log2(kMaxStatUnits) = 42 bits.
+//   loss, the noise-scale norms, evaluation counts), the same way with a
+//   grid that leaves room for kMaxStatUnits (2^20) values: the largest keeps
+//   62 - 20 = 42 bits.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -34,22 +30,29 @@ inline constexpr long long kMaxUnits = 1LL << 15;
 // Units one exact statistics sum may hold: evaluation rows / unit rows.
 inline constexpr long long kMaxStatUnits = 1LL << 20;
 
-class FixedPointGradients {
+class ExactGradientSum {
  public:
-  explicit FixedPointGradients(long long count);
+  // tensors: (offset, size) of each tensor in a gradient buffer of `count`
+  // floats (the arena's views); room for max_units units on this rank.
+  ExactGradientSum(std::vector<std::pair<long long, long long>> tensors, long long count, long long max_units);
   long long count() const { return count_; }
-  void zero();
-  // Adds one unit's values g[0, n) at elements [offset, offset + n).
-  void add(const float* g, long long offset, long long n);
-  // Sums over all ranks (every rank calls it, also with nothing added).
-  void allreduce(const Comm& comm);
-  // Writes the sum as floats (correctly rounded); NaN everywhere if any
-  // added value was out of range. Returns false in that case.
-  bool write(float* out) const;
+  // A step with `units` units on this rank (at most max_units).
+  void begin(long long units);
+  // Keeps unit k's (0-based on this rank) values g[0, n) of the tensor that
+  // starts at `offset`; returns their squared L2 norm (double, fixed order).
+  double add(long long k, const float* g, long long offset, long long n);
+  // Sums over all units of all ranks (every rank calls it, also with no
+  // units) and writes the sum as floats to out[0, count).
+  void reduce_into(const Comm* comm, float* out);
 
  private:
-  long long count_;
-  AlignedBuffer<std::int64_t> limbs_;  // [hi (count) | lo (count) | overflow flag]
+  size_t tensor_at(long long offset) const;
+
+  std::vector<std::pair<long long, long long>> tensors_;  // sorted by offset
+  long long count_, max_units_, units_ = 0;
+  AlignedBuffer<float> kept_;          // (max_units, count): this step's unit gradients
+  std::vector<double> max_;            // per tensor: largest |value| (inf: not finite)
+  AlignedBuffer<std::int64_t> sums_;   // (count) the integer sums
 };
 
 class ExactUnitSum {

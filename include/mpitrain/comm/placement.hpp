@@ -22,6 +22,7 @@ struct Placement {
   // AVX2, "SkylakeX" for AVX-512: their sgemm differs 2x), and the
   // OPENBLAS_CORETYPE that chose it ("" when OpenBLAS detected the CPU).
   std::string blas_core, blas_coretype_env;
+  bool blas_pinned = false;  // OPENBLAS_CORETYPE was set by mpitrain --deterministic (cli/blas_pin.hpp)
   // Rank 0 only: each host name with the world ranks on it, in rank order.
   std::vector<std::pair<std::string, std::vector<int>>> hosts;
   // Slurm job id, nodes, tasks per node, cpus per task ("" outside Slurm).

@@ -7,8 +7,8 @@
 // scale's small-batch statistics (they ride in the same all-reduce).
 //
 // --deterministic (README, "Deterministic training"): the layers compute
-// unit by unit, each unit's gradient goes into exact fixed-point sums
-// (comm/exact_sum.hpp) that one integer all-reduce adds after backward, and
+// unit by unit, each unit's gradient is kept, and after backward exact
+// integer sums (comm/exact_sum.hpp) add them over all ranks' units, and
 // the statistics are exact sums over units: the noise scale's small batch is
 // a unit, on any number of ranks.
 #pragma once
@@ -56,20 +56,20 @@ class CommBatchSum final : public BatchSum {
   ExactUnitSum exact_sum_;
 };
 
-// The gradients of one step's units (--deterministic): exact fixed-point
-// sums, and each unit's squared gradient norm (the noise scale's small batch).
+// The gradients of one step's units (--deterministic): kept for the exact
+// sum, with each unit's squared gradient norm (the noise scale's small batch).
 class UnitGradients final : public UnitSink {
  public:
   UnitGradients(Arena& arena, long long max_units);
   // A step whose units on this rank are [first_unit, first_unit + units).
   void begin(long long first_unit, long long units);
   void add(long long unit, long long offset, long long count) override;
-  FixedPointGradients& sums() { return sums_; }
+  ExactGradientSum& sums() { return sums_; }
   double unit_sq(long long k) const { return sq_[static_cast<size_t>(k)]; }
 
  private:
   const float* grads_;
-  FixedPointGradients sums_;
+  ExactGradientSum sums_;
   std::vector<double> sq_;
   long long first_unit_ = 0;
 };

@@ -23,7 +23,7 @@ std::string size_text(double bytes) {
 }  // namespace
 
 MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int state_buffers, int y_width,
-                            bool prefetch) {
+                            bool prefetch, long long units_per_rank) {
   // Doubles throughout: a huge spec must not overflow on its way to the message.
   const double params = model.params(), width_sum = model.activation_floats_per_row(), max_width = model.max_width();
   const double rows = std::max(capacity_rows, 1);
@@ -35,6 +35,7 @@ MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int st
       rows * ((width_sum + 2 * max_width) * kFloat + model.scratch_bytes_per_row()) + model.scratch_bytes_fixed();
   const double row_bytes = (static_cast<double>(model.input.size()) + std::max(y_width, 1)) * kFloat;
   m.input_bytes = rows * row_bytes * (prefetch ? 2 : 1) + 2 * rows * row_bytes;  // + training and evaluation targets
+  if (units_per_rank > 0) m.unit_bytes = static_cast<double>(units_per_rank) * params * kFloat + params * 8.0;  // + int64 sums
   return m;
 }
 
@@ -51,8 +52,11 @@ void check_rank_memory(const MemoryPlan& m, int ranks_on_node, double max_memory
   if (m.total() <= limit) return;
   throw UserError("each rank needs at least " + size_text(m.total()) + " (parameters and gradients " + size_text(m.arena_bytes) +
                   ", optimizer state " + size_text(m.optimizer_bytes) + ", activations " + size_text(m.activation_bytes) +
-                  ", input buffers " + size_text(m.input_bytes) + "), more than the " + size_text(limit) + " of " + where +
-                  ": choose a smaller --model or --micro-batch, or fewer ranks per node (every rank holds the whole model)");
+                  ", input buffers " + size_text(m.input_bytes) +
+                  (m.unit_bytes > 0 ? ", --deterministic unit gradients " + size_text(m.unit_bytes) : std::string()) +
+                  "), more than the " + size_text(limit) + " of " + where +
+                  ": choose a smaller --model or --micro-batch, or fewer ranks per node (every rank holds the whole model)" +
+                  (m.unit_bytes > 0 ? "; with --deterministic, a larger --deterministic-unit or more ranks" : ""));
 }
 
 }  // namespace mpitrain

@@ -13,6 +13,7 @@
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/number_text.hpp"
 #include "mpitrain/core/vector_math.hpp"
+#include "mpitrain/data/sampler.hpp"  // unit_count
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
 #include "mpitrain/train/batch_source.hpp"
@@ -103,7 +104,8 @@ Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
   comm.collective_check([&] {
     const MemoryPlan need = plan_rank_memory(summarize_model(c.model, c.activation), plan.capacity,
                                              optimizer_state_buffers(c.optim.kind),
-                                             plan.data->split("train").y_width, c.step.prefetch);
+                                             plan.data->split("train").y_width, c.step.prefetch,
+                                             c.step.deterministic ? unit_count(plan.max_shard, c.step.unit_rows) : 0);
     check_rank_memory(need, place.ranks_on_node, c.max_memory_mb);
   });
   return place;

@@ -17,14 +17,16 @@ struct MemoryPlan {
   double optimizer_bytes = 0;   // arena-sized state buffers
   double activation_bytes = 0;  // the model's buffers for `capacity` rows
   double input_bytes = 0;       // read buffers (prefetch: two) and labels/targets
-  double total() const { return arena_bytes + optimizer_bytes + activation_bytes + input_bytes; }
+  double unit_bytes = 0;        // --deterministic: a step's unit gradients on this rank and their integer sums
+  double total() const { return arena_bytes + optimizer_bytes + activation_bytes + input_bytes + unit_bytes; }
 };
 
 // model: summarize_model() of the spec; capacity_rows: rows per
 // forward/backward; state_buffers: optimizer_state_buffers(); y_width:
-// regression targets per row (0 for classes).
+// regression targets per row (0 for classes); units_per_rank: the most
+// --deterministic units a rank holds in a step (0: off).
 MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int state_buffers, int y_width,
-                            bool prefetch);
+                            bool prefetch, long long units_per_rank = 0);
 
 // UserError when the plan exceeds what a rank may use: --max-memory-mb if
 // given (> 0), else the node's physical memory divided among its ranks.

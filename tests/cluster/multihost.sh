@@ -142,6 +142,34 @@ train_case "2 hosts x 2 ranks = single host" 2 2 \
   "[{'host': 'mptci-h1', 'ranks': '0,1'}, {'host': 'mptci-h2', 'ranks': '2,3'}]"
 
 # ---------------------------------------------------------------------------
+# --deterministic: bitwise the same on 1 rank in the root namespace and on 4
+# emulated hosts (state_crc32 of the final checkpoint and every epoch value).
+crc_of() { h5dump -a /state_crc32 "$1" 2>/dev/null | sed -n 's/^ *(0): *//p'; }
+DET=("$MPITRAIN" train --data "$DATA" --model 16-32-4 --global-batch $B --lr $LR --lr-scaling none --progress none
+     --deterministic --deterministic-unit 8 --epochs $EPOCHS)
+case_ "--deterministic: reference on 1 rank"
+DET_REF="$WORK/det1"
+mpi_run 1 60 "${DET[@]}" --metrics "$DET_REF.jsonl" --checkpoint-dir "$DET_REF"
+expect_rc 0
+REF_CRC=$(crc_of "$DET_REF/final.h5")
+check "the reference checkpoint has a state_crc32 ($REF_CRC)" test -n "$REF_CRC"
+for layout in "4 1" "2 2"; do
+  read -r hosts ppn <<<"$layout"
+  case_ "--deterministic: $hosts hosts x $ppn rank(s) = 1 rank, bitwise"
+  DIR="$WORK/det${hosts}x${ppn}"
+  METRICS="$DIR.jsonl"
+  run_cmd 60 bash "$CLUSTER_SCRIPT" mpirun --hosts "$hosts" --ppn "$ppn" -- "${DET[@]}" --metrics "$METRICS" \
+    --checkpoint-dir "$DIR"
+  expect_rc 0
+  CRC=$(crc_of "$DIR/final.h5")
+  check "state_crc32 $CRC on $hosts host(s) x $ppn equals $REF_CRC on 1 rank" test "$CRC" = "$REF_CRC"
+  expect_py "H['ranks'] == $((hosts * ppn)) and H['nodes'] == $hosts and H['deterministic']" \
+    "len(E) == len(R := epochs_of('$DET_REF.jsonl')) == $EPOCHS" \
+    "all(e[k] == r[k] for e, r in zip(E, R) for k in ('train_loss', 'train_acc', 'test_loss', 'test_acc', 'lr'))"
+  check "no process left on the hosts after the run" _no_processes_on_hosts
+done
+
+# ---------------------------------------------------------------------------
 # long_run ID: starts a 4-host run that would take minutes in the background
 # and waits (up to 30 s) until it has written 2 epoch lines. Sets LONG_DIR.
 long_run() {

@@ -206,10 +206,17 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
     std::printf("batch norm: statistics over the global batch (all-reduced in forward and backward), so each "
                 "rank's shard runs in one piece and the gradient all-reduce follows backward\n");
   if (c.augment.enabled()) std::printf("augmentation %s per (seed, epoch, row)\n", augment_text(c.augment).c_str());
-  if (c.step.deterministic)
+  if (c.step.deterministic) {
     std::printf("deterministic: units of %d rows computed alike on any rank, exact integer sums across ranks, one BLAS "
                 "thread per rank: bitwise the same results for any rank count\n",
                 c.step.unit_rows);
+    const long long units = unit_count(c.global_batch, c.step.unit_rows);
+    if (units < comm.size())
+      std::printf("warning: a global batch of %lld rows has %lld units of %d rows, so %lld of the %d ranks have no rows "
+                  "to compute: use --deterministic-unit %lld or less to give every rank work\n",
+                  c.global_batch, units, c.step.unit_rows, comm.size() - units, comm.size(),
+                  std::max(1LL, c.global_batch / comm.size()));
+  }
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);

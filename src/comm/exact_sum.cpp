@@ -90,18 +90,17 @@ void to_floats(const std::int64_t* __restrict q, long long n, double back, float
   for (; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(q[i]) * back);
 }
 
-// Copies a unit's values, returns their squared norm (four lanes, added in a
-// fixed order) and raises `largest` to their largest |value|, found on the
-// bits: |v|'s bits order like |v|, and inf/NaN have the largest bits.
+// Returns the squared norm of a unit's values (four lanes, added in a fixed
+// order) and raises `largest` to their largest |value|, found on the bits:
+// |v|'s bits order like |v|, and inf/NaN have the largest bits.
 __attribute__((target_clones("avx2", "default")))
-double copy_with_norm(const float* __restrict g, float* __restrict to, long long n, double& largest) {
+double norm_and_max(const float* __restrict g, long long n, double& largest) {
   v4d sq = {0, 0, 0, 0};
   v4u big = {0, 0, 0, 0};
   const v4u abs_mask = {0x7fffffffU, 0x7fffffffU, 0x7fffffffU, 0x7fffffffU};
   long long i = 0;
   for (; i + 4 <= n; i += 4) {
     const v4f v = load4(g + i);
-    std::memcpy(to + i, &v, sizeof v);
     const v4d d = __builtin_convertvector(v, v4d);
     sq += d * d;
     const v4u b = (v4u)v & abs_mask;
@@ -110,7 +109,6 @@ double copy_with_norm(const float* __restrict g, float* __restrict to, long long
   double tail = 0;
   std::uint32_t most = 0;
   for (; i < n; ++i) {
-    to[i] = g[i];
     tail += static_cast<double>(g[i]) * static_cast<double>(g[i]);
     most = std::max(most, std::bit_cast<std::uint32_t>(g[i]) & 0x7fffffffU);
   }
@@ -145,9 +143,9 @@ size_t ExactGradientSum::tensor_at(long long offset) const {
   return static_cast<size_t>(it - tensors_.begin());
 }
 
-double ExactGradientSum::add(long long k, const float* g, long long offset, long long n) {
+double ExactGradientSum::add(long long k, long long offset, long long n) {
   const size_t t = tensor_at(offset);
-  return copy_with_norm(g, kept_.data() + k * count_ + offset, n, max_[t]);
+  return norm_and_max(kept_.data() + k * count_ + offset, n, max_[t]);
 }
 
 void ExactGradientSum::reduce_into(const Comm* comm, float* out) {

@@ -123,9 +123,11 @@ void BatchNorm::backward_params(const float* x, const float*, float* dy, int row
         s[c_ + ch] += g[ch] * (v[ch] - mean_[ch]) * invstd_[ch];
       }
     }
+    float* dbeta = per_unit ? pass().unit_sink->unit_grads(unit) + beta_off_ : dbeta_;
+    float* dgamma = per_unit ? pass().unit_sink->unit_grads(unit) + gamma_off_ : dgamma_;
     for (int ch = 0; ch < c_; ++ch) {
-      dbeta_[ch] = (per_unit ? 0.0f : dbeta_[ch]) + static_cast<float>(s[ch]);
-      dgamma_[ch] = (per_unit ? 0.0f : dgamma_[ch]) + static_cast<float>(s[c_ + ch]);
+      dbeta[ch] = (per_unit ? 0.0f : dbeta[ch]) + static_cast<float>(s[ch]);
+      dgamma[ch] = (per_unit ? 0.0f : dgamma[ch]) + static_cast<float>(s[c_ + ch]);
     }
     if (per_unit) {
       pass().unit_sink->add(unit, beta_off_, c_);

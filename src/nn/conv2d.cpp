@@ -85,14 +85,17 @@ void Conv2D::backward_params(const float*, const float* y, float* dy, int rows) 
   if (rows == 0) return;
   const bool per_unit = pass().per_unit_grads();
   pass().for_units(rows, [&](int r0, int count, long long unit) {
-    if (per_unit) std::fill(db_, db_ + out_c_, 0.0f);  // dW: the sgemm overwrites it (beta 0)
+    // A unit's gradients go straight to the sink's buffer for it (the sgemm overwrites dW: beta 0).
+    float* dw = per_unit ? pass().unit_sink->unit_grads(unit) + w_offset_ : dw_;
+    float* db = per_unit ? pass().unit_sink->unit_grads(unit) + b_offset_ : db_;
+    if (per_unit) std::fill(db, db + out_c_, 0.0f);
     const long long p0 = static_cast<long long>(r0) * pixels();
     const long long n = count * pixels();
     float* d = dy + p0 * out_c_;
-    nn_detail::fused_backward(act_, d, y + p0 * out_c_, db_, n, out_c_);
+    nn_detail::fused_backward(act_, d, y + p0 * out_c_, db, n, out_c_);
     // dW (K, O) += cols^T (K, N) . dy (N, O)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
-                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, per_unit ? 0.0f : 1.0f, dw_, out_c_);
+                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, per_unit ? 0.0f : 1.0f, dw, out_c_);
     if (per_unit) {
       pass().unit_sink->add(unit, w_offset_, patch() * out_c_);
       pass().unit_sink->add(unit, b_offset_, out_c_);

@@ -71,14 +71,17 @@ void Dense::backward_params(const float* x, const float* y, float* dy, int rows)
   if (rows == 0) return;
   const bool per_unit = pass().per_unit_grads();
   pass().for_units(rows, [&](int r0, int n, long long unit) {
-    if (per_unit) std::fill(db_, db_ + out_, 0.0f);  // dW: the sgemm overwrites it (beta 0)
+    // A unit's gradients go straight to the sink's buffer for it (the sgemm overwrites dW: beta 0).
+    float* dw = per_unit ? pass().unit_sink->unit_grads(unit) + w_offset_ : dw_;
+    float* db = per_unit ? pass().unit_sink->unit_grads(unit) + b_offset_ : db_;
+    if (per_unit) std::fill(db, db + out_, 0.0f);
     float* d = dy + static_cast<long long>(r0) * out_;
     // dy (R, O) <- dL/d(pre-activation) in place, from the output alone:
     // relu'(z) = [y > 0], tanh'(z) = 1 - y^2; and db (O) += its column sums.
-    nn_detail::fused_backward(act_, d, y + static_cast<long long>(r0) * out_, db_, n, out_);
+    nn_detail::fused_backward(act_, d, y + static_cast<long long>(r0) * out_, db, n, out_);
     // dW (I, O) += x^T (I, R) . dy (R, O)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in_, out_, n, 1.0f, x + static_cast<long long>(r0) * in_, in_,
-                d, out_, per_unit ? 0.0f : 1.0f, dw_, out_);
+                d, out_, per_unit ? 0.0f : 1.0f, dw, out_);
     if (per_unit) {
       pass().unit_sink->add(unit, w_offset_, static_cast<long long>(in_) * out_);
       pass().unit_sink->add(unit, b_offset_, out_);

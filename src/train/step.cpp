@@ -34,9 +34,8 @@ std::vector<std::pair<long long, long long>> tensors_of(const Arena& arena) {
 }
 }  // namespace
 
-UnitGradients::UnitGradients(Arena& arena, long long max_units)
-    : grads_(arena.grads()),
-      sums_(tensors_of(arena), arena.param_count(), max_units),
+UnitGradients::UnitGradients(const Arena& arena, long long max_units)
+    : sums_(tensors_of(arena), arena.param_count(), max_units),
       sq_(static_cast<size_t>(max_units)) {}
 
 void UnitGradients::begin(long long first_unit, long long units) {
@@ -47,7 +46,7 @@ void UnitGradients::begin(long long first_unit, long long units) {
 
 void UnitGradients::add(long long unit, long long offset, long long count) {
   const long long k = unit - first_unit_;
-  sq_[static_cast<size_t>(k)] += sums_.add(k, grads_ + offset, offset, count);
+  sq_[static_cast<size_t>(k)] += sums_.add(k, offset, count);
 }
 
 GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed,

@@ -29,8 +29,9 @@ std::vector<float> exact_sum(const std::vector<std::vector<float>>& units, const
   s.begin(static_cast<long long>(order.size()));
   long long k = 0;
   for (size_t u : order) {
-    s.add(k, units[u].data(), 0, n / 2);
-    s.add(k, units[u].data() + n / 2, n / 2, n - n / 2);
+    std::copy(units[u].begin(), units[u].end(), s.unit(k));
+    s.add(k, 0, n / 2);
+    s.add(k, n / 2, n - n / 2);
     ++k;
   }
   std::vector<float> out(static_cast<size_t>(n));
@@ -67,7 +68,8 @@ TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
   s.begin(static_cast<long long>(values.size()));
   long double exact = 0;
   for (size_t k = 0; k < values.size(); ++k) {
-    s.add(static_cast<long long>(k), &values[k], 0, 1);
+    *s.unit(static_cast<long long>(k)) = values[k];
+    s.add(static_cast<long long>(k), 0, 1);
     exact += static_cast<long double>(values[k]);
   }
   float out = 0;
@@ -79,7 +81,8 @@ TEST(ExactGradientSum, SquaredNormOfAUnitIsReturned) {
   ExactGradientSum s({{0, 3}}, 3, 1);
   s.begin(1);
   const float g[3] = {3.0f, 4.0f, 0.0f};
-  EXPECT_EQ(s.add(0, g, 0, 3), 25.0);
+  std::copy(g, g + 3, s.unit(0));
+  EXPECT_EQ(s.add(0, 0, 3), 25.0);
 }
 
 TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
@@ -87,8 +90,9 @@ TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
     ExactGradientSum s({{0, 2}, {2, 1}}, 3, 1);
     s.begin(1);
     const float g[3] = {1.0f, bad, 2.0f};
-    s.add(0, g, 0, 2);
-    s.add(0, g + 2, 2, 1);
+    std::copy(g, g + 3, s.unit(0));
+    s.add(0, 0, 2);
+    s.add(0, 2, 1);
     float out[3];
     s.reduce_into(nullptr, out);
     EXPECT_TRUE(std::isnan(out[0]));
@@ -101,8 +105,10 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   ExactGradientSum s({{1, 2}}, 4, 2);
   const float a[2] = {1.0f, 2.0f};
   s.begin(2);
-  s.add(0, a, 1, 2);
-  s.add(1, a, 1, 2);
+  std::copy(a, a + 2, s.unit(0) + 1);
+  std::copy(a, a + 2, s.unit(1) + 1);
+  s.add(0, 1, 2);
+  s.add(1, 1, 2);
   float out[4] = {9, 9, 9, 9};
   s.reduce_into(nullptr, out);
   EXPECT_EQ(out[0], 0.0f);
@@ -110,7 +116,7 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   EXPECT_EQ(out[2], 4.0f);
   EXPECT_EQ(out[3], 0.0f);
   s.begin(1);
-  s.add(0, a, 1, 2);
+  s.add(0, 1, 2);
   s.reduce_into(nullptr, out);
   EXPECT_EQ(out[2], 2.0f);
 }

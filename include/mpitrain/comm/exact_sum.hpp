@@ -38,9 +38,13 @@ class ExactGradientSum {
   long long count() const { return count_; }
   // A step with `units` units on this rank (at most max_units).
   void begin(long long units);
-  // Keeps unit k's (0-based on this rank) values g[0, n) of the tensor that
-  // starts at `offset`; returns their squared L2 norm (double, fixed order).
-  double add(long long k, const float* g, long long offset, long long n);
+  // Unit k's (0-based on this rank) buffer, `count` floats: write a unit's
+  // values there, then add() them.
+  float* unit(long long k) { return kept_.data() + k * count_; }
+  // Unit k's values at [offset, offset + n) of its buffer, the tensor that
+  // starts at `offset`, are final; returns their squared L2 norm (double,
+  // fixed order).
+  double add(long long k, long long offset, long long n);
   // Sums over all units of all ranks (every rank calls it, also with no
   // units) and writes the sum as floats to out[0, count).
   void reduce_into(const Comm* comm, float* out);

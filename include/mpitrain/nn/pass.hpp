@@ -31,12 +31,15 @@ class BatchSum {
   virtual void sum(double* data, int count, int units) = 0;
 };
 
-// Takes one unit's parameter gradients (--deterministic): the layer has just
-// written them to the arena's gradients at [offset, offset + count).
+// Takes each unit's parameter gradients (--deterministic). `unit` is the
+// unit's index in the global batch.
 class UnitSink {
  public:
   virtual ~UnitSink() = default;
-  // `unit`: the unit's index in the global batch.
+  // Where a layer writes the unit's gradients: a buffer laid out like the
+  // arena's gradients (a layer's tensors at their arena offsets).
+  virtual float* unit_grads(long long unit) = 0;
+  // The unit's values at [offset, offset + count) of that buffer are final.
   virtual void add(long long unit, long long offset, long long count) = 0;
 };
 

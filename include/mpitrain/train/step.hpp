@@ -60,15 +60,15 @@ class CommBatchSum final : public BatchSum {
 // sum, with each unit's squared gradient norm (the noise scale's small batch).
 class UnitGradients final : public UnitSink {
  public:
-  UnitGradients(Arena& arena, long long max_units);
+  UnitGradients(const Arena& arena, long long max_units);
   // A step whose units on this rank are [first_unit, first_unit + units).
   void begin(long long first_unit, long long units);
+  float* unit_grads(long long unit) override { return sums_.unit(unit - first_unit_); }
   void add(long long unit, long long offset, long long count) override;
   ExactGradientSum& sums() { return sums_; }
   double unit_sq(long long k) const { return sq_[static_cast<size_t>(k)]; }
 
  private:
-  const float* grads_;
   ExactGradientSum sums_;
   std::vector<double> sq_;
   long long first_unit_ = 0;

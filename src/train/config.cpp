@@ -161,6 +161,8 @@ void validate(Config& c) {
   require(std::isfinite(c.stall_timeout_s) && c.stall_timeout_s >= 0, "--stall-timeout-s must be >= 0 (0: off)");
   require(c.checkpoint.resume != "latest" || !c.checkpoint_path().empty(),
           "--resume without a file needs --checkpoint-dir or --run-dir to find the latest checkpoint");
+  require(std::isfinite(c.noise_window_samples) && c.noise_window_samples >= 0,
+          "--noise-window-samples must be >= 0 (0: decay per step by --noise-ema-decay)");
   require(std::isfinite(c.noise_ema_decay) && c.noise_ema_decay >= 0 && c.noise_ema_decay < 1,
           "--noise-ema-decay must be in [0, 1)");
   require(c.log.every_steps >= 0, "--metrics-every-steps must be >= 0 (0: no step lines)");
@@ -289,7 +291,10 @@ void declare_eval_options(OptionTable& t, Config& c) {
   t.add_flag("stop-at-target", &c.stop.stop_at_target, "end the run when --target is reached");
   t.add("eval-every-steps", &c.eval.every_steps,
         "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
-  t.add("noise-ema-decay", &c.noise_ema_decay, "EMA decay of the gradient noise scale estimates, in [0, 1)");
+  t.add("noise-window-samples", &c.noise_window_samples,
+        "EMA window of the gradient noise scale in samples: a step of b samples decays it by exp(-b/W), the same "
+        "data at every B (0: decay per step by --noise-ema-decay)");
+  t.add("noise-ema-decay", &c.noise_ema_decay, "with --noise-window-samples 0: EMA decay per step, in [0, 1)");
   t.add("divergence-factor", &c.stop.divergence_factor, "diverged when a step's loss exceeds this x the first step's (0: off)");
 }
 

@@ -12,9 +12,10 @@ void NoiseScaleEstimator::update(double small_sq_mean, double inv_small_mean, do
   const double b_small = 1.0 / inv_small_mean;
   const double g2 = (b_big * big_sq - b_small * small_sq_mean) / (b_big - b_small);
   const double s = (small_sq_mean - big_sq) / gap;
-  ema_g2_ = decay_ * ema_g2_ + (1.0 - decay_) * g2;
-  ema_s_ = decay_ * ema_s_ + (1.0 - decay_) * s;
-  decay_pow_ *= decay_;
+  const double decay = window_ > 0 ? std::exp(-b_big / window_) : decay_;
+  ema_g2_ = decay * ema_g2_ + (1.0 - decay) * g2;
+  ema_s_ = decay * ema_s_ + (1.0 - decay) * s;
+  decay_pow_ *= decay;
   ++t_;
 }
 

@@ -120,7 +120,9 @@ void RunLog::step(const StepRecord& r) {
   JsonObject m;
   m.add("type", "step").add("epoch", r.epoch).add("step", r.step).add("samples", r.samples)
       .add("lr", r.lr).add("global_batch", r.global_batch).add("loss", r.loss).add("acc", r.acc)
-      .add("grad_norm", r.grad_norm).add("noise_scale", r.noise_scale);
+      .add("grad_norm", r.grad_norm).add("noise_scale", r.noise_scale)
+      .add("noise_small_sq", r.small_sq).add("noise_b_small", r.b_small)
+      .add("noise_big_sq", r.grad_norm * r.grad_norm).add("noise_b_big", r.global_batch);
   metrics_.write(m);
 }
 

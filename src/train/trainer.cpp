@@ -147,7 +147,7 @@ Training::Training(const Config& c, const Comm& comm)
       pr_(checkpoints_.restore(c.data, model_, *optimizer_)),
       progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),
       stop_(c.stop, plan_.target, !plan_.val_split.empty() && checkpoints_.enabled(), pr_),
-      noise_(c.noise_ema_decay) {
+      noise_(c.noise_ema_decay, c.noise_window_samples) {
   log_ = open_log();  // creates the run directory's files: after everything that can refuse the run
   noise_.restore(pr_.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
   if (root_) print_header();
@@ -258,7 +258,9 @@ void Training::update(const StepPosition& pos, const Batch& batch, const StepSum
   ++pr_.global_step;
   if (root_ && log_.step_due(pr_.global_step))
     log_.step({pos.epoch + 1, pr_.global_step, pr_.samples, t.lr, b, step_loss,
-               num_classes_ > 0 ? sums.correct / static_cast<double>(b) : kNaN, grad_norm, noise_.b_simple()});
+               num_classes_ > 0 ? sums.correct / static_cast<double>(b) : kNaN, grad_norm, noise_.b_simple(),
+               sums.contributors > 0 ? sums.small_sq_mean : kNaN,
+               sums.contributors > 0 ? 1.0 / sums.inv_small_mean : kNaN});
 }
 
 // --eval-every-steps: evaluates, records the target, writes an eval line.

@@ -3,6 +3,7 @@
 // e_i ~ N(0, I_d), so tr(S) = d sigma^2 and the true B_simple = d sigma^2 / |G|^2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <vector>
@@ -130,4 +131,48 @@ TEST(NoiseScale, RestoredStateContinuesExactlyAsTheUninterruptedEstimator) {
   EXPECT_EQ(resumed.trace_s(), whole.trace_s());
   const NoiseScaleEstimator::State a = resumed.state(), b = whole.state();
   EXPECT_EQ(std::tie(a.updates, a.ema_g2, a.ema_s, a.decay_pow), std::tie(b.updates, b.ema_g2, b.ema_s, b.decay_pow));
+}
+
+// A gradient stream whose |G|^2 decays 10x over training (tr S fixed): an
+// average over a fixed number of *steps* lags by B times more samples at
+// large B; a window in *samples* lags the same at every B. Fed the expected
+// statistics (no sampling noise), the only error left is the lag.
+double lag_bias(double global_batch, double window_samples, double per_step_decay) {
+  const double total = 900000;  // 15 epochs of 60,000 samples
+  const double trace_s = 50.0, g0 = 10.0, b_small = global_batch / 8;
+  const auto g2_at = [&](double samples) { return g0 * std::pow(10.0, -samples / total); };
+  NoiseScaleEstimator est(per_step_decay, window_samples);
+  double worst = 0;
+  for (double seen = 0; seen + global_batch <= total; seen += global_batch) {
+    const double g2 = g2_at(seen);
+    est.update(g2 + trace_s / b_small, 1.0 / b_small, global_batch, g2 + trace_s / global_batch);
+    const double done = seen + global_batch;
+    if (done < 0.2 * total) continue;  // read after the first fifth of training
+    worst = std::max(worst, std::fabs(est.b_simple() / (trace_s / g2) - 1.0));
+  }
+  return worst;
+}
+
+TEST(NoiseScale, PerSampleWindowLagsUnderTenPercentAtEveryBatchSize) {
+  for (double b : {64.0, 256.0, 1024.0, 4096.0, 8192.0}) {
+    SCOPED_TRACE(b);
+    EXPECT_LT(lag_bias(b, 25600, 0.99), 0.10);
+  }
+}
+
+TEST(NoiseScale, PerStepDecayLagsFarMoreAtLargeBatches) {
+  EXPECT_LT(lag_bias(64, 0, 0.99), 0.10);   // 100 steps = 6,400 samples
+  EXPECT_GT(lag_bias(4096, 0, 0.99), 0.50);  // 100 steps = 409,600 samples: the bias the issue measured
+}
+
+TEST(NoiseScale, WindowInSamplesDecaysByExpOfBatchOverWindow) {
+  NoiseScaleEstimator est(0.5, 1000);  // the per-step decay is ignored with a window
+  est.update(3.0, 1.0 / 10, 100, 2.0);  // one step: the bias-corrected EMA is the step's estimate
+  const double g2_first = est.g2();
+  est.update(5.0, 1.0 / 10, 100, 4.0);
+  const double d = std::exp(-0.1);
+  // g2 estimates: (100*2 - 10*3)/90 and (100*4 - 10*5)/90
+  const double e1 = (200.0 - 30.0) / 90.0, e2 = (400.0 - 50.0) / 90.0;
+  EXPECT_DOUBLE_EQ(g2_first, e1);
+  EXPECT_NEAR(est.g2(), (d * (1 - d) * e1 + (1 - d) * e2) / (1 - d * d), 1e-12);
 }

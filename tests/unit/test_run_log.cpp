@@ -262,11 +262,11 @@ TEST(RunLogStepDue, EveryStepsZeroNeverFiveEveryFifth) {
 TEST_F(RunLogTest, StepLine) {
   {
     RunLog log(options(5), "", false);
-    log.step({2, 15, 960, 0.05, 64, 0.5, 0.875, 1.25, kNaN});
+    log.step({2, 15, 960, 0.05, 64, 0.5, 0.875, 1.25, kNaN, 3.5, 32});
   }
   const FlatJson j = only_line();
   EXPECT_EQ(j.key_set(), (Keys{"type", "epoch", "step", "samples", "lr", "global_batch", "loss", "acc", "grad_norm",
-                               "noise_scale"}));
+                               "noise_scale", "noise_small_sq", "noise_b_small", "noise_big_sq", "noise_b_big"}));
   ASSERT_FALSE(j.keys.empty());
   EXPECT_EQ(j.keys.front(), "type");
   EXPECT_EQ(j.text("type"), "step");
@@ -279,6 +279,11 @@ TEST_F(RunLogTest, StepLine) {
   EXPECT_DOUBLE_EQ(j.number("acc"), 0.875);
   EXPECT_DOUBLE_EQ(j.number("grad_norm"), 1.25);
   EXPECT_EQ(j.text("noise_scale"), "null");  // no estimate yet: NaN
+  // The raw statistics, for re-averaging: |G_small|^2 at b_small, |G_big|^2 = grad_norm^2 at the global batch.
+  EXPECT_DOUBLE_EQ(j.number("noise_small_sq"), 3.5);
+  EXPECT_DOUBLE_EQ(j.number("noise_b_small"), 32);
+  EXPECT_DOUBLE_EQ(j.number("noise_big_sq"), 1.5625);
+  EXPECT_EQ(j.text("noise_b_big"), "64");
 }
 
 TEST_F(RunLogTest, EvalLinesCarryOnlyMeasuredMetrics) {

@@ -50,7 +50,8 @@ struct Config {
   RunLogOptions log;               // run directory, metrics file, step lines
   ProgressOptions progress;        // rank 0's progress display
   StepOptions step;                // gradient buckets, overlap, prefetch
-  double noise_ema_decay = 0.99;   // EMA decay of the gradient-noise-scale estimates
+  double noise_ema_decay = 0.99;   // per-step EMA decay of the noise-scale estimates (with window 0)
+  double noise_window_samples = 25600;  // their EMA window in samples (0: per-step decay)
   double stall_timeout_s = 600;    // watchdog: abort when a rank makes no progress this long (0: off)
   int threads = 0;                 // BLAS threads per rank; 0 = automatic
   double max_memory_mb = 0;        // per rank; 0: the node's memory / its ranks

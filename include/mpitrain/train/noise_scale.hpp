@@ -6,9 +6,17 @@
 //   tr(S) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
 // With uneven shards, |G_small|^2 is the mean over ranks of each rank's
 // |G_r|^2, whose expectation is |G|^2 + tr(S) * mean(1/b_r); so 1/B_small is
-// the mean of 1/b_r over the ranks that had rows. Both estimates are noisy,
-// so each gets its own bias-corrected exponential moving average, and
+// the mean of 1/b_r over the ranks that had rows. (With --deterministic the
+// small batches are the units, on any number of ranks.) Both estimates are
+// noisy, so each gets its own bias-corrected exponential moving average, and
 // B_simple = EMA(tr S) / EMA(|G|^2).
+//
+// The average is over samples, not steps (AdaptDL does the same): a step of
+// b samples decays the average by exp(-b / W), W = --noise-window-samples,
+// so every global batch averages over the same amount of data. A per-step
+// decay lagged at large B (0.99 per step is ~7 epochs at B = 4096, while
+// |G|^2 shrinks several-fold over training); W = 0 keeps the per-step decay
+// --noise-ema-decay.
 #pragma once
 #include "mpitrain/io/checkpoint_file.hpp"  // NoiseScaleState
 
@@ -16,7 +24,10 @@ namespace mpitrain {
 
 class NoiseScaleEstimator {
  public:
-  explicit NoiseScaleEstimator(double ema_decay) : decay_(ema_decay) {}
+  // window_samples > 0: decay exp(-b_big / window_samples) per step; else
+  // ema_decay per step.
+  explicit NoiseScaleEstimator(double ema_decay, double window_samples = 0)
+      : decay_(ema_decay), window_(window_samples) {}
   // small_sq_mean: mean over contributing ranks of |G_r|^2; inv_small_mean:
   // mean of 1/b_r over them; big_sq: |G_big|^2 of the b_big-row batch.
   // Steps where the two batch sizes coincide carry no information and are skipped.
@@ -28,7 +39,7 @@ class NoiseScaleEstimator {
 
   // Everything update() changes, for checkpoints: restore(state()) on an
   // estimator built with the same decay continues bit-for-bit as the original.
-  // (The decay itself is configuration, not state, and is not included.)
+  // (The decay and window are configuration, not state, and are not included.)
   using State = NoiseScaleState;
   State state() const { return {t_, ema_g2_, ema_s_, decay_pow_}; }
   void restore(const State& s) {
@@ -39,7 +50,7 @@ class NoiseScaleEstimator {
   }
 
  private:
-  double decay_;
+  double decay_, window_;
   long long t_ = 0;
   double ema_g2_ = 0.0, ema_s_ = 0.0, decay_pow_ = 1.0;
 };

@@ -31,6 +31,10 @@ struct StepRecord {
   double lr = 0;
   long long global_batch = 0;
   double loss = 0, acc = 0, grad_norm = 0, noise_scale = 0;
+  // The step's raw noise-scale statistics, for re-averaging: mean |G_small|^2
+  // over the small batches and their size 1/mean(1/b); |G_big|^2 is
+  // grad_norm^2 at global_batch. NaN when the step had no small batches.
+  double small_sq = 0, b_small = 0;
 };
 
 struct EvalRecord {

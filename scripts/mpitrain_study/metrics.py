@@ -150,3 +150,64 @@ def read_summary(run_dir):
     stop_reason, whatever it is, also "diverged"), else None."""
     summary = read_json(os.path.join(run_dir, "summary.json"))
     return summary if isinstance(summary, dict) and summary.get("stop_reason") else None
+
+
+# --- Target crossings from eval and epoch lines (the sweep's --target-hold) ---
+
+_TARGET_OPS = {">=": lambda v, t: v >= t, "<=": lambda v, t: v <= t,
+               ">": lambda v, t: v > t, "<": lambda v, t: v < t}
+
+
+def parse_target_condition(text):
+    """'test_acc>=0.85' -> ('test_acc', '>=', 0.85), or None (mpitrain's
+    --target syntax: a metric, one of >= <= > <, a number)."""
+    import re
+    m = re.match(r"^\s*(\w+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$", text or "")
+    if not m:
+        return None
+    try:
+        return m.group(1), m.group(2), float(m.group(3))
+    except ValueError:
+        return None
+
+
+def evaluation_points(metrics):
+    """The evaluations of a run in step order: its eval lines
+    (--eval-every-steps) and epoch lines. When both are at one step (a run
+    stopped at the target mid-epoch ends that epoch there) the epoch line
+    stands for it."""
+    by_step = {}
+    for d in metrics.lines:
+        kind = d.get("type")
+        step = num(d.get("step"))
+        if kind not in ("eval", "epoch") or step is None:
+            continue
+        if kind == "epoch" or step not in by_step:
+            by_step[step] = d
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def target_crossing(metrics, target, hold=1):
+    """The evaluation (an eval or epoch line, see evaluation_points) at which
+    `target` ('test_acc>=0.85', or parse_target_condition's tuple) is reached
+    and then holds for `hold` consecutive evaluations: the first of those.
+    Evaluations without the metric are passed over. None when it never does
+    (or the target does not parse)."""
+    cond = parse_target_condition(target) if isinstance(target, str) else target
+    if not cond:
+        return None
+    metric, op, threshold = cond
+    run_start, run_len = None, 0
+    for point in evaluation_points(metrics):
+        value = finite_num(point.get(metric))
+        if value is None:
+            continue
+        if _TARGET_OPS[op](value, threshold):
+            if run_len == 0:
+                run_start = point
+            run_len += 1
+            if run_len >= max(1, int(hold)):
+                return run_start
+        else:
+            run_start, run_len = None, 0
+    return None

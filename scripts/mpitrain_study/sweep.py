@@ -19,6 +19,7 @@ import time
 
 from .formatting import duration_text, lr_text
 from .paths import SCRIPTS_DIR
+from .sweep_grid import extend, extend_all, print_notes, run_outcome
 from .sweep_plan import (check_determinism, describe, deterministic_unit, earlier_plan, finished, plan_runs, run_dir,
                          skip_note, write_plan)
 from .sweep_slurm import run_slurm
@@ -58,6 +59,16 @@ def launch(cmd, log_path, limit_s):
     return rc
 
 
+def hold_note(args, path, summary):
+    """With --target-hold K > 1: where the target held K evaluations in a row."""
+    if args.target_hold <= 1 or summary.get("stop_reason") == "diverged":
+        return ""
+    o = run_outcome(path, args.target, args.target_hold)
+    if o["status"] == "reached":
+        return f"; held {args.target_hold} evaluations from step {o['steps']}"
+    return f"; did not hold {args.target_hold} evaluations in a row"
+
+
 def record_outcome(args, path, log_path, rc, took, budget_spent):
     """Prints how a run ended; returns its count's key."""
     summary = finished(path)
@@ -66,12 +77,11 @@ def record_outcome(args, path, log_path, rc, took, budget_spent):
               f"a re-run starts it again", flush=True)
         return "stopped"
     if summary is not None:
-        print(f" {duration_text(took)}: {describe(summary)}", flush=True)
+        print(f" {duration_text(took)}: {describe(summary)}{hold_note(args, path, summary)}", flush=True)
         if args.drop_checkpoints:
             shutil.rmtree(os.path.join(path, "checkpoints"), ignore_errors=True)
-        if summary.get("stop_reason") == "diverged":
-            return "diverged"
-        return "reached" if summary.get("target_reached") else "missed"
+        status = run_outcome(path, args.target, args.target_hold)["status"]
+        return status if status in ("reached", "missed", "diverged") else "failed"
     print(f" FAILED (exit {rc}, no summary.json) after {duration_text(took)}; log {log_path}:", flush=True)
     with open(log_path, errors="replace") as f:
         for line in f.readlines()[-8:]:
@@ -79,58 +89,107 @@ def record_outcome(args, path, log_path, rc, took, budget_spent):
     return "failed"
 
 
+class LocalSweep:
+    """Runs lists of runs one after another under one time budget, counting outcomes."""
+
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.monotonic()
+        self.budget_s = args.budget_min * 60 if args.budget_min > 0 else math.inf
+        self.logs = os.path.join(args.out, "logs")
+        if not args.dry_run:
+            os.makedirs(self.logs, exist_ok=True)
+        self.launcher = shlex.split(args.mpirun)
+        self.counts = dict(skipped=0, reached=0, missed=0, diverged=0, failed=0, stopped=0, not_started=0)
+        self.total = 0
+        self.done = 0
+
+    def run(self, runs):
+        args, counts = self.args, self.counts
+        self.total += len(runs)
+        for run in runs:
+            self.done += 1
+            path = run_dir(args, run)
+            head = f"[{self.done}/{self.total}] {run['name']}"
+            summary = finished(path)
+            if summary is not None:
+                counts["skipped"] += 1
+                print(f"{head}: skip (finished: {describe(summary)}){skip_note(args, run)}", flush=True)
+                continue
+            cmd = self.launcher + ["-np", str(run["ranks"])] + run["train"]
+            if args.dry_run:
+                state = "half-finished, would be removed and re-run" if os.path.exists(path) else "would run"
+                print(f"{head}: {state}\n  {shlex.join(cmd + ['--run-dir', path])}", flush=True)
+                continue
+            left_s = self.budget_s - (time.monotonic() - self.t0)
+            if left_s <= 0:
+                counts["not_started"] += 1
+                print(f"{head}: not started (the {args.budget_min:g} min budget is spent)", flush=True)
+                continue
+            if os.path.exists(path):
+                print(f"{head}: removing the half-finished run directory {path}", flush=True)
+                shutil.rmtree(path)
+            cmd += ["--run-dir", path]
+            log_path = os.path.join(self.logs, run["name"] + ".log")
+            limit_s = min(left_s, args.run_timeout_min * 60 if args.run_timeout_min > 0 else math.inf)
+            seed = f" seed={run['seed']}" if run.get("seed") is not None else ""
+            print(f"{head}: B={run['global_batch']} lr={lr_text(run['lr'])} (x{run['lr_multiplier']:g}) "
+                  f"np={run['ranks']}{seed} epochs<={run['epochs']} ...", end="", flush=True)
+            t_run = time.monotonic()
+            rc = launch(cmd, log_path, limit_s)
+            took = time.monotonic() - t_run
+            counts[record_outcome(args, path, log_path, rc, took, limit_s == left_s)] += 1
+
+    def budget_left(self):
+        return self.budget_s - (time.monotonic() - self.t0) > 0
+
+    def finish(self):
+        args, counts, total = self.args, self.counts, self.total
+        elapsed = time.monotonic() - self.t0
+        word = "would run" if args.dry_run else "ran"
+        ran = total - counts["skipped"] - counts["not_started"]
+        print(f"sweep {args.name}: {total} runs: {counts['skipped']} skipped (finished before), {ran} {word}"
+              + ("" if args.dry_run else
+                 f" ({counts['reached']} reached the target, {counts['missed']} did not, "
+                 f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['stopped']} stopped by a time "
+                 f"limit), {counts['not_started']} not started; {duration_text(elapsed)}"), flush=True)
+        if not args.dry_run and args.report is None:
+            print(f"next: python3 scripts/report.py {shlex.quote(args.out)}", flush=True)
+        # Diverged, missed and time-limited runs are results; only a run that
+        # failed (exit code without a summary.json) makes the sweep fail.
+        return 1 if counts["failed"] else 0
+
+
 def run_local(args, runs):
-    t0 = time.monotonic()
-    budget_s = args.budget_min * 60 if args.budget_min > 0 else math.inf
-    logs = os.path.join(args.out, "logs")
-    if not args.dry_run:
-        os.makedirs(logs, exist_ok=True)
-    launcher = shlex.split(args.mpirun)
-    counts = dict(skipped=0, reached=0, missed=0, diverged=0, failed=0, stopped=0, not_started=0)
-    total = len(runs)
-    for i, run in enumerate(runs, 1):
-        path = run_dir(args, run)
-        head = f"[{i}/{total}] {run['name']}"
-        summary = finished(path)
-        if summary is not None:
-            counts["skipped"] += 1
-            print(f"{head}: skip (finished: {describe(summary)}){skip_note(args, run)}", flush=True)
-            continue
-        cmd = launcher + ["-np", str(run["ranks"])] + run["train"]
-        if args.dry_run:
-            state = "half-finished, would be removed and re-run" if os.path.exists(path) else "would run"
-            print(f"{head}: {state}\n  {shlex.join(cmd + ['--run-dir', path])}", flush=True)
-            continue
-        left_s = budget_s - (time.monotonic() - t0)
-        if left_s <= 0:
-            counts["not_started"] += 1
-            print(f"{head}: not started (the {args.budget_min:g} min budget is spent)", flush=True)
-            continue
-        if os.path.exists(path):
-            print(f"{head}: removing the half-finished run directory {path}", flush=True)
-            shutil.rmtree(path)
-        cmd += ["--run-dir", path]
-        log_path = os.path.join(logs, run["name"] + ".log")
-        limit_s = min(left_s, args.run_timeout_min * 60 if args.run_timeout_min > 0 else math.inf)
-        print(f"{head}: B={run['global_batch']} lr={lr_text(run['lr'])} (x{run['lr_multiplier']:g}) "
-              f"np={run['ranks']} epochs<={run['epochs']} ...", end="", flush=True)
-        t_run = time.monotonic()
-        rc = launch(cmd, log_path, limit_s)
-        took = time.monotonic() - t_run
-        counts[record_outcome(args, path, log_path, rc, took, limit_s == left_s)] += 1
-    elapsed = time.monotonic() - t0
-    word = "would run" if args.dry_run else "ran"
-    ran = total - counts["skipped"] - counts["not_started"]
-    print(f"sweep {args.name}: {total} runs: {counts['skipped']} skipped (finished before), {ran} {word}"
-          + ("" if args.dry_run else
-             f" ({counts['reached']} reached the target, {counts['missed']} did not, "
-             f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['stopped']} stopped by a time limit), "
-             f"{counts['not_started']} not started; {duration_text(elapsed)}"), flush=True)
-    if not args.dry_run and args.report is None:
-        print(f"next: python3 scripts/report.py {shlex.quote(args.out)}", flush=True)
-    # Diverged, missed and time-limited runs are results; only a run that
-    # failed (exit code without a summary.json) makes the sweep fail.
-    return 1 if counts["failed"] else 0
+    """The runs, then (--max-grid-extensions) the rates each B's results
+    call for, round after round, while the budget lasts."""
+    local = LocalSweep(args)
+    local.run(runs)
+    planned = list(runs)
+    notes = {}
+    while args.max_grid_extensions > 0 and not args.dry_run:
+        new, round_notes = extend(args, planned)
+        for b, note in round_notes.items():
+            if not (note.startswith("waiting") and b in notes):
+                notes[b] = note
+        print_notes({b: round_notes[b] for b in sorted(round_notes) if not round_notes[b].startswith("waiting")})
+        if not new:
+            break
+        planned += new
+        args.grid_notes = notes
+        write_plan(args, planned)
+        if not local.budget_left():
+            print(f"grid: {len(new)} added run(s) not started (the {args.budget_min:g} min budget is spent); "
+                  "a re-run continues", flush=True)
+            local.counts["not_started"] += len(new)
+            local.total += len(new)
+            break
+        local.run(new)
+    if args.max_grid_extensions > 0 and args.dry_run:
+        new, notes = extend_all(args, planned)
+        print_notes(notes)
+        local.run(new)
+    return local.finish()
 
 
 def build_parser():
@@ -162,6 +221,18 @@ def build_parser():
     g.add_argument("--target", default="test_acc>=0.85", help="mpitrain --target (default test_acc>=0.85)")
     g.add_argument("--epochs", type=int, default=10, help="most epochs of a run (default 10)")
     g.add_argument("--epochs-at", action="append", metavar="B:E", help="other epoch limit at one B (repeatable)")
+    g.add_argument("--seeds", default="", metavar="LIST|COUNT",
+                   help="run every (B, ranks, rate) once per seed (mpitrain --seed), each in its own run directory "
+                        "(-sS): 1,2,3, or a count (3: seeds 1,2,3; one seed: '7,')")
+    g.add_argument("--max-grid-extensions", type=int, default=0, metavar="N",
+                   help="per B, add up to N rates beyond the edge of its grid while the best rate (mean steps to "
+                        "the target over seeds) is at that edge (default 0: the grid as given)")
+    g.add_argument("--target-hold", type=int, default=1, metavar="K",
+                   help="the target counts as reached where it holds for K consecutive evaluations (the first of "
+                        "them); K > 1 trains past the first crossing, up to --epochs (default 1)")
+    g.add_argument("--eval-every-steps", type=int, default=0, metavar="N",
+                   help="mpitrain --eval-every-steps: evaluate (and check the target) every N steps too "
+                        "(default 0: at epoch ends only)")
     g.add_argument("--deterministic", action="store_true",
                    help="train every run with mpitrain --deterministic (bitwise-identical for any rank count); "
                         "finished runs of the sweep directory must have been trained so too")
@@ -204,6 +275,12 @@ def sweep(argv=None):
         raise SystemExit("sweep: error: --target is required: steps-to-target is what the sweep measures")
     runs = plan_runs(args)
     args.earlier = earlier_plan(args)
+    args.grid_notes = {}
+    if args.slurm and args.max_grid_extensions > 0:
+        # The rates the finished runs call for join the array; a B whose
+        # runs are still queued decides at a re-run after they finish.
+        added, args.grid_notes = extend_all(args, runs)
+        runs += added
     check_determinism(args, runs)
     if not args.dry_run or args.slurm:
         os.makedirs(args.out, exist_ok=True)
@@ -219,12 +296,20 @@ def sweep(argv=None):
             raise SystemExit(f"sweep: error: another sweep is running in {args.out}")
     if not args.dry_run or args.slurm:
         write_plan(args, runs)
-    print(f"sweep {args.name}: {len(runs)} runs into {args.out}; target {args.target}, "
-          f"at most {args.epochs} epochs" + (f", budget {args.budget_min:g} min" if args.budget_min > 0 else "")
+    print(f"sweep {args.name}: {len(runs)} runs into {args.out}; target {args.target}"
+          + (f" held for {args.target_hold} evaluations" if args.target_hold > 1 else "")
+          + (f", {len(args.seed_list)} seed(s) {','.join(map(str, args.seed_list))}" if args.seed_list else "")
+          + f", at most {args.epochs} epochs"
+          + (f", up to {args.max_grid_extensions} added rate(s) per B" if args.max_grid_extensions > 0 else "") + (f", budget {args.budget_min:g} min" if args.budget_min > 0 else "")
           + (f", deterministic (units of {deterministic_unit(args)} rows)" if args.deterministic else ""),
           flush=True)
     if args.slurm:
-        return run_slurm(args, runs)
+        print_notes(args.grid_notes)
+        status = run_slurm(args, runs)
+        if args.max_grid_extensions > 0 and not args.dry_run:
+            print("grid extension: re-run this command when the arrays are done; it adds the rates the "
+                  "finished runs call for and submits them", flush=True)
+        return status
     status = run_local(args, runs)
     if args.report is not None and not args.dry_run:
         report = [sys.executable, os.path.join(SCRIPTS_DIR, "report.py"),

@@ -85,9 +85,101 @@ def deterministic_args(unit):
     return ["--deterministic", "--deterministic-unit", str(unit)] if unit else []
 
 
-def plan_runs(args):
-    """Every run of the grid, in execution order, each a dict (see sweep.json)."""
+def parse_seeds(text):
+    """--seeds: '1,2,3' (the seeds) or '3' (a count: seeds 1, 2, 3); a single
+    seed is '7,' . None when not given (runs take the config's seed and
+    their names no -sS suffix)."""
+    if not text:
+        return None
+    text = text.replace(" ", "")
+    if "," not in text:
+        try:
+            count = int(text)
+        except ValueError:
+            raise SystemExit(f"sweep: error: --seeds takes a count or a comma-separated list of seeds (got '{text}')")
+        if count < 1:
+            raise SystemExit(f"sweep: error: --seeds: the count must be >= 1 (got {count})")
+        return list(range(1, count + 1))
+    seeds = list(dict.fromkeys(parse_list(text, int, "--seeds")))
+    if any(s < 0 for s in seeds):
+        raise SystemExit("sweep: error: --seeds must be >= 0")
+    return seeds
+
+
+def grid_options(args):
+    """Checks the options of seeds, evaluations and grid extension; sets
+    args.seed_list (None without --seeds)."""
+    args.seed_list = parse_seeds(getattr(args, "seeds", ""))
+    extra = [t.split("=", 1)[0] for t in shlex.split(args.extra_args)]
+    for opt, own in (("--seed", "--seeds"), ("--eval-every-steps", "--eval-every-steps"),
+                     ("--stop-at-target", "--target-hold")):
+        if opt in extra and (own != "--seeds" or args.seed_list is not None):
+            raise SystemExit(f"sweep: error: pass {own} to sweep.py itself, not {opt} in --extra-args "
+                             "(the sweep records it and reads the runs by it)")
+    if args.target_hold < 1:
+        raise SystemExit(f"sweep: error: --target-hold must be >= 1 (got {args.target_hold})")
+    if args.eval_every_steps < 0:
+        raise SystemExit("sweep: error: --eval-every-steps must be >= 0")
+    if args.max_grid_extensions < 0:
+        raise SystemExit("sweep: error: --max-grid-extensions must be >= 0")
+
+
+def make_runs(args, b, m, ranks, seeds, **fields):
+    """The runs of one (B, multiplier): one per rank count and seed (seeds
+    None: one, without --seed)."""
     unit = deterministic_unit(args)
+    extra = shlex.split(args.extra_args)
+    epochs_at = {b: v[0] for b, v in parse_per_batch(args.epochs_at, int, "--epochs-at").items()}
+    base = rule_lr(args, b)
+    lr_str = lr_text(base * m)
+    runs = []
+    for seed in (seeds if seeds is not None else [None]):
+        for p in ranks:
+            name = f"B{b:04d}-lr{lr_str}-np{p}" + (f"-s{seed}" if seed is not None else "")
+            warmup = args.warmup_epochs if b > args.warmup_above_batch else 0.0
+            train = [args.mpitrain, "train"]
+            if args.config:
+                train += ["--config", args.config]
+            if args.data:
+                train += ["--data", args.data]
+            if args.model:
+                train += ["--model", args.model]
+            train += ["--global-batch", str(b), "--lr-scaling", "none", "--lr", lr_str,
+                      "--warmup-epochs", f"{warmup:g}"]
+            if warmup > 0:
+                # Warmup starts from the rule's rate at the reference batch, as
+                # Goyal et al. (2017) do (the trainer's own default with a scaling
+                # rule; with an explicit rate it would start from 0).
+                start = min(1.0, args.base_lr * m / float(lr_str))
+                train += ["--warmup-start-factor", f"{start:.6g}"]
+            # --target-hold K > 1: the run goes on past the first crossing
+            # (mpitrain stops at the first one), to see whether it holds.
+            train += ["--epochs", str(epochs_at.get(b, args.epochs)),
+                      "--target", args.target] + (["--stop-at-target"] if args.target_hold <= 1 else []) + [
+                      "--metrics", "", "--checkpoint-dir", "",  # the run directory's own
+                      "--checkpoint-every-epochs", "0", "--progress", "none"]
+            if args.metrics_every_steps > 0:
+                train += ["--metrics-every-steps", str(args.metrics_every_steps)]
+            if args.eval_every_steps > 0:
+                train += ["--eval-every-steps", str(args.eval_every_steps)]
+            if seed is not None:
+                train += ["--seed", str(seed)]
+            train += deterministic_args(unit)
+            train += extra
+            runs.append(dict(name=name, global_batch=b, ranks=p, lr=float(lr_str),
+                             lr_multiplier=m, rule_lr=base, warmup_epochs=warmup,
+                             epochs=epochs_at.get(b, args.epochs), seed=seed, target_hold=args.target_hold,
+                             eval_every_steps=args.eval_every_steps, deterministic=unit > 0,
+                             deterministic_unit=unit, train=train, **fields))
+    return runs
+
+
+def plan_runs(args):
+    """Every run of the initial grid, in execution order, each a dict (see
+    sweep.json). Sets args.grid_batches, args.grid_ranks and
+    args.grid_multipliers ({B: the initial multipliers}) for grid extension."""
+    deterministic_unit(args)
+    grid_options(args)
     if args.batches:
         batches = sorted(set(parse_list(args.batches, int, "--batches")))
     else:
@@ -97,57 +189,32 @@ def plan_runs(args):
         raise SystemExit("sweep: error: --ranks and global batches must be >= 1")
     multipliers = parse_list(args.lr_multipliers, float, "--lr-multipliers")
     per_batch = parse_per_batch(args.lr_multipliers_at, float, "--lr-multipliers-at")
-    epochs_at = {b: v[0] for b, v in parse_per_batch(args.epochs_at, int, "--epochs-at").items()}
+    epochs_at = parse_per_batch(args.epochs_at, int, "--epochs-at")
     for b in list(per_batch) + list(epochs_at):
         if b not in batches:
             raise SystemExit(f"sweep: error: B={b} of --lr-multipliers-at/--epochs-at is not in the grid {batches}")
     if any(m <= 0 for ms in [multipliers, *per_batch.values()] for m in ms):
         raise SystemExit("sweep: error: rate multipliers must be > 0")
-    extra = shlex.split(args.extra_args)
+    seeds = args.seed_list
     runs = []
     for b in batches:
-        base = rule_lr(args, b)
         for m in per_batch.get(b, multipliers):
-            lr_str = lr_text(base * m)
-            for p in ranks:
-                name = f"B{b:04d}-lr{lr_str}-np{p}"
-                if any(r["name"] == name for r in runs):
+            for r in make_runs(args, b, m, ranks, seeds, grid="initial"):
+                if any(x["name"] == r["name"] for x in runs):
                     continue  # two multipliers that round to the same rate (e.g. under --lr-max)
-                warmup = args.warmup_epochs if b > args.warmup_above_batch else 0.0
-                train = [args.mpitrain, "train"]
-                if args.config:
-                    train += ["--config", args.config]
-                if args.data:
-                    train += ["--data", args.data]
-                if args.model:
-                    train += ["--model", args.model]
-                train += ["--global-batch", str(b), "--lr-scaling", "none", "--lr", lr_str,
-                          "--warmup-epochs", f"{warmup:g}"]
-                if warmup > 0:
-                    # Warmup starts from the rule's rate at the reference batch, as
-                    # Goyal et al. (2017) do (the trainer's own default with a scaling
-                    # rule; with an explicit rate it would start from 0).
-                    start = min(1.0, args.base_lr * m / float(lr_str))
-                    train += ["--warmup-start-factor", f"{start:.6g}"]
-                train += ["--epochs", str(epochs_at.get(b, args.epochs)),
-                          "--target", args.target, "--stop-at-target",
-                          "--metrics", "", "--checkpoint-dir", "",  # the run directory's own
-                          "--checkpoint-every-epochs", "0", "--progress", "none"]
-                if args.metrics_every_steps > 0:
-                    train += ["--metrics-every-steps", str(args.metrics_every_steps)]
-                train += deterministic_args(unit)
-                train += extra
-                runs.append(dict(name=name, global_batch=b, ranks=p, lr=float(lr_str),
-                                 lr_multiplier=m, rule_lr=base, warmup_epochs=warmup,
-                                 epochs=epochs_at.get(b, args.epochs), deterministic=unit > 0,
-                                 deterministic_unit=unit, train=train))
-    # Round k runs the k-th closest multiplier to 1 at every B: round 0 is
-    # multiplier 1 (or the one closest to it), so a sweep cut short by its
-    # budget still has one rate at every B.
+                runs.append(r)
+    args.grid_batches = batches
+    args.grid_ranks = ranks
+    args.grid_multipliers = {b: sorted(set(per_batch.get(b, multipliers))) for b in batches}
+    # Seed by seed (a sweep cut short by its budget has whole seeds), and
+    # within a seed round k runs the k-th closest multiplier to 1 at every B:
+    # round 0 is multiplier 1 (or the one closest to it), so a sweep cut
+    # short still has one rate at every B.
     def round_of(r):
         ms = sorted(set(per_batch.get(r["global_batch"], multipliers)), key=lambda m: (abs(math.log(m)), m))
         return ms.index(r["lr_multiplier"])
-    runs.sort(key=lambda r: (round_of(r), ranks.index(r["ranks"]), r["global_batch"]))
+    seed_order = seeds or [None]
+    runs.sort(key=lambda r: (seed_order.index(r["seed"]), round_of(r), ranks.index(r["ranks"]), r["global_batch"]))
     return runs
 
 
@@ -237,9 +304,12 @@ def write_plan(args, runs):
             continue  # skipped: the entry says how it was trained
         old[r["name"]] = r
     plan = dict(name=args.name, target=args.target, base_lr=args.base_lr, ref_batch=args.ref_batch,
-                lr_rule=args.lr_rule, lr_max=args.lr_max, deterministic=args.deterministic,
+                lr_rule=args.lr_rule, lr_max=args.lr_max, seeds=args.seed_list, target_hold=args.target_hold,
+                eval_every_steps=args.eval_every_steps, max_grid_extensions=args.max_grid_extensions,
+                grid_extensions=getattr(args, "grid_notes", {}), deterministic=args.deterministic,
                 deterministic_unit=deterministic_unit(args), command=sys.argv,
-                runs=sorted(old.values(), key=lambda r: (r["global_batch"], r["lr"], r["ranks"])))
+                runs=sorted(old.values(), key=lambda r: (r["global_batch"], r["lr"], r["ranks"],
+                                                          r.get("seed") if r.get("seed") is not None else -1)))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(plan, f, indent=1)

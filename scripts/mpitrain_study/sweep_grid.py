@@ -86,10 +86,14 @@ def decide(multipliers, initial, scores, max_extensions):
         else:
             return None, "no rate reached the target: not extended"
     else:
-        # The best rate; on a tie an inner rate wins (no extension needed).
+        # The best rate. Rates tied with it that are inside the grid, or at
+        # its other edge, put the optimum inside: no extension.
         best = min(ms, key=lambda m: (rank_key(scores[m]), m in (lo, hi)))
-        if best not in (lo, hi):
-            return None, f"best rate x{best:g} is inside the grid"
+        tied = [m for m in ms if rank_key(scores[m]) == rank_key(scores[best])]
+        if best not in (lo, hi) or (len(ms) > 1 and len(tied) > 1 and (lo in tied) == (hi in tied)) \
+                or any(m not in (lo, hi) for m in tied):
+            return None, f"best rate x{best:g} is inside the grid" + (
+                f" (tied with {', '.join(f'x{m:g}' for m in tied if m != best)})" if len(tied) > 1 else "")
         if best == hi and (len(ms) == 1 or best != lo):
             direction, why = "up", f"best rate x{best:g} is at the top edge"
         else:

@@ -230,3 +230,260 @@ def test_sweep_errors(tool, tmp_path):
         r = tool("sweep", "--out", str(tmp_path / "sw"), *args)
         assert r.returncode != 0, args
         assert r.stderr.startswith("sweep: error:") and phrase in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# --- Seeds, target hold and eval lines, grid extension (issue 15) ---
+
+from mpitrain_study.metrics import RunMetrics, target_crossing  # noqa: E402
+from mpitrain_study.sweep_grid import decide  # noqa: E402
+from mpitrain_study.sweep_plan import parse_seeds  # noqa: E402
+
+
+def evals(*accs, every=10, epoch_every=0):
+    """Metrics lines: an eval line every `every` steps with these test_acc
+    values (an epoch line instead at multiples of epoch_every)."""
+    lines = [dict(type="header")]
+    for i, acc in enumerate(accs, 1):
+        step = i * every
+        kind = "epoch" if epoch_every and i % epoch_every == 0 else "eval"
+        lines.append(dict(type=kind, step=step, samples=step * 32, time_s=step / 100, epoch=1, test_acc=acc))
+    return lines
+
+
+def test_target_crossing_with_hold():
+    m = RunMetrics(evals(0.5, 0.86, 0.84, 0.86, 0.87, 0.9))
+    assert target_crossing(m, "test_acc>=0.85")["step"] == 20
+    assert target_crossing(m, "test_acc>=0.85", hold=2)["step"] == 40  # 20 is followed by a dip
+    assert target_crossing(m, "test_acc>=0.85", hold=3)["step"] == 40
+    assert target_crossing(m, "test_acc>=0.85", hold=4) is None
+    assert target_crossing(m, "test_acc>0.9") is None
+    assert target_crossing(m, "test_loss<=0.3") is None  # no such metric
+    assert target_crossing(m, "nonsense") is None
+    # Eval and epoch lines make one sequence, in step order; at one step the epoch line stands.
+    m = RunMetrics(evals(0.5, 0.9, 0.7, 0.9, 0.9, every=5, epoch_every=2))
+    assert [target_crossing(m, "test_acc>=0.85", hold=k)["step"] for k in (1, 2)] == [10, 20]
+    lines = evals(0.5, 0.9) + [dict(type="epoch", step=20, samples=640, time_s=0.2, epoch=1, test_acc=0.8),
+                               dict(type="eval", step=30, test_acc=0.9)]
+    lines[1:] = sorted(lines[1:], key=lambda d: d["step"])
+    assert target_crossing(RunMetrics(lines), "test_acc>=0.85")["step"] == 30
+    # Lines without the metric (a val-only eval) are passed over, not breaking a hold.
+    lines = evals(0.9) + [dict(type="eval", step=15, val_acc=0.1)] + evals(0.9, 0.9)[2:]
+    assert target_crossing(RunMetrics(lines), "test_acc>=0.85", hold=2)["step"] == 10
+    # Other comparisons: a loss target.
+    lines = [dict(type="eval", step=s, test_loss=v) for s, v in ((5, 0.4), (10, 0.2), (15, 0.25), (20, 0.1))]
+    assert target_crossing(RunMetrics(lines), "test_loss<0.25")["step"] == 10
+    assert target_crossing(RunMetrics(lines), "test_loss<0.25", hold=2) is None
+    assert target_crossing(RunMetrics(lines), "test_loss<=0.25", hold=2)["step"] == 10
+
+
+def test_seed_lists():
+    assert parse_seeds("") is None
+    assert parse_seeds("3") == [1, 2, 3]
+    assert parse_seeds("4,2,4") == [4, 2]
+    assert parse_seeds("7,") == [7]
+
+
+def score(steps=(), failures=0, diverged=False, unfinished=0):
+    steps = list(steps)
+    return dict(failures=failures, steps=steps, diverged=diverged, unfinished=unfinished,
+                mean_steps=sum(steps) / len(steps) if steps else float("inf"))
+
+
+def test_grid_extension_decisions():
+    grid = [0.5, 1, 2]
+    def d(scores, multipliers=grid, budget=2):
+        return decide(multipliers, grid, dict(zip(multipliers, scores)), budget)
+    # Best (mean over seeds) at the top edge: one more x2 step up; at the bottom: down.
+    assert d([score([300, 320]), score([200, 240]), score([150, 170])]) == (4, "best rate x2 is at the top edge: adding x4")
+    assert d([score([100, 90]), score([200, 240]), score([150, 170])])[0] == 0.25
+    # Inside: done. A tie between an edge and the inside: inside.
+    assert d([score([300]), score([100]), score([150])]) == (None, "best rate x1 is inside the grid")
+    assert d([score([300]), score([100]), score([100])]) == (None, "best rate x1 is inside the grid (tied with x2)")
+    assert d([score([100]), score([100])], [0.5, 1])[0] is None  # both edges: flat, inside
+    assert d([score([100]), score([100]), score([300])])[0] is None  # tied with an inner rate
+    # A missed or diverged seed ranks a rate below every rate without one.
+    assert d([score([300, 300]), score([100, 100]), score([50], failures=1)])[0] is None
+    assert d([score([300, 300]), score([100], failures=1), score([50], failures=1)])[0] == 0.25
+    # The step is the grid's own (x3 here); the extension budget counts added rates only.
+    thirds = [1 / 3, 1, 3]
+    assert decide(thirds, thirds, dict(zip(thirds, [score([9]), score([3]), score([1])])), 1)[0] == pytest.approx(9)
+    ext = [0.5, 1, 2, 4, 8]
+    s = [score([500]), score([400]), score([300]), score([200]), score([100])]
+    assert d(s, ext, 2) == (None, "best rate x8 is at the top edge; the budget of 2 added rate(s) is spent")
+    assert d(s, ext, 3)[0] == 16
+    # A top rate that diverged (in any seed) stops the extension upward.
+    assert d([score([300]), score([200]), score([100], failures=1, diverged=True)])[0] is None
+    # Every rate diverged: go down; none reached the target otherwise: stop.
+    assert d([score(failures=1, diverged=True)] * 3)[0] == 0.25
+    assert d([score(failures=1)] * 3) == (None, "no rate reached the target: not extended")
+    # Runs still to finish (another seed, a queued Slurm task): wait.
+    assert d([score([300]), score([200]), score([100], unfinished=1)]) == (None, "waiting for unfinished runs")
+    # A grid of one rate grows upward.
+    assert decide([1], [1], {1: score([100])}, 1)[0] == 2
+
+
+def test_top_edge_divergence_stops_upward():
+    grid = [0.5, 1, 2]
+    scores = {0.5: score([300]), 1: score([200]), 2: score([100, 90], failures=1, diverged=True)}
+    # x2 diverged in one seed: it ranks below x1, so the best (x1) is inside.
+    assert decide(grid, grid, scores, 2)[0] is None
+    scores = {0.5: score([300], failures=1), 1: score([200], failures=1),
+              2: score([100], failures=1, diverged=True)}
+    m, note = decide(grid, grid, scores, 2)
+    assert m is None and note == "best rate x2 is at the top edge, but it diverged in a run: not extended upward"
+
+
+def fake_run(out, name, accs, diverged=False):
+    """A finished run directory: metrics.jsonl with eval lines of these test_acc values, and summary.json."""
+    path = os.path.join(out, name)
+    os.makedirs(path)
+    with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+        for d in evals(*accs):
+            f.write(json.dumps(d) + "\n")
+    with open(os.path.join(path, "summary.json"), "w") as f:
+        json.dump(dict(type="summary", stop_reason="diverged" if diverged else "epochs"), f)
+
+
+def test_grid_extension_on_slurm_and_dry_run(tool, tmp_path):
+    """Finished runs decide the extension; --slurm puts the added rates'
+    runs (every seed) into the array, and a re-run after they finished
+    decides again, within --max-grid-extensions."""
+    out = str(tmp_path / "sw")
+    args = ["--out", out, "--batches", "64,256", "--ranks", "2", "--base-lr", "0.05", "--ref-batch", "64",
+            "--lr-multipliers", "0.5,1", "--seeds", "2", "--target", "test_acc>=0.85", "--target-hold", "2",
+            "--max-grid-extensions", "1", "--slurm", "--slurm-launcher", "mpirun", "--dry-run"]
+    plan = plan_runs(sweep_tool.build_parser().parse_args(args))
+    assert sorted(r["name"] for r in plan) == sorted(
+        f"B{b:04d}-lr{lr}-np2-s{s}" for b, lrs in ((64, ("0.025", "0.05")), (256, ("0.1", "0.2")))
+        for lr in lrs for s in (1, 2))
+    os.makedirs(out)
+    # B=64: x1 (0.05) holds from step 20, x0.5 from 40: top edge. B=256: x0.5 is best: bottom edge,
+    # but one seed of B=256 is not finished.
+    fast, slow = (0.5, 0.9, 0.9), (0.5, 0.6, 0.86, 0.9, 0.9)
+    for s in (1, 2):
+        fake_run(out, f"B0064-lr0.05-np2-s{s}", fast)
+        fake_run(out, f"B0064-lr0.025-np2-s{s}", slow)
+        fake_run(out, f"B0256-lr0.1-np2-s{s}", fast)
+    fake_run(out, "B0256-lr0.2-np2-s1", (0.9, 0.5, 0.9))  # the first crossing does not hold
+    r = tool("sweep", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "grid B=64: best rate x1 is at the top edge: adding x2" in r.stdout
+    assert "grid B=256: waiting for unfinished runs" in r.stdout
+    script = os.path.join(out, "sweep.sbatch")
+    with open(script) as f:
+        text = f.read()
+    # 8 initial tasks + B=64 x2 (0.1) for both seeds; the unfinished are 5 (B=256 x1 seed 2) and 8, 9.
+    assert text.count("train=(") == 10
+    assert "name=B0064-lr0.1-np2-s1" in text and "name=B0064-lr0.1-np2-s2" in text
+    assert "--lr 0.1 " in text and "--seed 2" in text and "--eval-every-steps" not in text
+    assert "--stop-at-target" not in text  # --target-hold 2 trains past the first crossing
+    assert f"would submit: sbatch --ntasks=2 --array=5,8-9 {script}" in r.stdout, r.stdout
+    with open(os.path.join(out, "sweep.json")) as f:
+        saved = json.load(f)
+    assert saved["seeds"] == [1, 2] and saved["target_hold"] == 2 and saved["max_grid_extensions"] == 1
+    assert sorted(x["name"] for x in saved["runs"] if x["grid"] == "extension") == [
+        "B0064-lr0.1-np2-s1", "B0064-lr0.1-np2-s2"]
+    # The added rate is best again, but the budget of 1 added rate is spent; B=256's last seed
+    # finishes with x1 diverged: x0.5 is best at the bottom edge, so x0.25 is added.
+    for s in (1, 2):
+        fake_run(out, f"B0064-lr0.1-np2-s{s}", (0.9, 0.9))
+    fake_run(out, "B0256-lr0.2-np2-s2", (0.3,), diverged=True)
+    r = tool("sweep", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "grid B=64: best rate x2 is at the top edge; the budget of 1 added rate(s) is spent" in r.stdout
+    assert "grid B=256: best rate x0.5 is at the bottom edge: adding x0.25" in r.stdout
+    assert "name=B0256-lr0.05-np2-s2" in open(script).read()
+    # The local dry run decides the same and prints what it would run.
+    local = [a for a in args if a not in ("--slurm", "--slurm-launcher", "mpirun")]
+    r = tool("sweep", *local)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(": would run") == 2 and "B0256-lr0.05-np2-s1: would run" in r.stdout
+    assert "grid B=256: best rate x0.5 is at the bottom edge: adding x0.25" in r.stdout
+
+
+def test_seed_and_option_errors(tool, tmp_path):
+    for args, phrase in ((["--seeds", "0"], "--seeds: the count must be >= 1"),
+                         (["--seeds", "a"], "--seeds takes a count or a comma-separated list"),
+                         (["--seeds", "2", "--extra-args", "--seed 3"], "pass --seeds to sweep.py itself"),
+                         (["--extra-args=--eval-every-steps=5"], "pass --eval-every-steps to sweep.py itself"),
+                         (["--target-hold", "0"], "--target-hold must be >= 1"),
+                         (["--max-grid-extensions", "-1"], "--max-grid-extensions must be >= 0")):
+        r = tool("sweep", "--out", str(tmp_path / "sw"), "--dry-run", *args)
+        assert r.returncode != 0 and one_error_line(r.stderr, "sweep: error:", phrase), (args, r.stderr)
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory, mpitrain, make_test_dataset, mpirun, tool):
+    """seed_sweep(*more): one rate at B = 32 and 128 on 2 ranks, seeds 1 and 2,
+    with eval lines every 4 steps and a target every run reaches."""
+    work = tmp_path_factory.mktemp("seeds")
+    data = str(work / "data.h5")
+    r = run([make_test_dataset, "good", data, 600, 16])
+    assert r.returncode == 0, r.stderr
+    out = str(work / "sweep")
+    base = ["--name", "s", "--out", out, "--mpitrain", mpitrain, "--mpirun", shlex.join(mpirun), "--config", "",
+            "--data", data, "--model", "16-32-4", "--batches", "32,128", "--ranks", "2", "--base-lr", "0.02",
+            "--ref-batch", "64", "--lr-multipliers", "1", "--seeds", "1,2", "--target", "test_acc>=0.4",
+            "--epochs", "2", "--eval-every-steps", "4"]
+
+    def run_sweep(*more):
+        return tool("sweep", *base, *more, timeout=180)
+    run_sweep.out = out
+    return run_sweep
+
+
+SEED_RUNS = ["B0032-lr0.01-np2-s1", "B0128-lr0.04-np2-s1", "B0032-lr0.01-np2-s2", "B0128-lr0.04-np2-s2"]
+
+
+def test_seeds_are_separate_runs_and_skipped_when_finished(seed_sweep):
+    r = seed_sweep()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 seed(s) 1,2" in r.stdout and "4 runs: 0 skipped (finished before), 4 ran" in r.stdout
+    # Seed by seed: all of seed 1 first.
+    assert [line.split(": ")[0].split("] ")[1] for line in r.stdout.splitlines() if " ... " in line] == SEED_RUNS
+    heads = {}
+    for name in SEED_RUNS:
+        with open(os.path.join(seed_sweep.out, name, "config.ini")) as f:
+            assert f"seed = {name[-1]}" in f.read(), name
+        with open(os.path.join(seed_sweep.out, "logs", name + ".log")) as f:
+            heads[name] = f.readline()
+        assert f"--eval-every-steps 4 --seed {name[-1]} --run-dir" in heads[name]
+        with open(os.path.join(seed_sweep.out, name, "metrics.jsonl")) as f:
+            assert '"type":"eval"' in f.read().replace(" ", ""), name
+    with open(os.path.join(seed_sweep.out, "sweep.json")) as f:
+        saved = json.load(f)
+    assert saved["seeds"] == [1, 2] and saved["eval_every_steps"] == 4
+    assert sorted((x["name"], x["seed"]) for x in saved["runs"]) == sorted((n, int(n[-1])) for n in SEED_RUNS)
+    # A re-run skips every seed; a deleted summary.json re-runs that seed only.
+    r = seed_sweep()
+    assert r.returncode == 0 and r.stdout.count(": skip (finished") == 4 and " ... " not in r.stdout
+    os.remove(os.path.join(seed_sweep.out, "B0128-lr0.04-np2-s2", "summary.json"))
+    r = seed_sweep("--seeds", "3")  # seeds 1, 2, 3: seed 3 is new
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(": skip (finished") == 3
+    assert [line.split(": ")[0].split("] ")[1] for line in r.stdout.splitlines() if " ... " in line] == [
+        "B0128-lr0.04-np2-s2", "B0032-lr0.01-np2-s3", "B0128-lr0.04-np2-s3"]
+
+
+def test_a_one_rate_grid_grows_within_its_budget(seed_sweep):
+    # Each B's only rate reaches the target, so it is the best and at the
+    # top edge: x2 is added, for every seed. What follows depends on the
+    # runs; the budget of 2 added rates per B bounds it.
+    r = seed_sweep("--seeds", "1,2", "--max-grid-extensions", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "grid B=32: best rate x1 is at the top edge: adding x2" in r.stdout
+    assert "grid B=128: best rate x1 is at the top edge: adding x2" in r.stdout
+    added = [line.split(": ")[0].split("] ")[1] for line in r.stdout.splitlines() if " ... " in line]
+    assert {"B0032-lr0.02-np2-s1", "B0032-lr0.02-np2-s2", "B0128-lr0.08-np2-s1", "B0128-lr0.08-np2-s2"} <= set(added)
+    assert 4 <= len(added) <= 8 and len(added) % 2 == 0, r.stdout
+    for b in (32, 128):
+        assert len({n.rsplit("-", 2)[0] for n in added if n.startswith(f"B{b:04d}")}) <= 2
+        assert r.stdout.splitlines()[-3:].count(f"grid B={b}: adding") == 0
+    # Again: nothing runs, and the sweep records the added runs.
+    again = seed_sweep("--seeds", "1,2", "--max-grid-extensions", "2")
+    assert again.returncode == 0 and " ... " not in again.stdout, again.stdout
+    assert again.stdout.count(": skip (finished") == 4 + len(added)
+    with open(os.path.join(seed_sweep.out, "sweep.json")) as f:
+        saved = json.load(f)
+    ext = [x for x in saved["runs"] if x["grid"] == "extension"]
+    assert sorted(x["name"] for x in ext) == sorted(added) and saved["max_grid_extensions"] == 2

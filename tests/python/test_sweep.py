@@ -487,3 +487,24 @@ def test_a_one_rate_grid_grows_within_its_budget(seed_sweep):
         saved = json.load(f)
     ext = [x for x in saved["runs"] if x["grid"] == "extension"]
     assert sorted(x["name"] for x in ext) == sorted(added) and saved["max_grid_extensions"] == 2
+
+
+def test_the_slurm_array_runs_each_seed(seed_sweep, mpirun):
+    import shutil
+    shutil.rmtree(os.path.join(seed_sweep.out, "B0032-lr0.01-np2-s3"))
+    r = seed_sweep("--seeds", "3", "--slurm", "--slurm-launcher", "mpirun", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    script = os.path.join(seed_sweep.out, "sweep.sbatch")
+    # Seed by seed: seed 3's B=32 run is task 4, the only unfinished one.
+    assert f"would submit: sbatch --ntasks=2 --array=4 {script}" in r.stdout, r.stdout
+    with open(script) as f:
+        trains = [line for line in f if line.strip().startswith("train=(")]
+    assert [t.count(f"--eval-every-steps 4 --seed {s})") for t, s in zip(trains, (1, 1, 2, 2, 3, 3))] == [1] * 6
+    env = dict(os.environ, PATH=os.path.dirname(mpirun[0]) + ":" + os.environ["PATH"], SLURM_ARRAY_TASK_ID="4",
+               SLURM_NTASKS="2", SWEEP_LAUNCHER="mpirun")
+    r = run(["bash", script], env=env)
+    assert r.returncode == 0 and "run B0032-lr0.01-np2-s3 on 2 rank(s)" in r.stdout, r.stdout + r.stderr
+    with open(os.path.join(seed_sweep.out, "B0032-lr0.01-np2-s3", "config.ini")) as f:
+        assert "seed = 3" in f.read()
+    r = run(["bash", script], env=dict(env, SLURM_ARRAY_TASK_ID="5"))
+    assert r.returncode == 0 and "skip B0128-lr0.04-np2-s3: finished" in r.stdout

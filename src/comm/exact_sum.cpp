@@ -40,22 +40,32 @@ inline v4f load4(const float* p) {
 // q[i] = sum over units of round(g_u[i] * scale); each element exact or one
 // IEEE rounding (|g * scale| < 2^47: the product is exact, adding 1.5 * 2^52
 // rounds it to an integer in the low mantissa bits). No FMA: AVX2 only.
+// Also adds each unit's squared norm of these values to sq[u] (four lanes,
+// added in a fixed order).
 __attribute__((target_clones("avx2", "default")))
 void quantize_units(const float* kept, long long stride, long long units, long long begin, long long n, double scale,
-                    std::int64_t* __restrict q) {
+                    std::int64_t* __restrict q, v4d* __restrict lanes, double* __restrict sq) {
   const v4d magic = {kMagic, kMagic, kMagic, kMagic};
   const auto mb = static_cast<std::int64_t>(kMagicBits);
   const v4l magic_bits = {mb, mb, mb, mb};
   const v4d s = {scale, scale, scale, scale};
   const float* g = kept + begin;
+  for (long long u = 0; u < units; ++u) lanes[u] = v4d{0, 0, 0, 0};
   long long i = 0;
   for (; i + 4 <= n; i += 4) {
     v4l acc = {0, 0, 0, 0};
     for (long long u = 0; u < units; ++u) {
-      const v4d m = __builtin_convertvector(load4(g + u * stride + i), v4d) * s + magic;
-      acc += (v4l)m - magic_bits;
+      const v4d d = __builtin_convertvector(load4(g + u * stride + i), v4d);
+      lanes[u] += d * d;
+      acc += (v4l)(d * s + magic) - magic_bits;
     }
     std::memcpy(q + i, &acc, sizeof acc);
+  }
+  for (long long u = 0; u < units; ++u) {
+    double tail = 0;
+    for (long long j = i; j < n; ++j) tail += static_cast<double>(g[u * stride + j]) * static_cast<double>(g[u * stride + j]);
+    const v4d l = lanes[u];
+    sq[u] += ((l[0] + l[1]) + (l[2] + l[3])) + tail;
   }
   for (; i < n; ++i) {
     std::int64_t acc = 0;
@@ -90,32 +100,22 @@ void to_floats(const std::int64_t* __restrict q, long long n, double back, float
   for (; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(q[i]) * back);
 }
 
-// Returns the squared norm of a unit's values (four lanes, added in a fixed
-// order) and raises `largest` to their largest |value|, found on the bits:
+// Raises `largest` to the largest |value| of g[0, n), found on the bits:
 // |v|'s bits order like |v|, and inf/NaN have the largest bits.
 __attribute__((target_clones("avx2", "default")))
-double norm_and_max(const float* __restrict g, long long n, double& largest) {
-  v4d sq = {0, 0, 0, 0};
+void raise_largest(const float* __restrict g, long long n, double& largest) {
   v4u big = {0, 0, 0, 0};
   const v4u abs_mask = {0x7fffffffU, 0x7fffffffU, 0x7fffffffU, 0x7fffffffU};
   long long i = 0;
   for (; i + 4 <= n; i += 4) {
-    const v4f v = load4(g + i);
-    const v4d d = __builtin_convertvector(v, v4d);
-    sq += d * d;
-    const v4u b = (v4u)v & abs_mask;
+    const v4u b = (v4u)load4(g + i) & abs_mask;
     big = big > b ? big : b;
   }
-  double tail = 0;
   std::uint32_t most = 0;
-  for (; i < n; ++i) {
-    tail += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-    most = std::max(most, std::bit_cast<std::uint32_t>(g[i]) & 0x7fffffffU);
-  }
+  for (; i < n; ++i) most = std::max(most, std::bit_cast<std::uint32_t>(g[i]) & 0x7fffffffU);
   for (int k = 0; k < 4; ++k) most = std::max(most, big[k]);
   largest = most >= 0x7f800000U ? std::numeric_limits<double>::infinity()
                                 : std::max(largest, static_cast<double>(std::bit_cast<float>(most)));
-  return ((sq[0] + sq[1]) + (sq[2] + sq[3])) + tail;
 }
 
 }  // namespace
@@ -126,6 +126,7 @@ ExactGradientSum::ExactGradientSum(std::vector<std::pair<long long, long long>> 
       count_(count),
       max_units_(max_units),
       kept_(static_cast<size_t>(max_units * count)),
+      lanes_(static_cast<size_t>(max_units)),
       max_(tensors_.size()),
       sums_(static_cast<size_t>(count)) {
   std::sort(tensors_.begin(), tensors_.end());
@@ -143,13 +144,13 @@ size_t ExactGradientSum::tensor_at(long long offset) const {
   return static_cast<size_t>(it - tensors_.begin());
 }
 
-double ExactGradientSum::add(long long k, long long offset, long long n) {
-  const size_t t = tensor_at(offset);
-  return norm_and_max(kept_.data() + k * count_ + offset, n, max_[t]);
+void ExactGradientSum::add(long long k, long long offset, long long n) {
+  raise_largest(kept_.data() + k * count_ + offset, n, max_[tensor_at(offset)]);
 }
 
-void ExactGradientSum::reduce_into(const Comm* comm, float* out) {
+void ExactGradientSum::reduce_into(const Comm* comm, float* out, double* unit_sq) {
   const bool many = comm && comm->size() > 1;
+  std::fill(unit_sq, unit_sq + units_, 0.0);
   if (many) comm->allreduce_max(max_.data(), static_cast<long long>(max_.size()));
   std::int64_t* q = sums_.data();
   long long done = 0;  // elements before this tensor (gaps between tensors are zero)
@@ -157,10 +158,9 @@ void ExactGradientSum::reduce_into(const Comm* comm, float* out) {
     const auto [begin, n] = tensors_[t];
     std::fill(q + done, q + begin, std::int64_t{0});
     const double m = max_[t];
-    if (std::isfinite(m) && m > 0)
-      quantize_units(kept_.data(), count_, units_, begin, n, std::ldexp(1.0, kGradBits - grid_exponent(m)), q + begin);
-    else
-      std::fill(q + begin, q + begin + n, std::int64_t{0});
+    // A non-finite tensor sums to NaN below; its norms are then not finite either.
+    const double scale = std::isfinite(m) && m > 0 ? std::ldexp(1.0, kGradBits - grid_exponent(m)) : 0.0;
+    quantize_units(kept_.data(), count_, units_, begin, n, scale, q + begin, lanes_.data(), unit_sq);
     done = begin + n;
   }
   std::fill(q + done, q + count_, std::int64_t{0});

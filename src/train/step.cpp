@@ -41,13 +41,9 @@ UnitGradients::UnitGradients(const Arena& arena, long long max_units)
 void UnitGradients::begin(long long first_unit, long long units) {
   sums_.begin(units);
   first_unit_ = first_unit;
-  std::fill(sq_.begin(), sq_.begin() + units, 0.0);
 }
 
-void UnitGradients::add(long long unit, long long offset, long long count) {
-  const long long k = unit - first_unit_;
-  sq_[static_cast<size_t>(k)] += sums_.add(k, offset, count);
-}
+void UnitGradients::add(long long unit, long long offset, long long count) { sums_.add(unit - first_unit_, offset, count); }
 
 GradientStep::GradientStep(Model& model, const Comm& comm, int num_classes, long long bucket_bytes, std::uint64_t seed,
                            int unit_rows, long long max_shard_rows)
@@ -151,6 +147,10 @@ StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTi
     model_.backward(in.rows);  // each unit's gradients go to units_ (pass.unit_sink)
     times.compute += now_s() - t0;
   }
+  const double t0 = now_s();
+  // Every rank takes part, also with an empty shard. A tensor with a value
+  // that is not finite sums to NaN: the divergence check stops the run.
+  units_->reduce_into(comm_, arena.grads());
   // Per unit: its mean gradient's squared norm (the arena held sum/b), 1/rows, and 1 (a contributor).
   for (int k = 0; k < units; ++k) {
     const long long rows = std::min(u, static_cast<long long>(batch.shard_rows) - k * u);
@@ -160,10 +160,6 @@ StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTi
     p[kInvSmall] = 1.0 / static_cast<double>(rows);
     p[kContributors] = 1.0;
   }
-  const double t0 = now_s();
-  // Every rank takes part, also with an empty shard. A tensor with a value
-  // that is not finite sums to NaN: the divergence check stops the run.
-  units_->sums().reduce_into(&comm_, arena.grads());
   double totals[kUnitStats];
   stat_sum_.sum(&comm_, partials_.data(), units, kUnitStats, totals);
   const double t1 = now_s();

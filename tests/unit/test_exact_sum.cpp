@@ -35,7 +35,8 @@ std::vector<float> exact_sum(const std::vector<std::vector<float>>& units, const
     ++k;
   }
   std::vector<float> out(static_cast<size_t>(n));
-  s.reduce_into(nullptr, out.data());
+  std::vector<double> sq(units.size());
+  s.reduce_into(nullptr, out.data(), sq.data());
   return out;
 }
 
@@ -73,16 +74,27 @@ TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
     exact += static_cast<long double>(values[k]);
   }
   float out = 0;
-  s.reduce_into(nullptr, &out);
+  std::vector<double> sq(values.size());
+  s.reduce_into(nullptr, &out, sq.data());
   EXPECT_EQ(out, static_cast<float>(exact));
 }
 
-TEST(ExactGradientSum, SquaredNormOfAUnitIsReturned) {
-  ExactGradientSum s({{0, 3}}, 3, 1);
-  s.begin(1);
-  const float g[3] = {3.0f, 4.0f, 0.0f};
-  std::copy(g, g + 3, s.unit(0));
-  EXPECT_EQ(s.add(0, 0, 3), 25.0);
+TEST(ExactGradientSum, SquaredNormOfEachUnitOverAllTensors) {
+  ExactGradientSum s({{0, 3}, {3, 5}}, 8, 2);
+  s.begin(2);
+  const float g[8] = {3.0f, 4.0f, 0.0f, 1.0f, 2.0f, 0.0f, 0.0f, 2.0f};
+  std::copy(g, g + 8, s.unit(0));
+  std::fill(s.unit(1), s.unit(1) + 8, 0.5f);
+  for (long long k = 0; k < 2; ++k) {
+    s.add(k, 0, 3);
+    s.add(k, 3, 5);
+  }
+  float out[8];
+  double sq[2];
+  s.reduce_into(nullptr, out, sq);
+  EXPECT_EQ(sq[0], 34.0);
+  EXPECT_EQ(sq[1], 2.0);
+  EXPECT_EQ(out[1], 4.5f);
 }
 
 TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
@@ -94,7 +106,8 @@ TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
     s.add(0, 0, 2);
     s.add(0, 2, 1);
     float out[3];
-    s.reduce_into(nullptr, out);
+    double sq[1];
+    s.reduce_into(nullptr, out, sq);
     EXPECT_TRUE(std::isnan(out[0]));
     EXPECT_TRUE(std::isnan(out[1]));
     EXPECT_EQ(out[2], 2.0f);
@@ -110,14 +123,15 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   s.add(0, 1, 2);
   s.add(1, 1, 2);
   float out[4] = {9, 9, 9, 9};
-  s.reduce_into(nullptr, out);
+  double sq[2];
+  s.reduce_into(nullptr, out, sq);
   EXPECT_EQ(out[0], 0.0f);
   EXPECT_EQ(out[1], 2.0f);
   EXPECT_EQ(out[2], 4.0f);
   EXPECT_EQ(out[3], 0.0f);
   s.begin(1);
   s.add(0, 1, 2);
-  s.reduce_into(nullptr, out);
+  s.reduce_into(nullptr, out, sq);
   EXPECT_EQ(out[2], 2.0f);
 }
 

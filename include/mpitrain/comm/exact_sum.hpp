@@ -42,12 +42,12 @@ class ExactGradientSum {
   // values there, then add() them.
   float* unit(long long k) { return kept_.data() + k * count_; }
   // Unit k's values at [offset, offset + n) of its buffer, the tensor that
-  // starts at `offset`, are final; returns their squared L2 norm (double,
-  // fixed order).
-  double add(long long k, long long offset, long long n);
+  // starts at `offset`, are final.
+  void add(long long k, long long offset, long long n);
   // Sums over all units of all ranks (every rank calls it, also with no
-  // units) and writes the sum as floats to out[0, count).
-  void reduce_into(const Comm* comm, float* out);
+  // units) and writes the sum as floats to out[0, count); unit_sq[k] gets
+  // unit k's squared L2 norm (double, in a fixed order).
+  void reduce_into(const Comm* comm, float* out, double* unit_sq);
 
  private:
   size_t tensor_at(long long offset) const;
@@ -55,6 +55,8 @@ class ExactGradientSum {
   std::vector<std::pair<long long, long long>> tensors_;  // sorted by offset
   long long count_, max_units_, units_ = 0;
   AlignedBuffer<float> kept_;          // (max_units, count): this step's unit gradients
+  typedef double Lanes __attribute__((vector_size(32)));
+  AlignedBuffer<Lanes> lanes_;         // per unit: the norm's four lanes over one tensor
   std::vector<double> max_;            // per tensor: largest |value| (inf: not finite)
   AlignedBuffer<std::int64_t> sums_;   // (count) the integer sums
 };

@@ -65,7 +65,9 @@ class UnitGradients final : public UnitSink {
   void begin(long long first_unit, long long units);
   float* unit_grads(long long unit) override { return sums_.unit(unit - first_unit_); }
   void add(long long unit, long long offset, long long count) override;
-  ExactGradientSum& sums() { return sums_; }
+  // The exact sum over all ranks' units into `out`; afterwards unit_sq(k) is
+  // this rank's k-th unit's squared gradient norm.
+  void reduce_into(const Comm& comm, float* out) { sums_.reduce_into(&comm, out, sq_.data()); }
   double unit_sq(long long k) const { return sq_[static_cast<size_t>(k)]; }
 
  private:

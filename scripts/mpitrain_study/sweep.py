@@ -3,7 +3,9 @@
 Trains one `mpitrain train` run per global batch, rank count and learning
 rate, each until the target, in its own run directory; a re-run skips
 finished runs. docs/scaling-study.md describes every option. The grid is
-sweep_plan.py, --slurm is sweep_slurm.py. Then: python3 scripts/report.py OUT
+sweep_plan.py (with --seeds, a run per seed), its extension beyond an edge
+and the runs' outcomes (--target-hold) sweep_grid.py, --slurm is
+sweep_slurm.py. Then: python3 scripts/report.py OUT
 """
 
 import argparse

@@ -15,7 +15,6 @@ every batch size until the optimum is inside its grid).
 """
 
 import math
-import os
 
 from .formatting import lr_text
 from .metrics import read_metrics, target_crossing

@@ -1,8 +1,6 @@
 """The steps-to-target fit S(B) = S_min + E_min / B (McCandlish et al. 2018,
-arXiv:1812.06162) and the scaling regimes around B_crit (Shallue et al.
-2018, arXiv:1811.03600)."""
-
-import math
+arXiv:1812.06162). Its intervals are in bootstrap.py; the scaling regimes are
+read from local slopes (slopes.py), not from the fit."""
 
 import numpy as np
 
@@ -39,13 +37,3 @@ def fit_steps_to_target(batches, steps, relative=False):
                    "B_crit; extend it to larger B")
     b_crit = float(e_min / s_min) if s_min > 0 and e_min > 0 else float("nan")
     return dict(s_min=float(s_min), e_min=float(e_min), b_crit=b_crit, r2=r2, n=int(len(b)), problem=problem)
-
-
-def regime_of(b, b_crit, factor):
-    if not (b_crit and math.isfinite(b_crit)):
-        return ""
-    if b <= b_crit / factor:
-        return "perfect scaling"
-    if b >= b_crit * factor:
-        return "maximal data parallelism"
-    return "diminishing returns"

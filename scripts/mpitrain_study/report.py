@@ -15,7 +15,7 @@ import sys
 
 from .formatting import listed
 from .runs import (STATUS_NOT_RUN, best_per_batch, load_sweeps, not_deterministic, rank_scaling, representative,
-                   time_to_target_by_ranks, use_interpolated)
+                   seed_groups, seed_steps, time_to_target_by_ranks, use_interpolated)
 from .system_python import require_numpy_matplotlib
 
 
@@ -25,11 +25,14 @@ def build_parser():
                                              "(scripts/sweep.py's run directories).")
     ap.add_argument("sweeps", nargs="+", help="sweep directories (each holds one directory per run)")
     ap.add_argument("--out", default="", help="output directory (default: SWEEP/report)")
-    ap.add_argument("--regime-factor", type=float, default=4.0,
-                    help="perfect scaling for B <= B_crit/F, maximal data parallelism for B >= F*B_crit (default 4)")
     ap.add_argument("--interpolate", action="store_true",
-                    help="place the target's crossing inside the epoch, linearly between the epoch evaluations "
-                         "(default: the end of the epoch, as recorded)")
+                    help="place the target's crossing linearly between the evaluation at which it first held and "
+                         "the one before (eval lines of --eval-every-steps and epoch ends; default: the step of "
+                         "that evaluation, as recorded)")
+    ap.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                    help="bootstrap replicates (resampling seeds within each B) for the intervals (default 2000)")
+    ap.add_argument("--level", type=float, default=0.95,
+                    help="confidence level of the intervals (default 0.95)")
     ap.add_argument("--require-deterministic", action="store_true",
                     help="refuse unless every run was trained with mpitrain --deterministic "
                          "(its metrics header says \"deterministic\": true)")
@@ -40,13 +43,17 @@ def main(argv=None):
     """Reads the sweep(s), writes the report; returns the exit code."""
     # First of all: a python3 without numpy re-runs the tool under Debian's.
     require_numpy_matplotlib("report", "MPITRAIN_REPORT_REEXEC")
-    from .fit import fit_steps_to_target  # numpy: imported here, after the check, not on importing this module
+    from .bootstrap import bootstrap_fit, rounded  # numpy: imported here, after the check, not on importing this module
+    from .fit import fit_steps_to_target
+    from .slopes import local_slopes
     from .report_plots import plot_report
     from .report_summary import write_summary
 
     args = build_parser().parse_args(argv)
-    if args.regime_factor <= 1:
-        raise SystemExit("report: error: --regime-factor must be > 1")
+    if args.bootstrap < 100:
+        raise SystemExit("report: error: --bootstrap must be >= 100")
+    if not 0.5 <= args.level < 1:
+        raise SystemExit("report: error: --level must be in [0.5, 1)")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -72,22 +79,31 @@ def main(argv=None):
         fit["relative"] = fit_steps_to_target(list(best), [r["S"] for r in best.values()], relative=True)
     fit_note = "" if fit else (f"only {len(best)} global batch size(s) reached the target; "
                                "the fit needs at least 3")
+    per_seed = seed_steps(best)
+    boot = bootstrap_fit(per_seed, n_boot=args.bootstrap, level=args.level)
+    slopes = local_slopes(per_seed, n_boot=args.bootstrap, level=args.level)
     rep = representative(runs)
     ranks_table = rank_scaling(runs)
     ttt_table = time_to_target_by_ranks(runs, best)
 
-    pngs = plot_report(plt, out, runs, best, fit, args.regime_factor, rep, ranks_table, ttt_table)
+    pngs = plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table)
 
-    write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, args.regime_factor,
+    write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, boot, slopes,
                   rep, ranks_table, ttt_table, pngs, args.interpolate)
-    keep = ("name", "B", "P", "lr", "multiplier", "status", "S", "E", "T", "steps_run", "epochs_run", "test_acc",
-            "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target", "deterministic",
-            "deterministic_unit")
+    keep = ("name", "B", "P", "lr", "multiplier", "seed", "status", "S", "E", "T", "steps_run", "epochs_run",
+            "test_acc", "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target",
+            "deterministic", "deterministic_unit", "counted_at")
+    agg_keep = ("B", "lr", "multiplier", "n_seeds", "n_reached", "S", "S_sd", "E", "E_sd", "T", "T_sd",
+                "seed_S", "missed")
     with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(dict(fit=fit, fit_note=fit_note, interpolated=args.interpolate, regime_factor=args.regime_factor,
+        json.dump(dict(fit=fit, fit_note=fit_note, bootstrap=boot, slopes=slopes, interpolated=args.interpolate,
+                       counted_at=sorted({r["counted_at"] for r in runs if r["status"] != STATUS_NOT_RUN}),
                        all_deterministic=not not_deterministic(runs),
-                       best={str(b): r["name"] for b, r in best.items()},
-                       runs=[{k: r.get(k) for k in keep} for r in runs]), f, indent=1)
+                       best={str(b): dict({k: a.get(k) for k in agg_keep}, run=a["name"],
+                                          seeds=[str(x) for x in a["seeds"]]) for b, a in best.items()},
+                       rates=[dict({k: a.get(k) for k in agg_keep}, seeds=[str(x) for x in a["seeds"]])
+                              for a in seed_groups(runs).values()],
+                       runs=[{k: r.get(k) for k in keep} for r in runs]), f, indent=1, default=str)
         f.write("\n")
 
     print(f"report: {len(runs)} runs, {len(best)} B values reached the target -> {out}/summary.md")
@@ -97,6 +113,13 @@ def main(argv=None):
         print(f"report: fit S(B) = {fit['s_min']:.4g} + {fit['e_min']:.4g}/B: S_min {fit['s_min']:.4g}, "
               f"E_min {fit['e_min']:.4g}, B_crit {fit['b_crit']:.4g} (R^2 {fit['r2']:.3f})"
               + (f"; not meaningful: {fit['problem']}" if fit["problem"] else ""))
+        if boot and boot["resampled"] and not fit["problem"]:
+            pct = f"{100 * args.level:g}%"
+            for name, label in (("unweighted", "unweighted"), ("relative", "weighted by 1/S")):
+                b = boot[name]
+                print(f"report: {label}: B_crit {rounded(b['b_crit'], *b['b_crit_ci'])}, "
+                      f"S_min {rounded(b['s_min'], *b['s_min_ci'])}, E_min {rounded(b['e_min'], *b['e_min_ci'])} "
+                      f"({pct} seed-bootstrap intervals)")
     if not ranks_table:
         print("report: one rank count: the vs-ranks plots are skipped")
     for png, _ in pngs:

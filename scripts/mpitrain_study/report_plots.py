@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .runs import STATUS_DIVERGED, STATUS_MISSED, STATUS_REACHED, STATUS_UNFINISHED, noise_series
+from .slopes import DIMINISHING, MAXIMAL, PERFECT, regime_ranges
 
 MARK = {STATUS_MISSED: dict(marker="^", color="tab:orange", label="target not reached (steps run: a lower bound)"),
         STATUS_DIVERGED: dict(marker="x", color="tab:red", label="diverged (at the top)"),
@@ -19,17 +20,26 @@ def plain_ticks():
     return FuncFormatter(lambda v, _: f"{v:g}")
 
 
-def plot_steps(plt, runs, best, fit, factor, path, key, ylabel, title):
-    """Steps (key 'S') or samples (key 'E') to the target vs B, log-log."""
+REGIME_COLOR = {PERFECT: "#d8f0d8", DIMINISHING: "#fff2cc", MAXIMAL: "#f8d8d8"}
+REGIME_TEXT = {PERFECT: "perfect\nscaling", DIMINISHING: "diminishing\nreturns", MAXIMAL: "maximal data\nparallelism"}
+
+
+def plot_steps(plt, runs, best, fit, slopes, path, key, ylabel, title):
+    """Steps (key 'S') or samples (key 'E') to the target vs B, log-log: every
+    reached run (each seed), the best rate's seed mean with +-1 sd error bars,
+    the fit, the slope -1 and the regimes read from the local slopes."""
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     reached = [r for r in runs if r["status"] == STATUS_REACHED]
     if reached:
         ax.scatter([r["B"] for r in reached], [r[key] for r in reached], s=18, color="0.55", zorder=2,
-                   label="reached the target (every rate)")
+                   label="reached the target (every rate and seed)")
     bs = np.array(list(best), dtype=float)
     ys = np.array([best[b][key] for b in best], dtype=float)
     if len(bs):
-        ax.plot(bs, ys, "o-", color="tab:blue", ms=8, zorder=4, label="best rate per B")
+        sd = np.array([best[b].get(f"{key}_sd") or 0.0 for b in best], dtype=float)
+        seeds = max(best[b].get("n_reached", 1) for b in best)
+        ax.errorbar(bs, ys, yerr=sd, fmt="o-", color="tab:blue", ms=7, capsize=4, zorder=4,
+                    label="best rate per B: mean ± sd over seeds" if seeds > 1 else "best rate per B")
     all_y = list(ys) + [r[key] for r in reached]
     missed = [r for r in runs if r["status"] == STATUS_MISSED]
     if missed:
@@ -56,18 +66,16 @@ def plot_steps(plt, runs, best, fit, factor, path, key, ylabel, title):
         ax.plot(grid, curve, "--", color="tab:green", lw=1.5,
                 label=f"fit S = {s_min:.4g} + {e_min:.4g}/B" if key == "S" else f"fit E = {e_min:.4g} + {s_min:.4g} B")
         ax.axhline(s_min if key == "S" else e_min, color="tab:green", lw=0.8, alpha=0.5)
-        ax.axvline(b_crit, color="tab:purple", lw=1.0, ls="-.", label=f"B_crit = E_min/S_min = {b_crit:.4g}")
-        lo, hi = b_crit / factor, b_crit * factor
-        spans = [(grid[0], lo, "#d8f0d8", "perfect\nscaling"), (lo, hi, "#fff2cc", "diminishing\nreturns"),
-                 (hi, grid[-1], "#f8d8d8", "maximal data\nparallelism")]
-        for a, b, color, text in spans:
-            if b > a:
-                ax.axvspan(max(a, grid[0]), min(b, grid[-1]), color=color, alpha=0.6, zorder=0)
-                if min(b, grid[-1]) > max(a, grid[0]):
-                    mid = math.sqrt(max(a, grid[0]) * min(b, grid[-1]))
-                    ax.text(mid, 0.02, text, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                            fontsize=8, color="0.3")
+        ax.axvline(b_crit, color="tab:purple", lw=1.0, ls="-.", label=f"B_crit = E_min/S_min = {b_crit:.3g}")
         all_y += [float(c) for c in curve[[0, -1]]]
+    for seg in slopes or []:  # the regimes, measured between neighbouring B
+        color = REGIME_COLOR.get(seg["regime"])
+        if color:
+            ax.axvspan(seg["b_lo"], seg["b_hi"], color=color, alpha=0.6, zorder=0)
+    for lo, hi, regime in regime_ranges(slopes or []):
+        if regime in REGIME_TEXT:
+            ax.text(math.sqrt(lo * hi), 0.02, REGIME_TEXT[regime], transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=8, color="0.3")
     ax.set_xscale("log", base=2)
     ax.set_xlim(xlo, xhi)
     ax.xaxis.set_major_formatter(plain_ticks())
@@ -111,16 +119,17 @@ def plot_noise(plt, runs, best, fit, path):
         color = cmap(i / max(1, len(chosen) - 1))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", marker="." if len(pts) < 40 else None,
                 color=color, label=f"B={b} (lr {r['lr']:.4g}{'' if r['status'] == STATUS_REACHED else ', ' + r['status']})")
-        if r["status"] == STATUS_REACHED and r["noise_at_target"]:
-            ax.plot([r["S"]], [r["noise_at_target"]], "*", color=color, ms=11)
+        run = r.get("run") or r  # the best rate's representative seed
+        if run["status"] == STATUS_REACHED and run["noise_at_target"]:
+            ax.plot([run["E"]], [run["noise_at_target"]], "*", color=color, ms=11)
         drawn += 1
     if fit and not fit["problem"]:
-        ax.axhline(fit["b_crit"], color="tab:purple", ls="-.", lw=1.5, label=f"fitted B_crit = {fit['b_crit']:.4g}")
+        ax.axhline(fit["b_crit"], color="tab:purple", ls="-.", lw=1.5, label=f"fitted B_crit = {fit['b_crit']:.3g}")
     if drawn == 0:
         ax.text(0.5, 0.5, "no noise-scale estimates in the metrics", transform=ax.transAxes, ha="center")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel("samples trained (the same data at every B)")
     ax.set_ylabel("noise scale B_simple = tr(S) / |G|^2  (EMA)")
     ax.set_title("online gradient noise scale over training (star: target reached)", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
@@ -196,17 +205,17 @@ def plot_time_to_target(plt, table, path):
     plt.close(fig)
 
 
-def plot_report(plt, out, runs, best, fit, factor, rep, ranks_table, ttt_table):
+def plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table):
     """Every plot of the report into directory `out`; returns [(file name, caption)] in order."""
     pngs = []
-    plot_steps(plt, runs, best, fit, factor, os.path.join(out, "steps_to_target.png"), "S",
+    plot_steps(plt, runs, best, fit, slopes, os.path.join(out, "steps_to_target.png"), "S",
                "steps to the target", "steps to the target vs global batch")
-    pngs.append(("steps_to_target.png", "steps to the target vs B: best rate per B, fit, slope -1, regimes"))
-    plot_steps(plt, runs, best, fit, factor, os.path.join(out, "samples_to_target.png"), "E",
+    pngs.append(("steps_to_target.png", "steps to the target vs B: every seed, the best rate's mean ± sd, fit, slope -1, regimes from the local slopes"))
+    plot_steps(plt, runs, best, fit, slopes, os.path.join(out, "samples_to_target.png"), "E",
                "samples to the target", "samples to the target E(B) = B S(B) vs global batch")
-    pngs.append(("samples_to_target.png", "samples to the target vs B"))
+    pngs.append(("samples_to_target.png", "samples to the target vs B (mean ± sd over seeds)"))
     plot_noise(plt, runs, best, fit, os.path.join(out, "noise_scale.png"))
-    pngs.append(("noise_scale.png", "online noise scale over training vs the fitted B_crit"))
+    pngs.append(("noise_scale.png", "online noise scale against samples trained vs the fitted B_crit"))
     if rep:
         plot_time_split(plt, rep, os.path.join(out, "time_split.png"))
         pngs.append(("time_split.png", "time split per step (compute, all-reduce wait, data wait)"))

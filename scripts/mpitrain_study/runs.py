@@ -22,7 +22,7 @@ def load_run(path, planned=None):
     summary = read_summary(path)
     planned = planned or {}
     run = dict(name=os.path.basename(os.path.normpath(path)), dir=path, summary=summary,
-               epochs=metrics.epochs, steps=metrics.steps,
+               epochs=metrics.epochs, steps=metrics.steps, evals=metrics.evals,
                steps_per_epoch=header.get("steps_per_epoch"), train_rows=header.get("train_rows"))
     src = summary or {}
     run["B"] = int(src.get("global_batch") or num(config.get("global-batch")) or planned.get("global_batch") or 0)
@@ -32,6 +32,16 @@ def load_run(path, planned=None):
     run["lr"] = planned.get("lr") or num(header.get("effective_lr")) or num(src.get("lr"))
     run["multiplier"] = planned.get("lr_multiplier")
     run["target"] = src.get("target") or config.get("target") or ""
+    # The seed (the header's config; else the sweep's plan); None: not recorded.
+    seed = num(config.get("seed"))
+    if seed is None:
+        seed = num(planned.get("seed"))
+    run["seed"] = int(seed) if seed is not None else None
+    # Where the target was checked: at --eval-every-steps evaluations (and
+    # epoch ends) when the run wrote eval lines, else at epoch ends only.
+    every = num(config.get("eval-every-steps"))
+    run["eval_every_steps"] = int(every) if every else (None if not metrics.evals else 0)
+    run["counted_at"] = "eval" if metrics.evals or (every and every > 0) else "epoch"
     if summary is None:
         run["status"] = STATUS_UNFINISHED
     elif summary["stop_reason"] == "diverged":
@@ -41,6 +51,7 @@ def load_run(path, planned=None):
     else:
         run["status"] = STATUS_MISSED
     run["noise_ema_decay"] = num(config.get("noise-ema-decay"))
+    run["noise_window_samples"] = num(config.get("noise-window-samples"))  # > 0: an EMA over samples
     # --deterministic, as the metrics header says (missing: not deterministic).
     run["deterministic"] = is_deterministic(metrics.header)
     run["deterministic_unit"] = header.get("deterministic_unit") if run["deterministic"] else 0
@@ -63,7 +74,10 @@ def load_run(path, planned=None):
         num(run["epochs"][-1].get("noise_scale")) if run["epochs"] else None)
     run["noise_at_target"] = None
     if run["status"] == STATUS_REACHED:
-        at = [e for e in run["epochs"] if e.get("epoch") == summary.get("target_epoch")]
+        # The last step line at or before the target's step, else the target epoch's line.
+        before = [d for d in run["steps"] if d.get("step") is not None and d["step"] <= run["S"]
+                  and num(d.get("noise_scale")) is not None]
+        at = before[-1:] or [e for e in run["epochs"] if e.get("epoch") == summary.get("target_epoch")]
         if at:
             run["noise_at_target"] = num(at[0].get("noise_scale"))
     run.update(time_split(run["epochs"]))
@@ -72,26 +86,61 @@ def load_run(path, planned=None):
 
 def parse_target(text):
     """'test_acc>=0.85' -> ('test_acc', 0.85), or None."""
+    t = parse_target_op(text)
+    return (t[0], t[2]) if t else None
+
+
+def parse_target_op(text):
+    """'test_acc>=0.85' -> ('test_acc', '>=', 0.85), or None."""
     m = re.match(r"^\s*(\w+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$", text or "")
-    return (m.group(1), float(m.group(3))) if m else None
+    return (m.group(1), m.group(2), float(m.group(3))) if m else None
+
+
+def evaluations(run):
+    """The run's evaluations in step order: its eval lines (--eval-every-steps)
+    and epoch lines, one per step (an epoch line wins over an eval line at
+    the same step)."""
+    by_step = {}
+    for line in list(run.get("evals") or []) + list(run.get("epochs") or []):
+        if line.get("step") is not None:
+            by_step[line["step"]] = line
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def holds(value, op, threshold):
+    return dict([(">=", value >= threshold), ("<=", value <= threshold), (">", value > threshold),
+                 ("<", value < threshold)])[op]
 
 
 def interpolate_crossing(run):
     """(steps, samples, seconds) at which the target metric crossed its
-    threshold, linear between the last epoch where the target did not hold
-    and the first where it did. mpitrain evaluates once per epoch, so the
-    recorded steps are the end of that epoch; this estimates the crossing
-    inside it. None when the target held after the first epoch (no earlier
-    evaluation to interpolate from) or the metric is missing."""
-    target = parse_target(run["target"])
-    k = run.get("target_epoch") or 0
-    if target is None or k < 2:
+    threshold, linear between the evaluation at which the target first held
+    and the evaluation before it, whether an eval line (--eval-every-steps)
+    or an epoch line. The recorded steps are those of that first evaluation;
+    this estimates the crossing between the two. None when the target held
+    at the first evaluation (nothing to interpolate from) or the metric is
+    missing.
+
+    The evaluation at the target is the one at the recorded target step
+    (run["S"]) if given, else the epoch line of run["target_epoch"]."""
+    target = parse_target_op(run.get("target"))
+    if target is None:
         return None
-    by_epoch = {e.get("epoch"): e for e in run["epochs"]}
-    e0, e1 = by_epoch.get(k - 1), by_epoch.get(k)
-    if not e0 or not e1:
+    metric, op, threshold = target
+    points = evaluations(run)
+    at = None
+    if run.get("S") is not None:
+        at = next((i for i, p in enumerate(points) if p["step"] == run["S"]), None)
+    if at is None and run.get("target_epoch"):
+        at = next((i for i, p in enumerate(points) if p.get("epoch") == run["target_epoch"]
+                   and p.get("type", "epoch") == "epoch"), None)
+        if at is not None:  # an eval line of that epoch may have reached it first
+            first = next((i for i, p in enumerate(points[:at + 1]) if num(p.get(metric)) is not None
+                          and holds(num(p.get(metric)), op, threshold)), at)
+            at = first
+    if not at:  # None, or the first evaluation
         return None
-    metric, threshold = target
+    e0, e1 = points[at - 1], points[at]
     v0, v1 = num(e0.get(metric)), num(e1.get(metric))
     if v0 is None or v1 is None or v1 == v0:
         return None
@@ -150,14 +199,17 @@ def load_sweeps(dirs):
             seen.add(entry)
         for name, p in planned.items():
             if name not in seen:
+                seed = num(p.get("seed"))
                 runs.append(dict(name=name if len(dirs) == 1 else f"{os.path.basename(os.path.normpath(sweep))}/{name}", dir=os.path.join(sweep, name), summary=None, epochs=[], steps=[],
+                                 evals=[], seed=int(seed) if seed is not None else None, counted_at="epoch",
+                                 eval_every_steps=None,
                                  B=p.get("global_batch", 0), P=p.get("ranks", 0), lr=p.get("lr"),
                                  multiplier=p.get("lr_multiplier"), target=plan.get("target", ""),
                                  status=STATUS_NOT_RUN, S=None, E=None, T=None, steps_run=0, epochs_run=0,
                                  test_acc=None, noise_final=None, noise_at_target=None,
                                  samples_per_s=None, step_ms=None, split_ms=None,
                                  deterministic=None, deterministic_unit=None))
-    runs.sort(key=lambda r: (r["B"], r["lr"] or 0, r["P"], r["name"]))
+    runs.sort(key=lambda r: (r["B"], r["lr"] or 0, r["P"], r["seed"] if r["seed"] is not None else -1, r["name"]))
     return runs
 
 
@@ -167,24 +219,96 @@ def not_deterministic(runs):
     return [r["name"] for r in runs if r["status"] != STATUS_NOT_RUN and not r["deterministic"]]
 
 
-def best_per_batch(runs):
-    """{B: the reached run with the fewest steps (ties: fewer seconds)}.
+def seed_key(run):
+    """A run's seed; runs without a recorded seed count as one seed."""
+    return run["seed"] if run.get("seed") is not None else "default"
 
-    Steps do not depend on the rank count (the math depends on B only), so
-    runs of every P count."""
-    best = {}
+
+def seed_text(seed):
+    return "-" if seed == "default" else str(seed)
+
+
+def aggregate_seeds(group):
+    """The runs of one (B, lr) (any rank count, any seed) as one measurement:
+    steps, samples and seconds to the target as the mean (and sd) over the
+    seeds that reached it. Runs of the same seed on several rank counts are
+    one seed (the steps depend on B, not on P): the first that reached counts.
+
+    Returns a dict with B, lr, multiplier, seeds (every seed with a finished
+    or planned run), n_seeds, n_reached, seed_S / seed_E / seed_T (per seed
+    that reached), S, E, T (means), S_sd, E_sd, T_sd (None with one seed),
+    missed ([(seed, run name, status)] of the seeds that did not reach it,
+    with their steps run), and run: the reached run closest to the mean."""
+    by_seed = {}
+    for r in group:
+        by_seed.setdefault(seed_key(r), []).append(r)
+    reached, missed = {}, []
+    for seed, rs in sorted(by_seed.items(), key=lambda kv: str(kv[0])):
+        hit = [r for r in rs if r["status"] == STATUS_REACHED]
+        if hit:
+            reached[seed] = hit[0]
+        else:
+            r = max(rs, key=lambda x: x["steps_run"] or 0)
+            missed.append(dict(seed=seed, name=r["name"], status=r["status"], steps_run=r["steps_run"]))
+    first = group[0]
+    agg = dict(B=first["B"], lr=first["lr"], multiplier=first["multiplier"], seeds=sorted(by_seed, key=str),
+               n_seeds=len(by_seed), n_reached=len(reached), missed=missed, run=None)
+    for key in ("S", "E", "T"):
+        vals = [float(r[key]) for r in reached.values()]
+        agg[f"seed_{key}"] = vals
+        agg[key] = sum(vals) / len(vals) if vals else None
+        agg[f"{key}_sd"] = (math.sqrt(sum((v - agg[key]) ** 2 for v in vals) / (len(vals) - 1))
+                            if len(vals) >= 2 else None)
+    agg["reached_seeds"] = list(reached)
+    if reached:
+        agg["run"] = min(reached.values(), key=lambda r: (abs(r["S"] - agg["S"]), r["name"]))
+    return agg
+
+
+def seed_groups(runs):
+    """{(B, lr): aggregate_seeds of its runs} over the runs that were read (not the planned ones never run)."""
+    groups = {}
     for r in runs:
-        if r["status"] != STATUS_REACHED:
+        if r["status"] != STATUS_NOT_RUN:
+            groups.setdefault((r["B"], r["lr"]), []).append(r)
+    return {k: aggregate_seeds(v) for k, v in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))}
+
+
+def best_per_batch(runs):
+    """{B: the best rate's seed aggregate}: among the rates at B where at
+    least one seed reached the target, those where every seed did come first,
+    then the fewest mean steps over the seeds (ties: fewer mean seconds).
+
+    The aggregate (aggregate_seeds) also carries the fields of its
+    representative run (the reached seed closest to the mean: name, P,
+    summary, noise, ...), with S, E and T the seed means. Steps do not depend
+    on the rank count, so runs of every P count."""
+    best = {}
+    for (b, _), agg in seed_groups(runs).items():
+        if agg["n_reached"] == 0:
             continue
-        cur = best.get(r["B"])
-        if cur is None or (r["S"], r["T"]) < (cur["S"], cur["T"]):
-            best[r["B"]] = r
-    return dict(sorted(best.items()))
+        key = (agg["n_reached"] < agg["n_seeds"], agg["S"], agg["T"])
+        cur = best.get(b)
+        if cur is None or key < cur[0]:
+            best[b] = (key, agg)
+    out = {}
+    for b, (_, agg) in sorted(best.items()):
+        merged = dict(agg["run"])
+        merged.update(agg)
+        merged["S_run"] = agg["run"]["S"]
+        out[b] = merged
+    return out
+
+
+def seed_steps(best):
+    """{B: [steps of each seed]} of the best rates, for the bootstrap."""
+    return {b: list(a["seed_S"]) for b, a in best.items() if a.get("seed_S")}
 
 
 def noise_series(run):
+    """[(samples, B_simple)] over training: the step lines, else the epoch lines."""
     lines = run["steps"] or run["epochs"]
-    pts = [(d["step"], num(d.get("noise_scale"))) for d in lines]
+    pts = [(d["samples"], num(d.get("noise_scale"))) for d in lines if d.get("samples") is not None]
     return [(s, v) for s, v in pts if v is not None and v > 0 and math.isfinite(v)]
 
 
@@ -239,8 +363,12 @@ def time_to_target_by_ranks(runs, best):
 
 
 def ema_settled(run):
-    """Did the run train for 3 EMA windows (1/(1-decay) steps) before the target?
-    Before that the bias-corrected EMA still weighs the first steps' estimates."""
+    """Did the run train for 3 EMA windows before the target: 3 W samples with
+    --noise-window-samples W > 0, else 3/(1-decay) steps? Before that the
+    bias-corrected EMA still weighs the first steps' estimates."""
+    window = run.get("noise_window_samples")
+    if window and window > 0:
+        return run.get("E") is None or run["E"] >= 3 * window
     decay = run.get("noise_ema_decay")
     if not decay or not 0 < decay < 1 or run["S"] is None:
         return True

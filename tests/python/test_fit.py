@@ -1,9 +1,9 @@
-"""The steps-to-target fit S(B) = S_min + E_min/B, the regimes, and the
-target crossing placed inside an epoch (--interpolate)."""
+"""The steps-to-target fit S(B) = S_min + E_min/B, and the target crossing
+placed between evaluations (--interpolate), eval lines included."""
 
 import pytest
 
-from mpitrain_study.fit import fit_steps_to_target, regime_of
+from mpitrain_study.fit import fit_steps_to_target
 from mpitrain_study.runs import interpolate_crossing
 
 B = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
@@ -38,12 +38,6 @@ def test_a_negative_s_min_is_flagged():
     assert perfect["s_min"] < 0 and perfect["problem"].startswith("S_min <= 0")
 
 
-def test_regimes_around_b_crit():
-    assert [regime_of(b, 128, 4) for b in (32, 33, 511, 512)] == \
-        ["perfect scaling", "diminishing returns", "diminishing returns", "maximal data parallelism"]
-    assert regime_of(64, float("nan"), 4) == ""
-
-
 EPOCHS = [dict(epoch=1, step=100, samples=6400, time_s=1.0, test_acc=0.80),
           dict(epoch=2, step=200, samples=12800, time_s=3.0, test_acc=0.90)]
 
@@ -66,3 +60,26 @@ def test_no_crossing_before_the_first_evaluation_or_without_the_metric():
     assert interpolate_crossing(dict(target="test_acc>=0.85", target_epoch=1, epochs=EPOCHS)) is None
     assert interpolate_crossing(dict(target="val_acc>=0.85", target_epoch=2, epochs=EPOCHS)) is None
     assert interpolate_crossing(dict(target="garbled", target_epoch=2, epochs=EPOCHS)) is None
+
+
+def test_crossing_between_eval_lines_not_from_the_epoch_end():
+    # Epoch 1 ends at step 100 (0.80); eval lines at 125 (0.82) and 150 (0.86): the target 0.85 held first at
+    # step 150 (recorded there, S=150) and is crossed 3/4 of the way from 125, at step 143.75, not between
+    # the epoch ends.
+    evals = [dict(type="eval", epoch=2, step=125, samples=8000, time_s=1.5, test_acc=0.82),
+             dict(type="eval", epoch=2, step=150, samples=9600, time_s=2.0, test_acc=0.86)]
+    got = interpolate_crossing(dict(target="test_acc>=0.85", S=150, target_epoch=2, epochs=EPOCHS, evals=evals))
+    assert [round(v, 9) for v in got] == [143.75, 9200.0, 1.875]
+
+
+def test_crossing_at_an_epoch_end_after_eval_lines():
+    # The target held first at the epoch end (step 200, 0.90), after an eval at 150 (0.84): 1/6 of the way.
+    evals = [dict(type="eval", epoch=2, step=150, samples=9600, time_s=2.0, test_acc=0.84)]
+    got = interpolate_crossing(dict(target="test_acc>=0.85", S=200, target_epoch=2, epochs=EPOCHS, evals=evals))
+    assert got == pytest.approx((150 + 50 / 6, 9600 + 3200 / 6, 2 + 1 / 6))
+
+
+def test_crossing_at_the_first_eval_line_of_the_run():
+    evals = [dict(type="eval", epoch=1, step=50, samples=3200, time_s=0.5, test_acc=0.86)]
+    assert interpolate_crossing(dict(target="test_acc>=0.85", S=50, target_epoch=1, epochs=EPOCHS,
+                                     evals=evals)) is None

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from fake_sweep import add_one_rank_run, make_fake_sweep, set_deterministic
+from fake_sweep import add_eval_lines, add_one_rank_run, make_fake_sweep, make_seed_sweep, set_deterministic
 from helpers import in_process, is_png, one_error_line, table_rows
 from mpitrain_study import report as report_tool
 from mpitrain_study import runs
@@ -22,11 +22,9 @@ def fake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(fake, tool, tmp_path_factory):
-    """The report at --regime-factor 3: perfect scaling up to 42.7 and maximal
-    data parallelism from 384 around B_crit 128 (factor 4 would put B=512 on
-    the boundary)."""
+    """The report of the one-seed sweep."""
     out = str(tmp_path_factory.mktemp("fake-report"))
-    r = tool("report", fake, "--out", out, "--regime-factor", "3")
+    r = tool("report", fake, "--out", out)
     assert r.returncode == 0, r.stderr
     with open(os.path.join(out, "summary.md")) as f:
         summary = f.read()
@@ -36,11 +34,16 @@ def report(fake, tool, tmp_path_factory):
 
 
 def best_rows(rows):
-    return {r[0]: r for r in rows if len(r) == 9 and r[0].isdigit()}
+    """The table of the best rate per B (the table of every rate has 'k of n' in column 5, not 4)."""
+    return {r[0]: r for r in rows if len(r) == 9 and r[0].isdigit() and (" of " in r[3] or r[3] == "-")}
 
 
 def run_rows(rows):
-    return {r[0]: r for r in rows if len(r) == 14 and r[0].startswith("B")}
+    return {r[0]: r for r in rows if len(r) == 15 and r[0].startswith("B")}
+
+
+def slope_rows(rows):
+    return {r[0]: r for r in rows if len(r) == 4 and "->" in r[0]}
 
 
 def test_report_files(report):
@@ -55,19 +58,28 @@ def test_report_files(report):
 
 def test_best_rate_per_batch(report):
     best = best_rows(report["rows"])
-    assert [best[b][3] for b in ("64", "128", "256", "512")] == ["300", "200", "150", "125"]
+    assert [best[b][4] for b in ("64", "128", "256", "512")] == ["300", "200", "150", "125"]
     assert [best[b][1] for b in ("64", "128", "256", "512")] == ["0.02", "0.02", "0.08", "0.08"]
-    assert [best[b][4] for b in ("64", "128", "256", "512")] == ["19200", "25600", "38400", "64000"]
+    assert [best[b][5] for b in ("64", "128", "256", "512")] == ["19200", "25600", "38400", "64000"]
+    assert [best[b][3] for b in ("64", "128", "256", "512")] == ["1 of 1"] * 4
     assert "no rate reached the target" in best["1024"][8]
-    assert [best[b][8] for b in ("64", "128", "256", "512")] == ["diminishing returns"] * 3 + \
-        ["maximal data parallelism"]
+
+
+def test_one_seed_gives_point_slopes_and_no_intervals(report):
+    # log(200/300)/log 2 = -0.58, log(150/200)/log 2 = -0.42, log(125/150)/log 2 = -0.26: no interval.
+    slopes = slope_rows(report["rows"])
+    assert [slopes[k][1:3] for k in ("64 -> 128", "128 -> 256", "256 -> 512")] == \
+        [["-0.58", "- (one seed)"], ["-0.42", "- (one seed)"], ["-0.26", "- (one seed)"]]
+    assert slopes["64 -> 128"][3] == "diminishing returns (point slope, no interval)"
+    assert "No intervals: every B has one seed" in report["summary"]
+    assert report["json"]["bootstrap"]["resampled"] is False
 
 
 def test_fit_in_the_summary(report):
-    rows = {r[0]: r[1] for r in report["rows"] if len(r) == 2}
-    assert rows["S_min (fewest steps, B -> inf)"] == "100"
-    assert rows["E_min (fewest samples, B -> 0)"] == "12800"
-    assert rows["B_crit = E_min / S_min"] == "128"
+    rows = {r[0]: r[1:] for r in report["rows"] if len(r) == 3}
+    assert rows["S_min (fewest steps, B -> inf)"] == ["100", "100"]
+    assert rows["E_min (fewest samples, B -> 0)"] == ["12800", "12800"]
+    assert rows["B_crit = E_min / S_min"] == ["128", "128"]
     fit = report["json"]["fit"]
     assert fit["b_crit"] == pytest.approx(128, abs=1e-6) and fit["problem"] is None
     assert "fit S(B) = 100 + 1.28e+04/B: S_min 100, E_min 1.28e+04, B_crit 128 (R^2 1.000)" in report["stdout"]
@@ -76,10 +88,10 @@ def test_fit_in_the_summary(report):
 def test_every_run_is_listed(report):
     every = run_rows(report["rows"])
     assert len(every) == 10
-    assert every["B0512-lr0.16-np2"][5] == "**diverged** at step 7"
-    assert every["B0064-lr0.01-np2"][5] == "**not reached**" and every["B0064-lr0.01-np2"][7] == "(2000)"
-    assert every["B1024-lr0.16-np2"][5] == "**unfinished**"
-    assert every["B1024-lr0.32-np2"][5] == "**not run**"
+    assert every["B0512-lr0.16-np2"][6] == "**diverged** at step 7"
+    assert every["B0064-lr0.01-np2"][6] == "**not reached**" and every["B0064-lr0.01-np2"][8] == "(2000)"
+    assert every["B1024-lr0.16-np2"][6] == "**unfinished**"
+    assert every["B1024-lr0.32-np2"][6] == "**not run**"
     assert "Runs: 10: 6 reached the target, 1 did not, 1 diverged, 1 unfinished, 1 not run." in report["summary"]
     assert {r["name"]: r["status"] for r in report["json"]["runs"]}["B0512-lr0.16-np2"] == runs.STATUS_DIVERGED
 
@@ -176,15 +188,119 @@ def test_interpolated_steps(fake, tmp_path):
         summary = f.read()
     assert "**interpolated**" in summary
     # The table of every run keeps the recorded steps beside the interpolated ones.
-    assert run_rows(table_rows(summary))["B0064-lr0.02-np2"][7:9] == ["300", "250"]
+    assert run_rows(table_rows(summary))["B0064-lr0.02-np2"][8:10] == ["300", "250"]
+    assert "interpolated** (`--interpolate`): the target is checked at the end of the epoch" in summary
 
 
 def test_report_errors(fake, tmp_path):
     r = in_process(report_tool.main, [tmp_path / "absent"])
     assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "is not a directory")
-    r = in_process(report_tool.main, [fake, "--regime-factor", "1", "--out", tmp_path / "x"])
-    assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "--regime-factor must be > 1")
+    r = in_process(report_tool.main, [fake, "--bootstrap", "10", "--out", tmp_path / "x"])
+    assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "--bootstrap must be >= 100")
+    r = in_process(report_tool.main, [fake, "--level", "1", "--out", tmp_path / "x"])
+    assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "--level must be in [0.5, 1)")
     empty = tmp_path / "empty"
     empty.mkdir()
     r = in_process(report_tool.main, [empty])
     assert r.returncode != 0 and one_error_line(r.stderr, "report: error:", "no run directories in")
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """The report of the 3-seed sweep (fake_sweep.SEED_STEPS)."""
+    sweep = make_seed_sweep(str(tmp_path_factory.mktemp("seeds") / "sweep"))
+    out = str(tmp_path_factory.mktemp("seeds-report"))
+    r = in_process(report_tool.main, [sweep, "--out", out])
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(out, "summary.md")) as f:
+        summary = f.read()
+    with open(os.path.join(out, "report.json")) as f:
+        data = json.load(f)
+    return dict(sweep=sweep, out=out, stdout=r.stdout, summary=summary, json=data, rows=table_rows(summary))
+
+
+def test_seeds_are_averaged_not_minimised(seeds):
+    best = best_rows(seeds["rows"])
+    # B=256: lr 0.08 (mean 150) beats lr 0.16 (mean 155), although lr 0.16's seed 1 took 120 steps.
+    assert best["256"][1:6] == ["0.08", "1", "3 of 3", "150 ± 10", "38400 ± 2560"]
+    assert [best[b][4] for b in ("64", "128", "512")] == ["300 ± 20", "200 ± 10", "125 ± 10"]
+    data = seeds["json"]["best"]["256"]
+    assert data["S"] == pytest.approx(150) and data["S_sd"] == pytest.approx(10) and data["seed_S"] == [140, 150, 160]
+
+
+def test_a_rate_with_a_missed_seed_is_listed_and_not_chosen(seeds):
+    # B=64 lr 0.04: 250 and 240 steps (mean 245 < 300), but seed 2 missed: lr 0.02 is the best rate.
+    assert best_rows(seeds["rows"])["64"][1] == "0.02"
+    rates = {(r[0], r[1]): r for r in seeds["rows"] if len(r) == 9 and r[0].isdigit() and "of" in r[4]}
+    assert rates[("64", "0.04")][4:] == ["2 of 3", "245 ± 7", "1: 250, 3: 240", "",
+                                         "seed 2: not reached (2000 steps)"]
+    assert rates[("64", "0.02")][7] == "yes"
+    assert run_rows(seeds["rows"])["B0064-lr0.04-np2-s2"][5:7] == ["2", "**not reached**"]
+
+
+def test_bootstrap_intervals_under_both_weightings(seeds):
+    rows = {r[0]: r[1:] for r in seeds["rows"] if len(r) == 3}
+    # The seed means follow S = 100 + 12800/B exactly; the intervals come from the seeds' spread.
+    unweighted, weighted = rows["B_crit = E_min / S_min"]
+    assert unweighted.startswith("128 (") and weighted.startswith("128 (")
+    boot = seeds["json"]["bootstrap"]
+    for name in ("unweighted", "relative"):
+        b = boot[name]
+        assert b["b_crit"] == pytest.approx(128)
+        assert b["b_crit_ci"][0] < 128 < b["b_crit_ci"][1]
+        assert b["s_min_ci"][0] < 100 < b["s_min_ci"][1] and b["e_min_ci"][0] < 12800 < b["e_min_ci"][1]
+    assert boot["seeds"] == {"64": 3, "128": 3, "256": 3, "512": 3}
+    assert "95% intervals from 2000 bootstrap replicates that resample the seeds within each B" in seeds["summary"]
+    assert "report: unweighted: B_crit 128 (" in seeds["stdout"]
+
+
+def test_the_report_is_reproducible(seeds, tmp_path):
+    r = in_process(report_tool.main, [seeds["sweep"], "--out", tmp_path])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "summary.md") as f:
+        assert f.read().replace(str(tmp_path), "OUT") == seeds["summary"].replace(seeds["out"], "OUT")
+
+
+def test_slopes_with_intervals_and_regimes(seeds):
+    slopes = slope_rows(seeds["rows"])
+    assert set(slopes) == {"64 -> 128", "128 -> 256", "256 -> 512"}
+    for row in slopes.values():
+        lo, hi = (float(x) for x in row[2].split(" to "))
+        assert lo < float(row[1]) < hi
+    assert slopes["64 -> 128"][3] == "diminishing returns"
+    assert "Regimes: **diminishing returns** for B 64 -> 512." in seeds["summary"]
+
+
+def test_eval_lines_count_and_interpolate(tmp_path):
+    # B=64 x2 (one seed): epoch 1 ends at step 200 with test_acc 0.55; evaluations every 25 steps after it
+    # reach 0.78 at step 250 and 0.82 at step 275, where the target (0.8) is recorded. --interpolate places
+    # the crossing between those two evaluations, at step 262.5, not between the epoch ends.
+    sweep = str(tmp_path / "sweep")
+    shutil.copytree(make_fake_sweep(str(tmp_path / "fake")), sweep)
+    add_eval_lines(os.path.join(sweep, "B0064-lr0.02-np2"), [(225, 0.7), (250, 0.78), (275, 0.82)], 25)
+    r = in_process(report_tool.main, [sweep, "--out", tmp_path / "plain"])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "plain" / "summary.md") as f:
+        summary = f.read()
+    assert "at the evaluation steps (`--eval-every-steps 25`) for 1 of 9 runs" in summary
+    recorded, interpolated = run_rows(table_rows(summary))["B0064-lr0.02-np2"][8:10]
+    assert recorded == "275" and interpolated in ("262", "263")  # 262.5, up to rounding
+    r = in_process(report_tool.main, [sweep, "--out", tmp_path / "interp", "--interpolate"])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "interp" / "report.json") as f:
+        run = {x["name"]: x for x in json.load(f)["runs"]}["B0064-lr0.02-np2"]
+    assert run["counted_at"] == "eval"
+    assert (run["S"], run["E"]) == pytest.approx((262.5, 262.5 * 64))
+
+
+def test_the_summary_says_counts_are_at_eval_steps(tmp_path):
+    sweep = make_fake_sweep(str(tmp_path / "sweep"))
+    for d in sorted(os.listdir(sweep)):
+        if os.path.exists(os.path.join(sweep, d, "summary.json")) and "B0512-lr0.16" not in d:
+            add_eval_lines(os.path.join(sweep, d), [], 10)
+    r = in_process(report_tool.main, [sweep, "--out", tmp_path / "out"])
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "out" / "summary.md") as f:
+        summary = f.read()
+    assert "counted at the evaluation steps (`--eval-every-steps 10`" in summary, summary[:1500]
+    assert "at the end of the epoch" not in summary

@@ -72,6 +72,11 @@ def summary_head(w, sweeps, runs, interpolated):
       f"{count[STATUS_DIVERGED]} diverged, {count[STATUS_UNFINISHED]} unfinished, {count[STATUS_NOT_RUN]} not run.\n")
     w(determinism_text(runs) + "\n")
     w(counting_text(runs, interpolated) + "\n")
+    holds = sorted({r.get("target_hold") or 1 for r in runs if r["status"] != STATUS_NOT_RUN})
+    if holds != [1]:
+        w(f"The target counts as reached where it held for {' or '.join(map(str, holds))} consecutive evaluations "
+          "(`sweep.py --target-hold`): steps, samples and seconds are those of the first of them, and a run "
+          "where it never held that long counts as not reached.\n")
 
 
 def counting_text(runs, interpolated):

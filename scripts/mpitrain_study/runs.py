@@ -6,7 +6,7 @@ import math
 import os
 import re
 
-from .metrics import is_deterministic, num, read_json, read_metrics, read_summary
+from .metrics import is_deterministic, num, read_json, read_metrics, read_summary, target_crossing
 
 STATUS_REACHED = "reached"
 STATUS_MISSED = "not reached"
@@ -56,11 +56,22 @@ def load_run(path, planned=None):
     run["deterministic"] = is_deterministic(metrics.header)
     run["deterministic_unit"] = header.get("deterministic_unit") if run["deterministic"] else 0
     run["S_interp"] = None
+    # sweep.py --target-hold K > 1: reached where the target held for K
+    # consecutive evaluations (the first of them), not at mpitrain's first crossing.
+    run["target_hold"] = int(num(planned.get("target_hold")) or 1)
+    held = None
+    if run["target_hold"] > 1 and run["status"] in (STATUS_REACHED, STATUS_MISSED):
+        held = target_crossing(metrics, run["target"], run["target_hold"])
+        run["status"] = STATUS_REACHED if held else STATUS_MISSED
+    if held:
+        run["S"], run["E"], run["T"] = int(held["step"]), int(held["samples"]), float(held["time_s"])
+        run["target_epoch"] = int(held.get("epoch") or 0)
     if run["status"] == STATUS_REACHED:
-        run["S"] = int(summary["target_step"])
-        run["E"] = int(summary["target_samples"])
-        run["T"] = float(summary["target_time_s"])
-        run["target_epoch"] = int(summary.get("target_epoch") or 0)
+        if not held:
+            run["S"] = int(summary["target_step"])
+            run["E"] = int(summary["target_samples"])
+            run["T"] = float(summary["target_time_s"])
+            run["target_epoch"] = int(summary.get("target_epoch") or 0)
         crossing = interpolate_crossing(run)
         if crossing:
             run["S_interp"], run["E_interp"], run["T_interp"] = crossing

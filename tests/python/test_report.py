@@ -304,3 +304,24 @@ def test_the_summary_says_counts_are_at_eval_steps(tmp_path):
         summary = f.read()
     assert "counted at the evaluation steps (`--eval-every-steps 10`" in summary, summary[:1500]
     assert "at the end of the epoch" not in summary
+
+
+def test_target_hold_from_the_sweep_plan(tmp_path):
+    # sweep.py --target-hold K: B=64 x2 has test_acc 0.81, 0.82, 0.83 at the eval steps 225, 250, 275 and
+    # 0.60 at the epoch end (step 300): it holds 3 evaluations from step 225, never 4.
+    for hold, status, steps in ((3, runs.STATUS_REACHED, 225), (4, runs.STATUS_MISSED, None)):
+        sweep = make_fake_sweep(str(tmp_path / f"hold{hold}"))
+        add_eval_lines(os.path.join(sweep, "B0064-lr0.02-np2"), [(225, 0.81), (250, 0.82), (275, 0.83)], 25)
+        with open(os.path.join(sweep, "sweep.json")) as f:
+            plan = json.load(f)
+        for r in plan["runs"]:
+            r["target_hold"] = hold
+        with open(os.path.join(sweep, "sweep.json"), "w") as f:
+            json.dump(plan, f)
+        r = in_process(report_tool.main, [sweep, "--out", tmp_path / f"out{hold}"])
+        assert r.returncode == 0, r.stderr
+        with open(tmp_path / f"out{hold}" / "report.json") as f:
+            run = {x["name"]: x for x in json.load(f)["runs"]}["B0064-lr0.02-np2"]
+        assert (run["status"], run["S"]) == (status, steps)
+        with open(tmp_path / f"out{hold}" / "summary.md") as f:
+            assert f"held for {hold} consecutive evaluations" in f.read()

@@ -127,7 +127,7 @@ def fit_section(w, fit, fit_note, boot):
     rel = fit.get("relative") or {}
     intervals = boot is not None and boot["resampled"]
     pct = f"{100 * boot['level']:g}%" if boot else ""
-    w(f"| quantity | unweighted | weighted by 1/S |\n|---|---|---|")
+    w("| quantity | unweighted | weighted by 1/S |\n|---|---|---|")
     for q, label in (("s_min", "S_min (fewest steps, B -> inf)"), ("e_min", "E_min (fewest samples, B -> 0)"),
                      ("b_crit", "B_crit = E_min / S_min")):
         if intervals:

@@ -90,7 +90,7 @@ eval "$("${CLUSTER[@]}" env "${CLUSTER_OPTS[@]}")"   # SLURM_CONF, OMPI_MCA_btl
 export MPITRAIN MPITRAIN_CONFIG=$WORK/small.ini
 unset MPITRAIN_ARGS MPITRAIN_RUNS MPITRAIN_LAUNCHER BATCH_SIZES NODE_COUNTS SCALING WEAK_BATCH_PER_RANK
 
-one="" two="" via_mpirun="" sweep="" scaling="" taken="" cnn=""   # job ids, set by submit
+one="" two="" via_mpirun="" sweep="" scaling="" taken="" cnn="" requeued="" unbroken=""   # job ids, set by submit
 submit() {  # variable sbatch-args...: submits, stores the job id in the variable
   local var=$1 id
   shift
@@ -113,6 +113,19 @@ submit taken --hold -N 1 --job-name=taken "$ROOT/jobs/fashion-mnist-mlp.sbatch"
 mkdir -p "$WORK/runs/taken-$taken"
 echo "an earlier run" >"$WORK/runs/taken-$taken/metrics.jsonl"
 timeout 10 scontrol release "$taken"
+# Requeue: a job stalled (first run only) after its step-40 checkpoint is
+# requeued with scontrol; its second run must resume and end bitwise equal to
+# the same job run through.
+cat >"$WORK/stall-once.sh" <<EOF
+#!/usr/bin/env bash
+# The first run's rank 0 waits 60 s before step 45; a requeued run does not.
+[ "\${SLURM_RESTART_COUNT:-0}" -gt 0 ] || export MPITRAIN_TEST_STALL=0:45:60
+exec "$MPITRAIN" "\$@"
+EOF
+chmod +x "$WORK/stall-once.sh"
+REQUEUE_ARGS=(--seed 9 --epochs 6 --checkpoint-every-steps 10)
+MPITRAIN=$WORK/stall-once.sh submit requeued -N 1 --job-name=requeued "$ROOT/jobs/fashion-mnist-mlp.sbatch" "${REQUEUE_ARGS[@]}"
+submit unbroken -N 1 --job-name=unbroken "$ROOT/jobs/fashion-mnist-mlp.sbatch" "${REQUEUE_ARGS[@]}"
 
 # ---------------------------------------------------------------- wait
 # No accounting here (no sacct): finished jobs stay in the controller's
@@ -130,7 +143,21 @@ poll() {  # job ids...: fills state/exit_code/runtime for every job and array ta
     runtime[$id]=$(sed -n 's/.* RunTime=\([0-9:-]*\).*/\1/p' <<<"$line")
   done < <(for j in "$@"; do timeout 10 scontrol -o show job "$j" 2>/dev/null; done)
 }
-all=("$one" "$two" "$via_mpirun" "$sweep" "$scaling" "$taken" "$cnn")
+all=("$one" "$two" "$via_mpirun" "$sweep" "$scaling" "$taken" "$cnn" "$requeued" "$unbroken")
+# Requeue the stalled job once its checkpoint at step 40 is written.
+RQ_DIR=$WORK/runs/requeued-$requeued
+for _ in $(seq 1 120); do
+  grep -q 's0000008' "$RQ_DIR/checkpoints/latest" 2>/dev/null && break  # epoch 2 step 8 = global step 40
+  sleep 0.5
+done
+echo "requeue job $requeued at its checkpoint $(cat "$RQ_DIR/checkpoints/latest" 2>/dev/null) ($(elapsed))"
+timeout 10 scontrol requeue "$requeued" || echo "scontrol requeue $requeued failed"
+# Slurm holds a requeued job back (its BeginTime moves ahead); let it start now.
+for _ in $(seq 1 40); do
+  timeout 10 scontrol -o show job "$requeued" 2>/dev/null | grep -q 'JobState=PENDING' && break
+  sleep 0.25
+done
+timeout 10 scontrol update JobId="$requeued" StartTime=now || echo "scontrol update $requeued StartTime=now failed"
 echo "== waiting for ${#all[@]} jobs (at most $WAIT_S s; $(elapsed))"
 while :; do
   poll "${all[@]}"
@@ -139,7 +166,7 @@ while :; do
     case ${state[$id]} in PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|"") pending=$((pending + 1)) ;; esac
   done
   # Every job must have been seen; the array is one entry until its tasks start.
-  for id in "$one" "$two" "$via_mpirun" "$scaling" "$taken" "$cnn" "${sweep}_0" "${sweep}_1"; do
+  for id in "$one" "$two" "$via_mpirun" "$scaling" "$taken" "$cnn" "$requeued" "$unbroken" "${sweep}_0" "${sweep}_1"; do
     [ -n "${state[$id]:-}" ] || pending=$((pending + 1))
   done
   [ "$pending" -eq 0 ] && break
@@ -231,8 +258,19 @@ check "job FAILED with exit 2 (got ${state[$taken]:-?} ${exit_code[$taken]:-?})"
 check "its log says the run directory exists" has "$R/taken-$taken.log" "run directory runs/taken-$taken exists"
 check "the earlier run's file is untouched and nothing was added" \
   test "$(cat "$R/taken-$taken/metrics.jsonl")" = "an earlier run" -a "$(ls "$R/taken-$taken")" = metrics.jsonl
-check "jobcomp log records every job's end state" \
-  test "$(grep -c 'JobState=' "$STATE/jobcomp.log")" -eq 8
+echo "-- job $requeued: requeued mid-run with scontrol requeue"
+crc_of() { h5dump -a /state_crc32 "$1" 2>/dev/null | sed -n 's/^ *(0): *//p'; }
+check_run "$requeued" "$RQ_DIR" "$R/requeued-$requeued.log" 2 1 2 "$requeued"
+check "its second run resumed from the step-40 checkpoint" \
+  has "$R/requeued-$requeued.log" "requeued (restart 1): resuming from runs/requeued-$requeued/checkpoints/ckpt-e0002-s0000008.h5"
+check "train.log holds both runs (the second resumed)" \
+  bash -c "test \$(grep -c '^mpitrain ' '$RQ_DIR/train.log') -eq 2"
+RQ_CRC=$(crc_of "$RQ_DIR/checkpoints/final.h5")
+UB_CRC=$(crc_of "$R/unbroken-$unbroken/checkpoints/final.h5")
+check "requeued run ends bitwise equal to the unbroken one (state_crc32 $RQ_CRC vs $UB_CRC)" \
+  test -n "$RQ_CRC" -a "$RQ_CRC" = "$UB_CRC"
+check "jobcomp log records every job's end state (the requeued job twice)" \
+  test "$(grep -c 'JobState=' "$STATE/jobcomp.log")" -ge 10
 
 echo "== $((checks - fails)) of $checks checks passed ($(elapsed) before stopping the cluster)"
 [ "$fails" -eq 0 ]

@@ -23,12 +23,16 @@ def disagreement_notes(runs, best, fit):
                      "1.5x their first estimate, noise_scale.png), so its value depends on when it is read; "
                      "B_crit summarises whole runs to one target.")
     short = [f"B={b} ({r['S']:.0f} steps)" for b, r in best.items()
-             if r.get("noise_ema_decay") and not ema_settled(r)]
+             if (r.get("noise_ema_decay") or r.get("noise_window_samples")) and not ema_settled(r)]
     if short and len(short) == len(best):  # else they are left out of the median
-        window = 1 / (1 - next(r["noise_ema_decay"] for r in best.values() if r.get("noise_ema_decay")))
-        notes.append(f"{', '.join(short)} reached the target within 3 EMA windows ({window:.0f} steps, "
-                     "--noise-ema-decay) of the start, so their B_simple still averages the small "
-                     "early-training estimates.")
+        samples = next((r["noise_window_samples"] for r in best.values() if r.get("noise_window_samples")), None)
+        if samples:
+            window = f"{samples:.0f} samples, --noise-window-samples"
+        else:
+            decay = next(r["noise_ema_decay"] for r in best.values() if r.get("noise_ema_decay"))
+            window = f"{1 / (1 - decay):.0f} steps, --noise-ema-decay"
+        notes.append(f"{', '.join(short)} reached the target within 3 EMA windows ({window}) of the start, "
+                     "so their B_simple still averages the small early-training estimates.")
     ends = [(b, r.get("target_epoch")) for b, r in best.items()
             if r.get("S_epoch_end") is None and r.get("counted_at") == "epoch"]
     small = []

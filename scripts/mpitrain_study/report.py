@@ -36,6 +36,12 @@ def build_parser():
     ap.add_argument("--require-deterministic", action="store_true",
                     help="refuse unless every run was trained with mpitrain --deterministic "
                          "(its metrics header says \"deterministic\": true)")
+    ap.add_argument("--loss-window-samples", type=float, default=25600, metavar="W",
+                    help="moving average of the step lines' training loss over W samples before reading B_simple "
+                         "at matched loss (default 25600; 0: unsmoothed)")
+    ap.add_argument("--matched-loss", type=float, default=None, metavar="L",
+                    help="the training loss at which B_simple is read at every B (default: the largest over the "
+                         "best rates' runs of the smallest smoothed loss each reached)")
     return ap
 
 
@@ -48,6 +54,8 @@ def main(argv=None):
     from .slopes import local_slopes
     from .report_plots import plot_report
     from .report_summary import write_summary
+    from .estimates import for_json as lr_opt_json, lr_opt_estimate, three_estimates
+    from .noise_curves import for_json as matched_json, matched_loss
 
     args = build_parser().parse_args(argv)
     if args.bootstrap < 100:
@@ -83,13 +91,18 @@ def main(argv=None):
     boot = bootstrap_fit(per_seed, n_boot=args.bootstrap, level=args.level)
     slopes = local_slopes(per_seed, n_boot=args.bootstrap, level=args.level)
     rep = representative(runs)
+    matched = matched_loss(runs, best, window=args.loss_window_samples, level=args.matched_loss,
+                           n_boot=args.bootstrap, level_ci=args.level)
+    lr_opt = lr_opt_estimate(runs, best, n_boot=args.bootstrap, level=args.level)
+    estimates = three_estimates(fit, boot, matched, lr_opt)
     ranks_table = rank_scaling(runs)
     ttt_table = time_to_target_by_ranks(runs, best)
 
-    pngs = plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table)
+    pngs = plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table, matched, estimates)
 
     write_summary(os.path.join(out, "summary.md"), args.sweeps, runs, best, fit, fit_note, boot, slopes,
-                  rep, ranks_table, ttt_table, pngs, args.interpolate)
+                  rep, ranks_table, ttt_table, pngs, args.interpolate,
+                  estimates=(estimates, matched, lr_opt, args.level))
     keep = ("name", "B", "P", "lr", "multiplier", "seed", "status", "S", "E", "T", "steps_run", "epochs_run",
             "test_acc", "noise_final", "noise_at_target", "samples_per_s", "step_ms", "split_ms", "target",
             "deterministic", "deterministic_unit", "counted_at")
@@ -97,6 +110,7 @@ def main(argv=None):
                 "seed_S", "missed")
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(dict(fit=fit, fit_note=fit_note, bootstrap=boot, slopes=slopes, interpolated=args.interpolate,
+                       estimates=estimates, matched_loss=matched_json(matched), lr_opt=lr_opt_json(lr_opt),
                        counted_at=sorted({r["counted_at"] for r in runs if r["status"] != STATUS_NOT_RUN}),
                        all_deterministic=not not_deterministic(runs),
                        best={str(b): dict({k: a.get(k) for k in agg_keep}, run=a["name"],
@@ -120,6 +134,9 @@ def main(argv=None):
                 print(f"report: {label}: B_crit {rounded(b['b_crit'], *b['b_crit_ci'])}, "
                       f"S_min {rounded(b['s_min'], *b['s_min_ci'])}, E_min {rounded(b['e_min'], *b['e_min_ci'])} "
                       f"({pct} seed-bootstrap intervals)")
+    for e in estimates:
+        print(f"report: {e['label']}: " + (f"{e['value']:.4g}" + (f" ({e['ci'][0]:.4g}-{e['ci'][1]:.4g})" if e["ci"] else "")
+                                           if e["available"] else f"unavailable: {e['reason']}"))
     if not ranks_table:
         print("report: one rank count: the vs-ranks plots are skipped")
     for png, _ in pngs:

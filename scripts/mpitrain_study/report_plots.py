@@ -205,8 +205,9 @@ def plot_time_to_target(plt, table, path):
     plt.close(fig)
 
 
-def plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table):
-    """Every plot of the report into directory `out`; returns [(file name, caption)] in order."""
+def plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table, matched=None, estimates=None):
+    """Every plot of the report into directory `out`; returns [(file name, caption)] in order.
+    matched, estimates: noise_curves.matched_loss and estimates.three_estimates (the B_simple curves)."""
     pngs = []
     plot_steps(plt, runs, best, fit, slopes, os.path.join(out, "steps_to_target.png"), "S",
                "steps to the target", "steps to the target vs global batch")
@@ -216,6 +217,16 @@ def plot_report(plt, out, runs, best, fit, slopes, rep, ranks_table, ttt_table):
     pngs.append(("samples_to_target.png", "samples to the target vs B (mean ± sd over seeds)"))
     plot_noise(plt, runs, best, fit, os.path.join(out, "noise_scale.png"))
     pngs.append(("noise_scale.png", "online noise scale against samples trained vs the fitted B_crit"))
+    if matched is not None:
+        from .noise_curves import plot_noise_vs_loss, plot_noise_vs_samples
+        plot_noise_vs_samples(plt, matched, os.path.join(out, "noise_vs_samples.png"))
+        pngs.append(("noise_vs_samples.png", "B_simple against samples, one curve per B, each seed's reading at "
+                                             "matched training loss L* marked"))
+        lines = [(e["value"], f"{e['label']} = {e['value']:.3g}") for e in estimates or []
+                 if e["available"] and e["key"] != "b_simple_matched_loss"]
+        plot_noise_vs_loss(plt, matched, os.path.join(out, "noise_vs_loss.png"), lines)
+        pngs.append(("noise_vs_loss.png", "B_simple against training loss, one curve per B, L* and the other "
+                                          "estimates of the critical batch"))
     if rep:
         plot_time_split(plt, rep, os.path.join(out, "time_split.png"))
         pngs.append(("time_split.png", "time split per step (compute, all-reduce wait, data wait)"))

@@ -9,6 +9,7 @@ from .formatting import cell
 from .formatting import listed
 from .runs import (STATUS_DIVERGED, STATUS_MISSED, STATUS_NOT_RUN, STATUS_REACHED, STATUS_UNFINISHED, ema_settled,
                    noise_series, not_deterministic, seed_groups, seed_text)
+from .estimates_summary import estimates_section
 from .slopes import regime_ranges
 
 
@@ -351,12 +352,14 @@ def plots_section(w, pngs):
 
 
 def write_summary(path, sweeps, runs, best, fit, fit_note, boot, slopes, rep, ranks_table, ttt_table, pngs,
-                  interpolated):
+                  interpolated, estimates=None):
     out = []
     w = out.append
     summary_head(w, sweeps, runs, interpolated)
     fit_section(w, fit, fit_note, boot)
     slopes_section(w, slopes, boot)
+    if estimates:  # (rows, matched, lr_opt, level): estimates.py, noise_curves.py
+        estimates_section(w, *estimates)
     best_section(w, runs, best, fit)
     rates_section(w, runs, best)
     noise_section(w, runs, best, fit)

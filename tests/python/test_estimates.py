@@ -336,3 +336,14 @@ def test_the_one_seed_sweep_reports_without_intervals(tmp_path):
     assert rep["json"]["lr_opt"]["available"] and rep["json"]["lr_opt"]["b_noise_ci"] is None
     assert lr_opt_estimate([], {})["available"] is False
     assert seed_groups([]) == {}
+
+
+def test_seeds_that_never_change_the_best_rate_give_no_interval(tmp_path):
+    # The rates' seeds do not overlap at any B: every replicate picks the same best rates.
+    clear = dict(RATE_SWEEP)
+    clear[(128, 0.02)] = [230, 240, 250]
+    rep = report_of(make_rate_sweep(str(tmp_path / "sweep"), steps=False, rates=clear), str(tmp_path / "out"))
+    lr = rep["json"]["lr_opt"]
+    assert lr["distinct_picks"] == 1 and lr["b_noise_ci"][0] == lr["b_noise_ci"][1]
+    assert "(" not in estimate_rows(rep["rows"])["B_noise from the optimal learning rates"]
+    assert "the seeds do not move the fit" in rep["summary"]

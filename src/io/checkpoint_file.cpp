@@ -106,6 +106,30 @@ std::uint32_t checkpoint_checksum(const float* params, long long count,
   return static_cast<std::uint32_t>(crc);
 }
 
+std::uint32_t checkpoint_meta_checksum(const CheckpointMeta& meta) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto text = [&crc](const char* name, const std::string& value) {
+    crc = crc_bytes(crc, name, std::strlen(name) + 1);
+    const std::uint64_t size = value.size();
+    crc = crc_bytes(crc, &size, sizeof size);
+    crc = crc_bytes(crc, value.data(), value.size());
+  };
+  const auto number = [&crc](const char* name, long long value) {
+    crc = crc_bytes(crc, name, std::strlen(name) + 1);
+    crc = crc_bytes(crc, &value, sizeof value);
+  };
+  text("model_spec", meta.model_spec);
+  text("optimizer", meta.optimizer);
+  text("config", meta.config_ini);
+  number("world_size", meta.world_size);
+  number("train_rows", meta.train_rows);
+  number("x_width", meta.x_width);
+  number("num_classes", meta.num_classes);
+  number("y_width", meta.y_width);
+  number("seed", static_cast<long long>(meta.seed));
+  return static_cast<std::uint32_t>(crc);
+}
+
 namespace {
 
 // Creates the directory; removes temporary files left by a writer that died
@@ -181,6 +205,7 @@ void write_checkpoint_file(const std::string& file, const Arena& arena, const Na
   h5::write_attr_int(root, "y_width", meta.y_width);
   h5::write_attr_int(root, "seed", static_cast<long long>(meta.seed));
   h5::write_attr_string(root, "rng", "counter-based: epoch order = f(seed, epoch), init = f(seed)");
+  h5::write_attr_int(root, "meta_crc32", checkpoint_meta_checksum(meta));
   h5::write_attr_int(root, "checksum_crc32",
                      checkpoint_checksum(as_read.params.data(), arena.param_count(), as_read.state, progress));
   // The weights and optimizer state alone: equal in two runs that reached

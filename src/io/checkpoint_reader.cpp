@@ -168,6 +168,11 @@ Checkpoint read_checkpoint_unchecked(const std::string& path, const Arena& arena
       if (auto v = h5::read_attr_double(prog.get(), name)) value = *v;
     }
   });
+  // Absent in checkpoints written before it existed (they still load).
+  if (const auto meta_crc = h5::read_attr_int(f.get(), "meta_crc32");
+      meta_crc && static_cast<std::uint32_t>(*meta_crc) != checkpoint_meta_checksum(c.meta))
+    throw UserError("checkpoint '" + path + "' fails the checksum of its metadata (model, optimizer, config, data "
+                    "shape or seed were changed after it was written): resume from another checkpoint");
   c.checksum = static_cast<std::uint32_t>(need_int(f.get(), "checksum_crc32", path));
   std::vector<std::pair<std::string, const float*>> state;
   for (const auto& [sname, buf] : c.state) state.emplace_back(sname, buf.data());

@@ -241,6 +241,24 @@ TEST_F(CheckpointTest, ValuesRewrittenWithoutTheChecksumAreRefused) {
   EXPECT_NO_THROW(read(path));  // the original is intact
 }
 
+// Issue 17: the config (and the other metadata a resume trusts) is covered by
+// meta_crc32, so an edited or blanked config no longer passes; a checkpoint
+// from before meta_crc32 existed still loads.
+TEST_F(CheckpointTest, MetadataEditedAfterWritingIsRefusedAndOldFilesLoad) {
+  const std::string path = write("ckpt-e0001.h5");
+  for (const char* attr : {"config", "model_spec", "optimizer"})
+    EXPECT_REFUSED(read(altered_copy(path, [attr](hid_t f) {
+                     const auto old = h5::read_attr_string(f, attr);
+                     h5::write_attr_string(f, attr, (old ? *old : std::string()) + "seed = 2\n");
+                   })),
+                   "metadata");
+  EXPECT_REFUSED(read(altered_copy(path, [](hid_t f) { h5::write_attr_string(f, "config", ""); })), "metadata");
+  EXPECT_REFUSED(read(altered_copy(path, [](hid_t f) { h5::write_attr_int(f, "seed", 12345); })), "metadata");
+  EXPECT_REFUSED(read(altered_copy(path, [](hid_t f) { h5::write_attr_int(f, "world_size", 7); })), "metadata");
+  EXPECT_NO_THROW(read(altered_copy(path, [](hid_t f) { ASSERT_GE(H5Adelete(f, "meta_crc32"), 0); })));
+  EXPECT_NO_THROW(read(path));
+}
+
 // Issue 17: scalar attributes replaced by arrays of 4096 elements, and string
 // attributes by arrays of long strings, crashed --resume (the reader copied
 // them into a buffer sized for one value). Each is now refused by name.

@@ -71,6 +71,13 @@ struct CheckpointMeta {
   std::uint64_t seed = 0;    // sample order and init are counter-based: (seed, epoch) is the RNG state
 };
 
+// CRC-32 of the metadata a resume trusts: the model spec, optimizer, config
+// text, world size, data shape and seed (each tagged with its name), kept in
+// the `meta_crc32` attribute. A checkpoint written before it existed has no
+// such attribute and still loads; in a newer one, an edited or blanked config
+// (which once let --resume accept another --seed) fails it.
+std::uint32_t checkpoint_meta_checksum(const CheckpointMeta& meta);
+
 struct Checkpoint {
   CheckpointMeta meta;
   TrainProgress progress;

@@ -8,9 +8,44 @@
 #include <unistd.h>
 
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/number_text.hpp"
 
 namespace mpitrain {
 namespace {
+
+// A dataset must hold what it declares: every chunk written (a file that
+// declares 2^40 rows in unwritten chunks kept the trainer scanning "labels"
+// of fill values for minutes), or contiguous storage of the declared size.
+// Checked before anything reads the rows.
+void check_fully_written(hid_t dset, const std::string& name, const std::string& where) {
+  h5::Handle dcpl(h5::check_id(H5Dget_create_plist(dset), "H5Dget_create_plist", name), H5Pclose);
+  h5::Handle space(h5::check_id(H5Dget_space(dset), "H5Dget_space", name), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank <= 0 || rank > H5S_MAX_RANK) return;
+  hsize_t dims[H5S_MAX_RANK] = {};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_CHUNKED) {
+    hsize_t chunk[H5S_MAX_RANK] = {};
+    if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank) return;
+    double expected = 1;  // a double: a crafted shape must not overflow on its way to the message
+    for (int d = 0; d < rank; ++d) expected *= std::ceil(static_cast<double>(dims[d]) / static_cast<double>(std::max<hsize_t>(chunk[d], 1)));
+    hsize_t stored = 0;
+    if (H5Dget_num_chunks(dset, space.get(), &stored) < 0) return;
+    if (static_cast<double>(stored) < expected)
+      throw UserError(where + name + " declares " + std::to_string(dims[0]) + " rows, but the file holds data for only " +
+                      std::to_string(stored) + " of its " + format_number("%.0f", expected) +
+                      " chunks: the file is truncated or was never fully written; convert it again");
+  } else if (layout == H5D_CONTIGUOUS) {
+    h5::Handle type(h5::check_id(H5Dget_type(dset), "H5Dget_type", name), H5Tclose);
+    double expected = static_cast<double>(H5Tget_size(type.get()));
+    for (int d = 0; d < rank; ++d) expected *= static_cast<double>(dims[d]);
+    if (static_cast<double>(H5Dget_storage_size(dset)) < expected)
+      throw UserError(where + name + " declares " + std::to_string(dims[0]) + " rows, but the file holds only " +
+                      std::to_string(H5Dget_storage_size(dset)) + " of their " + format_number("%.0f", expected) +
+                      " bytes: the file is truncated or was never fully written; convert it again");
+  }
+}
 
 constexpr hsize_t kLabelBlock = 1 << 16;
 // No chunk cache for x: a shard is scattered rows, so a cached 64-row chunk is
@@ -82,6 +117,8 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
   if (!(info.std > 0.0) || !std::isfinite(info.std))
     throw UserError(where + xname + " attribute std is " + std::to_string(info.std) + ": it must be finite and > 0");
 
+  check_fully_written(x.get(), xname, where);
+  check_fully_written(y.get(), yname, where);
   if (yd.empty() || static_cast<long long>(yd[0]) != info.rows)
     throw UserError(where + xname + " has " + std::to_string(info.rows) + " rows but " + yname + " has " +
                     std::to_string(yd.empty() ? 0 : yd[0]) + ": every sample needs exactly one label");

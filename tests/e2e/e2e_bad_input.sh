@@ -10,7 +10,7 @@ e2e_init "$@"
 
 ROWS=512  # train rows of the generated files (test: ROWS/4); 16 features, 4 classes
 for kind in good no-train-x row-mismatch bad-label negative-label no-num-classes x-float64 test-width \
-  empty-train zero-std scale-array classes-array scale-text; do
+  empty-train zero-std scale-array classes-array scale-text unwritten-rows; do
   "$MAKE_DS" "$kind" "$WORK/$kind.h5" "$ROWS" 16 || { echo "FATAL: make_test_dataset $kind failed"; exit 1; }
 done
 echo "this is a text file, not HDF5" >"$WORK/notes.txt"
@@ -56,6 +56,10 @@ bad_case classes-array "num_classes is an array of 4096" "attribute 'num_classes
   --data "$WORK/classes-array.h5" "${M[@]}"
 bad_case scale-text "/train/x scale is text" "attribute 'scale' of '$WORK/scale-text.h5' is text, expected one number" \
   --data "$WORK/scale-text.h5" "${M[@]}"
+# Issue 17: a few KB declaring 2^40 rows kept the trainer scanning labels for minutes.
+bad_case unwritten-rows "/train/x declares 2^40 rows in unwritten chunks" \
+  "/train/x declares 1099511627776 rows, but the file holds data for only 1 of its 268435456 chunks: the file is truncated" \
+  --data "$WORK/unwritten-rows.h5" "${M[@]}"
 bad_case epochs-overflow "--epochs beyond 2^53 steps (ran with no end before)" "is more than 2^53 steps: choose at most" \
   --data "$GOOD" --model 16-32-4 --epochs 9223372036854775807 --global-batch 64
 touch "$WORK/a-file"

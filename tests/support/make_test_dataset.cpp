@@ -46,6 +46,7 @@ const char* const kUsage =
     "  no-num-classes  root attribute num_classes removed (class ids without a class count)\n"
     "  x-float64       /train/x stored as float64 (only uint8 and float32 are accepted)\n"
     "  test-width      /test/x has one feature more than /train/x\n"
+    "  unwritten-rows  /train/x and /train/y declare 2^40 rows, only their first chunk written\n"
     "  empty-train     /train has 0 rows\n"
     "  zero-std        /train/x attribute std = 0 (would divide by zero)\n";
 
@@ -189,6 +190,32 @@ void damage_second_chunk(const std::string& path) {
 }
 
 // Replaces a one-value numeric attribute by an array of 4096 of them.
+// /train/x and /train/y declared with 2^40 rows in chunks of 4096 rows, only
+// the first chunk written: a few KB on disk (issue 17: the label scan of such
+// a file kept the trainer busy for minutes).
+void declare_unwritten_rows(hid_t f, hsize_t features) {
+  remove_link(f, "/train/x");
+  remove_link(f, "/train/y");
+  const hsize_t rows = hsize_t{1} << 40;
+  const auto make = [&](const char* name, hid_t type, int rank, const hsize_t* dims, const hsize_t* chunk) {
+    h5::Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);
+    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    check(H5Pset_chunk(dcpl.get(), rank, chunk), "H5Pset_chunk");
+    h5::Handle d(H5Dcreate2(f, name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+    if (d.get() < 0) throw std::runtime_error(std::string("H5Dcreate2 failed for ") + name);
+    // The first chunk only.
+    hsize_t start[2] = {0, 0}, count[2] = {chunk[0], rank > 1 ? dims[1] : 1};
+    h5::Handle fspace(H5Dget_space(d.get()), H5Sclose);
+    check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), "H5Sselect_hyperslab");
+    h5::Handle mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
+    std::vector<std::uint8_t> zeros(static_cast<size_t>(count[0] * count[1]) * 4, 0);
+    check(H5Dwrite(d.get(), type, mspace.get(), fspace.get(), H5P_DEFAULT, zeros.data()), "H5Dwrite");
+  };
+  const hsize_t xd[2] = {rows, features}, xc[2] = {4096, features}, yd[1] = {rows}, yc[1] = {4096};
+  make("/train/x", H5T_NATIVE_UINT8, 2, xd, xc);
+  make("/train/y", H5T_NATIVE_INT32, 1, yd, yc);
+}
+
 void replace_attr_with_array(hid_t obj, const char* name) {
   check(H5Adelete(obj, name), "H5Adelete");
   const hsize_t n = 4096;
@@ -229,7 +256,8 @@ int run(int argc, char** argv) {
   const bool known = kind == "good" || kind == "no-train-x" || kind == "row-mismatch" || kind == "bad-label" ||
                      kind == "negative-label" || kind == "no-num-classes" || kind == "x-float64" ||
                      kind == "test-width" || kind == "zero-std" || kind == "scale-array" ||
-                     kind == "classes-array" || kind == "scale-text" || kind == "corrupt-chunk";
+                     kind == "classes-array" || kind == "scale-text" || kind == "corrupt-chunk" ||
+                     kind == "unwritten-rows";
   if (!known) {
     std::fprintf(stderr, "make_test_dataset: unknown KIND '%s'\n", kind.c_str());
     return usage();
@@ -270,6 +298,8 @@ int run(int argc, char** argv) {
     replace_attr_with_array(f, "num_classes");
   } else if (kind == "corrupt-chunk") {  // /train/x checksummed (Fletcher-32) per chunk, one chunk damaged below
     rewrite_x_with_checksums(f, rows, static_cast<hsize_t>(features));
+  } else if (kind == "unwritten-rows") {
+    declare_unwritten_rows(f, static_cast<hsize_t>(features));
   } else if (kind == "scale-text") {
     h5::Handle x(H5Dopen2(f, "/train/x", H5P_DEFAULT), H5Dclose);
     check(H5Adelete(x.get(), "scale"), "H5Adelete");

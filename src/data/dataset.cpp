@@ -55,7 +55,7 @@ constexpr size_t kChunkCacheBytes = 0;
 
 }  // namespace
 
-DatasetFile::DatasetFile(const std::string& path) : path_(path) {
+DatasetFile::DatasetFile(const std::string& path, long long scan_rows) : path_(path), scan_rows_(scan_rows) {
   h5::silence_errors();
   file_ = h5::open_file_readonly(path);
   if (!h5::path_exists(file_.get(), "/train/x") || !h5::path_exists(file_.get(), "/train/y"))
@@ -127,7 +127,10 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
     if (ytype != h5::ElemType::kInt32) throw UserError(where + yname + " of shape [N] must hold int32 class ids");
     if (num_classes_ <= 0)
       throw UserError(where + "class labels need a root attribute num_classes > 0");
-    // Validate every label once, in blocks (labels are small; x is never loaded whole).
+    // Validate every label once, in blocks (labels are small; x is never loaded
+    // whole); a split too large for that is checked as its rows are read.
+    info.labels_checked = info.rows <= scan_rows_;
+    if (!info.labels_checked) return info;
     std::vector<int> block(kLabelBlock);
     h5::Handle fspace(h5::check_id(H5Dget_space(y.get()), "H5Dget_space", path_), H5Sclose);
     for (hsize_t start = 0; start < yd[0]; start += kLabelBlock) {
@@ -158,6 +161,7 @@ SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int 
       x_context_(context_ + "/x"),
       y_context_(context_ + "/y"),
       info_(file.split(split)),
+      num_classes_(file.num_classes()),
       capacity_(std::max(capacity_rows, 1)) {
   h5::Handle dapl(h5::check_id(H5Pcreate(H5P_DATASET_ACCESS), "H5Pcreate", context_), H5Pclose);
   h5::check(H5Pset_chunk_cache(dapl.get(), 521, kChunkCacheBytes, 0.75), "H5Pset_chunk_cache", context_);
@@ -237,7 +241,9 @@ void SplitReader::setup_direct(const std::string& path) {
   } else {
     return;
   }
-  // y whole, through HDF5, once.
+  // y whole, through HDF5, once (if it is small enough to hold).
+  if (static_cast<double>(info_.rows) * std::max(info_.y_width, 1) > static_cast<double>(DatasetFile::kLabelScanRows))
+    return;
   if (info_.y_width == 0) {
     all_labels_.resize(static_cast<size_t>(info_.rows));
     if (info_.rows > 0 &&
@@ -380,6 +386,12 @@ void SplitReader::scatter_staged(int count, float* x, int* labels, float* target
   }
   if (info_.y_width == 0) {
     for (int i = 0; i < count; ++i) labels[order_[static_cast<size_t>(i)].second] = stage_labels_[static_cast<size_t>(i)];
+    if (!info_.labels_checked)  // a split too large to scan when the file was opened
+      for (int i = 0; i < count; ++i)
+        if (const int l = stage_labels_[static_cast<size_t>(i)]; l < 0 || l >= num_classes_)
+          throw UserError(y_context_ + " row " + std::to_string(order_[static_cast<size_t>(i)].first) + " has label " +
+                          std::to_string(l) + ", outside [0, num_classes=" + std::to_string(num_classes_) +
+                          "): fix the labels or the num_classes attribute");
   } else {
     const size_t yw = static_cast<size_t>(info_.y_width);
     for (int i = 0; i < count; ++i)

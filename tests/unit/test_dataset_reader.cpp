@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mpitrain/core/errors.hpp"
 #include "mpitrain/data/dataset.hpp"
 #include "mpitrain/io/h5.hpp"
 
@@ -117,6 +118,54 @@ TEST_P(ReaderPaths, DirectAndHdf5PathsReadTheSameValues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ReaderPaths, testing::Values(false, true));
+
+}  // namespace
+}  // namespace mpitrain
+
+namespace mpitrain {
+namespace {
+
+// A split too large to scan when the file is opened (issue 17: a real
+// dataset of 2^40 rows must start promptly) has its labels checked as rows
+// are read: here the scan bound is lowered to 10 rows, and a label set to 7
+// (num_classes is 7) in row 100 is refused by the read that reaches it.
+TEST(ReaderLabels, SplitTooLargeToScanChecksEachLabelAsItIsRead) {
+  const std::string path = (std::filesystem::temp_directory_path() / "mpitrain_reader_labels.h5").string();
+  write_file(path, Layout::kChunkedRows, false);
+  {
+    h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+    h5::Handle y(H5Dopen2(file.get(), "/train/y", H5P_DEFAULT), H5Dclose);
+    h5::Handle fspace(H5Dget_space(y.get()), H5Sclose);
+    const hsize_t row = 100, one = 1;
+    ASSERT_GE(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &row, nullptr, &one, nullptr), 0);
+    h5::Handle mspace(H5Screate_simple(1, &one, nullptr), H5Sclose);
+    const int bad = 7;
+    ASSERT_GE(H5Dwrite(y.get(), H5T_NATIVE_INT, mspace.get(), fspace.get(), H5P_DEFAULT, &bad), 0);
+  }
+  EXPECT_THROW(DatasetFile{path}, UserError);  // scanned up front: refused when opened
+
+  DatasetFile file(path, /*scan_rows=*/10);
+  EXPECT_FALSE(file.split("train").labels_checked);
+  for (bool range : {true, false}) {
+    SplitReader reader(file, "train", 64);
+    std::vector<float> x(64 * kA * kB);
+    std::vector<int> labels(64);
+    if (range) {
+      EXPECT_NO_THROW(reader.read_range(0, 64, x.data(), labels.data(), nullptr));  // rows 0-63 are fine
+      try {
+        reader.read_range(64, 64, x.data(), labels.data(), nullptr);
+        ADD_FAILURE() << "the bad label was read without an error";
+      } catch (const UserError& e) {
+        EXPECT_NE(std::string(e.what()).find("/train/y row 100 has label 7, outside [0, num_classes=7)"), std::string::npos)
+            << e.what();
+      }
+    } else {
+      const std::vector<std::int64_t> rows = {5, 100, 7};
+      EXPECT_THROW(reader.read_rows(rows, x.data(), labels.data(), nullptr), UserError);
+    }
+  }
+  std::filesystem::remove(path);
+}
 
 }  // namespace
 }  // namespace mpitrain

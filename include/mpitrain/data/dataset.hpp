@@ -25,6 +25,9 @@ struct SplitInfo {
   h5::ElemType x_type = h5::ElemType::kOther;
   int y_width = 0;           // 0: int32 class ids [N]; k: float32 targets [N, k]
   double scale = 1.0, mean = 0.0, std = 1.0;
+  // Class ids were all checked when the file was opened; false for a split
+  // too large to scan up front (its readers check each label they read).
+  bool labels_checked = true;
   // The feature value a stored value becomes: (v * scale - mean) / std.
   double normalized(double stored) const { return (stored * scale - mean) / std; }
 };
@@ -32,9 +35,12 @@ struct SplitInfo {
 class DatasetFile {
  public:
   // Opens and validates the file: /train must exist; every split present has
-  // x [N, d...] uint8/float32 and y of N rows; labels lie in [0, num_classes).
+  // x [N, d...] uint8/float32 and y of N rows; labels lie in [0, num_classes)
+  // (scanned up front in splits of at most scan_rows rows, so a huge dataset
+  // still starts promptly; larger splits are checked as rows are read).
   // Throws UserError with a message that says what to fix.
-  explicit DatasetFile(const std::string& path);
+  static constexpr long long kLabelScanRows = 1LL << 24;
+  explicit DatasetFile(const std::string& path, long long scan_rows = kLabelScanRows);
   const std::string& path() const { return path_; }
   int num_classes() const { return num_classes_; }  // 0: regression
   bool has_split(const std::string& name) const;
@@ -44,6 +50,7 @@ class DatasetFile {
  private:
   SplitInfo load_split(const std::string& name);
   std::string path_;
+  long long scan_rows_;
   h5::Handle file_;
   int num_classes_ = 0;
   std::vector<SplitInfo> splits_;
@@ -90,6 +97,7 @@ class SplitReader {
 
   std::string context_, x_context_, y_context_;  // built once: no string is made per read
   SplitInfo info_;
+  int num_classes_ = 0;
   int capacity_;
   h5::Handle x_, y_, x_space_, y_space_, x_mem_, y_mem_;
   int x_rank_ = 0, y_rank_ = 0;

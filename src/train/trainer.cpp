@@ -9,6 +9,7 @@
 
 #include "mpitrain/comm/gradient_reducer.hpp"
 #include "mpitrain/comm/placement.hpp"
+#include "mpitrain/comm/progress_board.hpp"
 #include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/core/number_text.hpp"
@@ -68,6 +69,7 @@ class Training {
   const Config& c_;
   const Comm& comm_;
   const bool root_;
+  ProgressBoard board_;   // this node's ranks' progress, for the watchdog's report
   Watchdog watchdog_;
   RunPlan plan_;          // everything fixed before the first step (bad input is found here)
   Placement place_;       // before the first BLAS call
@@ -131,7 +133,8 @@ Training::Training(const Config& c, const Comm& comm)
     : c_(c),
       comm_(comm),
       root_(comm.rank() == 0),
-      watchdog_(comm.rank(), c.stall_timeout_s),
+      board_(comm),
+      watchdog_(comm.rank(), c.stall_timeout_s, &board_),
       plan_(checked_plan(c, comm)),
       place_(placed(c, comm, plan_)),
       num_classes_(plan_.data->num_classes()),

@@ -124,6 +124,10 @@ PY
 # Rank 1 sleeps 60 s in global step 5 (epoch 1 step 5); the watchdog must end the job.
 bg_mpi_run watchdog 2 60 -x MPITRAIN_TEST_STALL=1:5:60 -x "E2E_TAG=$TAG-stall" "${TRAIN[@]}" --epochs 4 \
   --stall-timeout-s 3
+# Rank 1 of 3 is stopped (SIGSTOP) in step 5: its own watchdog cannot run, so
+# a waiting rank must name it (issue 17: before, none did).
+bg_mpi_run stopped 3 60 -x MPITRAIN_TEST_STALL=1:5:-1 -x "E2E_TAG=$TAG-stall" "${TRAIN[@]}" --epochs 4 \
+  --stall-timeout-s 3
 REF=$(run_dir ref)
 bg_mpi_run ref 2 60 "${TRAIN[@]}" --epochs 4 --checkpoint-dir "$REF/ck" --checkpoint-every-steps 5 \
   --keep-last 0 --metrics "$REF/metrics.json"
@@ -420,6 +424,19 @@ check "the first stall message names rank 1" \
 check "no epoch finished" bash -c '! grep -q "^epoch " "$1"' _ "$OUT" || show_output
 n=$(tagged_pids "$TAG-stall" | wc -l)
 check "no rank of the stalled job is left running (found $n)" [ "$n" -eq 0 ]
+
+# ---------------------------------------------------------------------------
+begin_case "watchdog: rank 1 of 3 is stopped (SIGSTOP) in step 5: a waiting rank names it"
+use_run stopped
+expect_failure
+expect_rc 5
+expect_fast 20
+expect_stderr "stall: ranks 0,2 on host "
+expect_stderr "in the all-reduce of epoch 1 step 5 for rank 1 (no progress for"
+check "the first stall line is the waiting ranks' report naming rank 1" \
+  bash -c 'grep -m1 "stall" "$1" | grep -q "stall: ranks 0,2 on host .* for rank 1 (no progress"' _ "$ERR" || show_output
+n=$(tagged_pids "$TAG-stall" | wc -l)
+check "no rank of the stopped job is left (found $n)" [ "$n" -eq 0 ]
 
 # ---------------------------------------------------------------------------
 begin_case "--keep-last 2 over 5 epochs keeps the last two epoch checkpoints"

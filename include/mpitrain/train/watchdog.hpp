@@ -4,12 +4,18 @@
 // naming the step and what it was doing, and exits the process, which makes
 // the launcher end the whole job. A rank stuck outside a collective fires
 // first: ranks waiting inside the all-reduce give it a grace period, so the
-// message names the rank that did not arrive.
+// message names the rank that did not arrive. A rank that cannot report (a
+// stopped process, whose watchdog stops with it) is named from the progress
+// board its node shares (comm/progress_board.hpp): the lowest rank of the
+// node that still waits prints one line naming the ranks behind, and the
+// others end quietly.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+
+#include "mpitrain/comm/progress_board.hpp"
 
 namespace mpitrain {
 
@@ -18,8 +24,9 @@ inline constexpr int kExitStalled = 5;
 class Watchdog {
  public:
   enum class Phase : int { kStartup, kCompute, kAllreduce, kEvaluate, kCheckpoint };
-  // timeout_s <= 0 disables the watchdog.
-  Watchdog(int rank, double timeout_s);
+  // timeout_s <= 0 disables the watchdog. board (may be null) is where this
+  // rank's progress is shared with the other ranks of its node.
+  Watchdog(int rank, double timeout_s, ProgressBoard* board = nullptr);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -29,7 +36,11 @@ class Watchdog {
 
  private:
   void run();
+  // The line a rank waiting in the all-reduce prints about its node, or ""
+  // when a lower waiting rank of the node prints it.
+  std::string waiting_report(double stalled) const;
   int rank_;
+  ProgressBoard* board_;
   double timeout_s_;
   std::atomic<double> last_beat_s_;
   std::atomic<int> phase_{0};
@@ -41,7 +52,9 @@ class Watchdog {
 };
 
 // Test-only: MPITRAIN_TEST_STALL="RANK:STEP:SECONDS" makes that rank sleep in
-// the compute phase of that (1-based, global) step, to exercise the watchdog.
+// the compute phase of that (1-based, global) step, to exercise the watchdog;
+// SECONDS < 0 stops the process there (SIGSTOP), as an operator or a hung
+// node would.
 void maybe_test_stall(int rank, long long global_step);
 
 }  // namespace mpitrain

@@ -35,6 +35,11 @@ void for_each_added_field(P& p, F&& f) {
   f("noise_ema_g2", p.noise.ema_g2, d.noise.ema_g2);
   f("noise_ema_s", p.noise.ema_s, d.noise.ema_s);
   f("noise_decay_pow", p.noise.decay_pow, d.noise.decay_pow);
+  f("target_streak", p.target_streak, d.target_streak);
+  f("target_first_epoch", p.target_first_epoch, d.target_first_epoch);
+  f("target_first_step", p.target_first_step, d.target_first_step);
+  f("target_first_samples", p.target_first_samples, d.target_first_samples);
+  f("target_first_time_s", p.target_first_time_s, d.target_first_time_s);
 }
 
 }  // namespace mpitrain::checkpoint_fields

@@ -152,6 +152,8 @@ void validate(Config& c) {
   check_metric_name(c.stop.early_stop_metric, "--early-stop-metric");
   if (!c.stop.target.empty()) parse_target(c.stop.target);
   require(!c.stop.stop_at_target || !c.stop.target.empty(), "--stop-at-target needs --target, e.g. --target val_acc>=0.88");
+  require(c.stop.target_hold >= 1, "--target-hold must be at least 1 evaluation (got " +
+                                       std::to_string(c.stop.target_hold) + ")");
   require(std::isfinite(c.stop.early_stop_min_delta) && c.stop.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
   require(std::isfinite(c.stop.divergence_factor) && c.stop.divergence_factor >= 0,
           "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
@@ -289,6 +291,9 @@ void declare_eval_options(OptionTable& t, Config& c) {
   t.add("early-stop-min-delta", &c.stop.early_stop_min_delta, "smallest change that counts as an improvement");
   t.add("target", &c.stop.target, "record when a metric first reaches a value, e.g. val_acc>=0.88");
   t.add_flag("stop-at-target", &c.stop.stop_at_target, "end the run when --target is reached");
+  t.add("target-hold", &c.stop.target_hold,
+        "the target counts once it holds at K evaluations in a row (epoch ends and --eval-every-steps), "
+        "recorded at the first of them");
   t.add("eval-every-steps", &c.eval.every_steps,
         "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
   t.add("noise-window-samples", &c.noise_window_samples,

@@ -246,7 +246,12 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   for (const auto& row : s.plan())
     std::printf("  %-16s step %7lld  epoch %7.2f  B %6lld  lr %.6g\n", row.what.c_str(), row.global_step,
                 row.epoch_pos, row.global_batch, row.lr);
-  if (p.target) std::printf("target: %s%s\n", p.target->text.c_str(), c.stop.stop_at_target ? " (stop when reached)" : "");
+  if (p.target)
+    std::printf("target: %s%s%s\n", p.target->text.c_str(),
+                c.stop.target_hold > 1
+                    ? (", once it holds at " + std::to_string(c.stop.target_hold) + " evaluations in a row").c_str()
+                    : "",
+                c.stop.stop_at_target ? " (stop when reached)" : "");
   if (c.stop.early_stop_patience > 0)
     std::printf("early stopping: %s, patience %lld epochs\n", c.stop.early_stop_metric.c_str(), c.stop.early_stop_patience);
   std::fflush(stdout);

@@ -1,5 +1,6 @@
 #include "mpitrain/train/stop_policy.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -33,11 +34,21 @@ std::string StopPolicy::divergence(long long global_step, double step_loss, doub
 bool StopPolicy::check_target(const EpochMetrics& m, long long epoch, double time_s) {
   if (!target_ || pr_.target_epoch != 0) return false;
   const auto it = m.find(target_->metric);
-  if (it == m.end() || !target_->reached(it->second)) return false;
-  pr_.target_epoch = epoch + 1;
-  pr_.target_step = pr_.global_step;
-  pr_.target_samples = pr_.samples;
-  pr_.target_time_s = time_s;
+  if (it == m.end() || !target_->reached(it->second)) {
+    pr_.target_streak = 0;  // --target-hold: the run of evaluations is broken
+    return false;
+  }
+  if (pr_.target_streak++ == 0) {  // the first evaluation of a run: where the crossing is
+    pr_.target_first_epoch = epoch + 1;
+    pr_.target_first_step = pr_.global_step;
+    pr_.target_first_samples = pr_.samples;
+    pr_.target_first_time_s = time_s;
+  }
+  if (pr_.target_streak < std::max(o_.target_hold, 1LL)) return false;
+  pr_.target_epoch = pr_.target_first_epoch;
+  pr_.target_step = pr_.target_first_step;
+  pr_.target_samples = pr_.target_first_samples;
+  pr_.target_time_s = pr_.target_first_time_s;
   return true;
 }
 

@@ -32,11 +32,12 @@ constexpr long long TrainProgress::*kInts[] = {
     &TrainProgress::epoch, &TrainProgress::step_in_epoch, &TrainProgress::global_step, &TrainProgress::samples,
     &TrainProgress::global_batch, &TrainProgress::optimizer_steps, &TrainProgress::epoch_samples,
     &TrainProgress::best_epoch, &TrainProgress::target_epoch, &TrainProgress::target_step,
-    &TrainProgress::target_samples, &TrainProgress::best_ckpt_epoch};
+    &TrainProgress::target_samples, &TrainProgress::best_ckpt_epoch, &TrainProgress::target_streak,
+    &TrainProgress::target_first_epoch, &TrainProgress::target_first_step, &TrainProgress::target_first_samples};
 constexpr double TrainProgress::*kReals[] = {
     &TrainProgress::previous_lr, &TrainProgress::first_loss, &TrainProgress::epoch_loss_sum,
     &TrainProgress::epoch_correct_sum, &TrainProgress::elapsed_s, &TrainProgress::best_value,
-    &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value};
+    &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value, &TrainProgress::target_first_time_s};
 using NoiseState = NoiseScaleEstimator::State;
 constexpr long long NoiseState::*kNoiseInts[] = {&NoiseState::updates};
 constexpr double NoiseState::*kNoiseReals[] = {&NoiseState::ema_g2, &NoiseState::ema_s, &NoiseState::decay_pow};
@@ -45,11 +46,23 @@ static_assert(sizeof(NoiseState) == (std::size(kNoiseInts) + std::size(kNoiseRea
 static_assert(sizeof(TrainProgress) == (std::size(kInts) + std::size(kReals)) * 8 + sizeof(NoiseState),
               "TrainProgress gained a field: add it to kInts/kReals (and to the checkpoint and its checksum)");
 // The /progress attributes added after the first format (optional when reading).
-const std::vector<std::string> kAddedAttrs = {"best_ckpt_epoch", "best_ckpt_value", "noise_updates",
-                                              "noise_ema_g2",    "noise_ema_s",     "noise_decay_pow"};
+const std::vector<std::string> kAddedAttrs = {"best_ckpt_epoch",    "best_ckpt_value",    "noise_updates",
+                                              "noise_ema_g2",       "noise_ema_s",        "noise_decay_pow",
+                                              "target_streak",      "target_first_epoch", "target_first_step",
+                                              "target_first_samples", "target_first_time_s"};
 
 // The checksum as the first format computed it (before the added fields):
 // what a checkpoint written by an older build carries.
+// The fields added after the first format (optional when reading).
+bool added_int(long long TrainProgress::*f) {
+  return f == &TrainProgress::best_ckpt_epoch || f == &TrainProgress::target_streak ||
+         f == &TrainProgress::target_first_epoch || f == &TrainProgress::target_first_step ||
+         f == &TrainProgress::target_first_samples;
+}
+bool added_real(double TrainProgress::*f) {
+  return f == &TrainProgress::best_ckpt_value || f == &TrainProgress::target_first_time_s;
+}
+
 std::uint32_t old_format_checksum(const std::vector<float>& params, const std::string& state_name,
                                   const std::vector<float>& state, const TrainProgress& p) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -58,9 +71,9 @@ std::uint32_t old_format_checksum(const std::vector<float>& params, const std::s
   add(state_name.data(), state_name.size());
   add(state.data(), state.size() * sizeof(float));
   for (auto f : kInts)
-    if (f != &TrainProgress::best_ckpt_epoch) add(&(p.*f), sizeof(long long));
+    if (!added_int(f)) add(&(p.*f), sizeof(long long));
   for (auto f : kReals)
-    if (f != &TrainProgress::best_ckpt_value) add(&(p.*f), sizeof(double));
+    if (!added_real(f)) add(&(p.*f), sizeof(double));
   return static_cast<std::uint32_t>(crc);
 }
 
@@ -374,7 +387,8 @@ TEST_F(CheckpointTest, AlteredAddedFieldFailsTheChecksum) {
   const std::string path = write("ckpt-e0001.h5");
   for (const std::string& name : kAddedAttrs) {
     SCOPED_TRACE(name);
-    const bool is_int = name == "best_ckpt_epoch" || name == "noise_updates";
+    const bool is_int = name == "best_ckpt_epoch" || name == "noise_updates" || name == "target_streak" ||
+                        name == "target_first_epoch" || name == "target_first_step" || name == "target_first_samples";
     // Changed in place.
     EXPECT_REFUSED(read(altered_copy(path, [&](hid_t f) {
                      h5::Handle g(H5Gopen2(f, "/progress", H5P_DEFAULT), H5Gclose);
@@ -432,9 +446,9 @@ TEST_F(CheckpointTest, CheckpointFromBeforeTheAddedFieldsLoadsWithDefaults) {
   EXPECT_EQ(fresh.noise.decay_pow, NoiseScaleEstimator(0.9).state().decay_pow);  // defaults = a fresh estimator
   EXPECT_EQ(fresh.noise.updates, NoiseScaleEstimator(0.9).state().updates);
   for (auto f : kInts)
-    if (f != &TrainProgress::best_ckpt_epoch) EXPECT_EQ(c.progress.*f, progress.*f);
+    if (!added_int(f)) EXPECT_EQ(c.progress.*f, progress.*f);
   for (auto f : kReals)
-    if (f != &TrainProgress::best_ckpt_value) EXPECT_EQ(c.progress.*f, progress.*f);
+    if (!added_real(f)) EXPECT_EQ(c.progress.*f, progress.*f);
   EXPECT_EQ(c.params, floats(model.arena().params(), n));
   // Its state_crc32 is the first format's too.
   h5::Handle f = h5::open_file_readonly(old);
@@ -494,8 +508,10 @@ TEST(CheckpointChecksum, DefaultProgressKeepsTheFirstFormatsValue) {
   TrainProgress p;
   for (size_t i = 0; i < std::size(kInts); ++i) p.*kInts[i] = 3 + static_cast<long long>(i);
   for (size_t i = 0; i < std::size(kReals); ++i) p.*kReals[i] = 1.25 * static_cast<double>(i);
-  p.best_ckpt_epoch = 0;
-  p.best_ckpt_value = 0.0;
+  for (auto f : kInts)
+    if (added_int(f)) p.*f = 0;
+  for (auto f : kReals)
+    if (added_real(f)) p.*f = 0.0;
   EXPECT_EQ(checkpoint_checksum(params.data(), 40, {{"velocity", velocity.data()}}, p),
             old_format_checksum(params, "velocity", velocity, p));
   EXPECT_EQ(checkpoint_checksum(params.data(), 40, {{"velocity", velocity.data()}}, {}),

@@ -135,6 +135,52 @@ TEST(StopPolicyTarget, RecordedOnceAtTheFirstEvaluationWhereItHolds) {
   EXPECT_EQ(pr.target_time_s, 15.5);
 }
 
+// --target-hold 3: the target counts once it holds at 3 evaluations in a row,
+// recorded at the first of them; a miss restarts the count.
+TEST(StopPolicyTarget, HoldCountsConsecutiveEvaluationsAndRecordsTheFirst) {
+  TrainProgress pr;
+  StopOptions o;
+  o.target_hold = 3;
+  StopPolicy p(o, parse_target("val_acc>=0.88"), false, pr);
+  const auto eval = [&](double acc, long long epoch, long long step) {
+    pr.global_step = step;
+    pr.samples = step * 25;
+    return p.check_target({{"val_acc", acc}}, epoch, static_cast<double>(step) / 10);
+  };
+  EXPECT_FALSE(eval(0.90, 0, 10));  // holds (1)
+  EXPECT_FALSE(eval(0.91, 0, 20));  // holds (2)
+  EXPECT_FALSE(eval(0.87, 0, 30));  // misses: the run restarts
+  EXPECT_EQ(pr.target_streak, 0);
+  EXPECT_FALSE(eval(0.89, 1, 40));  // holds (1): the crossing if the run lasts
+  EXPECT_FALSE(eval(0.90, 1, 50));  // (2)
+  EXPECT_EQ(pr.target_epoch, 0);
+  EXPECT_TRUE(eval(0.92, 1, 60));   // (3): reached, at the first of the three
+  EXPECT_EQ(pr.target_epoch, 2);
+  EXPECT_EQ(pr.target_step, 40);
+  EXPECT_EQ(pr.target_samples, 1000);
+  EXPECT_EQ(pr.target_time_s, 4.0);
+  EXPECT_FALSE(eval(0.95, 2, 70));  // recorded once
+  EXPECT_EQ(pr.target_step, 40);
+}
+
+// A resumed run continues its count: the streak and the first evaluation of
+// it are progress fields, saved in checkpoints.
+TEST(StopPolicyTarget, HoldCountSurvivesAResume) {
+  TrainProgress pr;
+  StopOptions o;
+  o.target_hold = 2;
+  {
+    StopPolicy p(o, parse_target("val_acc>=0.88"), false, pr);
+    pr.global_step = 10;
+    EXPECT_FALSE(p.check_target({{"val_acc", 0.9}}, 0, 1.0));
+  }
+  TrainProgress resumed = pr;  // what the checkpoint carried
+  StopPolicy q(o, parse_target("val_acc>=0.88"), false, resumed);
+  resumed.global_step = 20;
+  EXPECT_TRUE(q.check_target({{"val_acc", 0.9}}, 0, 2.0));
+  EXPECT_EQ(resumed.target_step, 10);
+}
+
 TEST(StopPolicyTarget, LowerIsBetterTargetAndStrictOperator) {
   TrainProgress pr;
   StopPolicy p(StopOptions{}, parse_target("val_loss<0.35"), false, pr);

@@ -61,6 +61,11 @@ struct TrainProgress {
   double best_ckpt_value = 0.0;
   // The online gradient-noise-scale estimator (NoiseScaleEstimator::state()).
   NoiseScaleState noise;
+  // --target-hold: evaluations in a row at which the target held so far, and
+  // where the first of them was (what target_* become once it has held long enough).
+  long long target_streak = 0;
+  long long target_first_epoch = 0, target_first_step = 0, target_first_samples = 0;
+  double target_first_time_s = 0.0;
 };
 
 struct CheckpointMeta {

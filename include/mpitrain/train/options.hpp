@@ -23,6 +23,7 @@ struct StopOptions {
   double early_stop_min_delta = 0.0;
   std::string target;                 // e.g. "val_acc>=0.88"; empty: none
   bool stop_at_target = false;
+  long long target_hold = 1;          // the target counts once it holds at this many evaluations in a row
   double divergence_factor = 10.0;    // loss above this x the first step's loss: diverged (0: off)
 };
 

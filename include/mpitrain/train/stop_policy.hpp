@@ -29,7 +29,9 @@ class StopPolicy {
   // diverged, or "" if it did not. The first step's loss is the reference.
   std::string divergence(long long global_step, double step_loss, double grad_norm);
 
-  // Records the first evaluation at which the target holds; true if that is now.
+  // Records the first evaluation at which the target holds (with
+  // --target-hold K: the first of K evaluations in a row at which it holds);
+  // true when that is decided now.
   bool check_target(const EpochMetrics& m, long long epoch, double time_s);
   bool stop_at_target() const { return target_ && o_.stop_at_target; }
 

@@ -231,7 +231,7 @@ def build_parser():
                         "the target over seeds) is at that edge (default 0: the grid as given)")
     g.add_argument("--target-hold", type=int, default=1, metavar="K",
                    help="the target counts as reached where it holds for K consecutive evaluations (the first of "
-                        "them); K > 1 trains past the first crossing, up to --epochs (default 1)")
+                        "them); passed to mpitrain's --target-hold, which stops the run there (default 1)")
     g.add_argument("--eval-every-steps", type=int, default=0, metavar="N",
                    help="mpitrain --eval-every-steps: evaluate (and check the target) every N steps too "
                         "(default 0: at epoch ends only)")

@@ -112,7 +112,7 @@ def grid_options(args):
     args.seed_list = parse_seeds(getattr(args, "seeds", ""))
     extra = [t.split("=", 1)[0] for t in shlex.split(args.extra_args)]
     for opt, own in (("--seed", "--seeds"), ("--eval-every-steps", "--eval-every-steps"),
-                     ("--stop-at-target", "--target-hold")):
+                     ("--stop-at-target", "--target-hold"), ("--target-hold", "--target-hold")):
         if opt in extra and (own != "--seeds" or args.seed_list is not None):
             raise SystemExit(f"sweep: error: pass {own} to sweep.py itself, not {opt} in --extra-args "
                              "(the sweep records it and reads the runs by it)")
@@ -152,11 +152,12 @@ def make_runs(args, b, m, ranks, seeds, **fields):
                 # rule; with an explicit rate it would start from 0).
                 start = min(1.0, args.base_lr * m / float(lr_str))
                 train += ["--warmup-start-factor", f"{start:.6g}"]
-            # --target-hold K > 1: the run goes on past the first crossing
-            # (mpitrain stops at the first one), to see whether it holds.
-            train += ["--epochs", str(epochs_at.get(b, args.epochs)),
-                      "--target", args.target] + (["--stop-at-target"] if args.target_hold <= 1 else []) + [
-                      "--metrics", "", "--checkpoint-dir", "",  # the run directory's own
+            # mpitrain stops where the target has held --target-hold K
+            # evaluations in a row (at the first of them, as the sweep reads it).
+            train += ["--epochs", str(epochs_at.get(b, args.epochs)), "--target", args.target, "--stop-at-target"]
+            if args.target_hold > 1:
+                train += ["--target-hold", str(args.target_hold)]
+            train += ["--metrics", "", "--checkpoint-dir", "",  # the run directory's own
                       "--checkpoint-every-epochs", "0", "--progress", "none"]
             if args.metrics_every_steps > 0:
                 train += ["--metrics-every-steps", str(args.metrics_every_steps)]

@@ -325,3 +325,17 @@ def test_target_hold_from_the_sweep_plan(tmp_path):
         assert (run["status"], run["S"]) == (status, steps)
         with open(tmp_path / f"out{hold}" / "summary.md") as f:
             assert f"held for {hold} consecutive evaluations" in f.read()
+
+
+def test_the_best_rate_is_chosen_by_recorded_steps_as_the_sweep_does():
+    # Evaluations every 20 steps: x1 records 220 (interpolated 201), x2 records 200 (interpolated 205).
+    # The sweep's grid extension ranked x2 first by the recorded counts; --interpolate must not swap them.
+    def reached(lr, mult, recorded, interpolated):
+        r = dict(name=f"B0128-lr{lr}-np2", B=128, lr=lr, multiplier=mult, seed=None, status=runs.STATUS_REACHED,
+                 S=recorded, E=recorded * 128, T=recorded * 0.01, steps_run=recorded,
+                 S_interp=interpolated, E_interp=interpolated * 128, T_interp=interpolated * 0.01)
+        return r
+    rs = [reached(0.02, 1, 220, 201), reached(0.04, 2, 200, 205)]
+    runs.use_interpolated(rs)
+    best = runs.best_per_batch(rs)[128]
+    assert (best["lr"], best["S"], best["S_recorded"]) == (0.04, 205, 200)

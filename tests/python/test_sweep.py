@@ -376,7 +376,8 @@ def test_grid_extension_on_slurm_and_dry_run(tool, tmp_path):
     assert text.count("train=(") == 10
     assert "name=B0064-lr0.1-np2-s1" in text and "name=B0064-lr0.1-np2-s2" in text
     assert "--lr 0.1 " in text and "--seed 2" in text and "--eval-every-steps" not in text
-    assert "--stop-at-target" not in text  # --target-hold 2 trains past the first crossing
+    # the trainer stops once the target has held 2 evaluations in a row
+    assert "--stop-at-target --target-hold 2 " in text
     assert f"would submit: sbatch --ntasks=2 --array=5,8-9 {script}" in r.stdout, r.stdout
     with open(os.path.join(out, "sweep.json")) as f:
         saved = json.load(f)

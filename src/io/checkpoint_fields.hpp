@@ -40,6 +40,7 @@ void for_each_added_field(P& p, F&& f) {
   f("target_first_step", p.target_first_step, d.target_first_step);
   f("target_first_samples", p.target_first_samples, d.target_first_samples);
   f("target_first_time_s", p.target_first_time_s, d.target_first_time_s);
+  f("adascale_tau", p.adascale_tau, d.adascale_tau);
 }
 
 }  // namespace mpitrain::checkpoint_fields

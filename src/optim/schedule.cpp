@@ -79,7 +79,8 @@ LrScaling parse_lr_scaling(const std::string& name) {
   if (name == "none") return LrScaling::kNone;
   if (name == "linear") return LrScaling::kLinear;
   if (name == "sqrt") return LrScaling::kSqrt;
-  throw UserError("unknown --lr-scaling '" + name + "': use none, linear or sqrt");
+  if (name == "adascale") return LrScaling::kAdaScale;
+  throw UserError("unknown --lr-scaling '" + name + "': use none, linear, sqrt or adascale");
 }
 
 const char* lr_scaling_name(LrScaling s) {
@@ -87,6 +88,7 @@ const char* lr_scaling_name(LrScaling s) {
     case LrScaling::kNone: return "none";
     case LrScaling::kLinear: return "linear";
     case LrScaling::kSqrt: return "sqrt";
+    case LrScaling::kAdaScale: return "adascale";
   }
   return "?";
 }
@@ -97,6 +99,7 @@ double scaled_lr(double base_lr, long long ref_batch, long long global_batch, Lr
     case LrScaling::kNone: return base_lr;
     case LrScaling::kLinear: return base_lr * k;
     case LrScaling::kSqrt: return base_lr * std::sqrt(k);
+    case LrScaling::kAdaScale: return base_lr;  // times the step's gain (adascale.hpp)
   }
   return base_lr;
 }

@@ -143,6 +143,15 @@ void validate(Config& c) {
   o.kind = parse_optimizer(c.optimizer_name);
   o.weight_decay_mode = parse_weight_decay_mode(c.weight_decay_mode_name);
   check_optimizer_options(o);
+  if (s.scaling == LrScaling::kAdaScale) {
+    // AdaScale's gain assumes an update proportional to the gradient, as SGD's
+    // is (Johnson et al. 2020 treat momentum the same way); adaptive methods
+    // rescale every coordinate by their own statistics.
+    require(o.kind == OptimizerKind::kSgd, std::string("--lr-scaling adascale works with --optimizer sgd (got ") +
+                                               optimizer_name(o.kind) + "): use linear or sqrt scaling with it");
+    require(c.batch_schedule_text.find_first_not_of(" \t") == std::string::npos,
+            "--lr-scaling adascale runs one global batch: drop --batch-schedule");
+  }
 
   require(std::isfinite(c.eval.val_fraction) && c.eval.val_fraction >= 0 && c.eval.val_fraction < 1,
           "--val-fraction must be in [0, 1) (got " + to_text(c.eval.val_fraction) + ")");
@@ -251,7 +260,8 @@ void declare_run_options(OptionTable& t, Config& c, long long& seed) {
 void declare_schedule_options(OptionTable& t, Config& c) {
   t.add("lr", &c.schedule.base_lr, "base learning rate, tuned at --ref-batch");
   t.add("ref-batch", &c.schedule.ref_batch, "global batch at which --lr was tuned");
-  t.add("lr-scaling", &c.lr_scaling_name, "rate rule for the global batch: none | linear | sqrt");
+  t.add("lr-scaling", &c.lr_scaling_name, "rate rule for the global batch: none | linear | sqrt | adascale (a gain measured every step; "
+        "--epochs then counts epochs at --ref-batch)");
   t.add("warmup-epochs", &c.schedule.warmup_epochs, "epochs of linear per-step warmup (may be fractional)");
   t.add("warmup-steps", &c.schedule.warmup_steps, "steps of linear warmup (instead of --warmup-epochs)");
   t.add("warmup-start-factor", &c.schedule.warmup_start_factor,

@@ -123,6 +123,7 @@ void RunLog::step(const StepRecord& r) {
       .add("grad_norm", r.grad_norm).add("noise_scale", r.noise_scale)
       .add("noise_small_sq", r.small_sq).add("noise_b_small", r.b_small)
       .add("noise_big_sq", r.grad_norm * r.grad_norm).add("noise_b_big", r.global_batch);
+  if (r.gain) m.add("gain", *r.gain).add("scale_invariant_iters", *r.scale_iterations);
   metrics_.write(m);
 }
 
@@ -152,6 +153,7 @@ std::string RunLog::epoch(const EpochRecord& r) {
       .add("eval_time_s", r.eval_time_s).add("noise_scale", r.noise_scale).add("noise_g2", r.noise_g2)
       .add("noise_trace_s", r.noise_trace_s);
   if (r.target_reached) m.add("target_reached", *r.target_reached);
+  if (r.gain) m.add("gain", *r.gain).add("scale_invariant_iters", *r.scale_iterations);
   metrics_.write(m);
   return m.str();
 }
@@ -184,6 +186,7 @@ void RunLog::summary(const SummaryRecord& s) {
       .add("samples", r.samples).add("time_s", r.time_s).add("train_loss", r.train_loss).add("val_loss", r.val_loss)
       .add("val_acc", r.val_acc).add("test_loss", s.has_test ? r.eval_loss : kNaN)
       .add("test_acc", s.has_test ? r.eval_acc : kNaN);
+  if (s.scale_iterations) m.add("scale_invariant_iters", *s.scale_iterations);
   if (s.early) m.add("best_epoch", r.best_epoch).add("best_metric", s.early->metric()).add("best_value", r.best_value);
   if (s.target) {
     m.add("target", s.target->text).add("target_reached", r.target_reached);

@@ -147,6 +147,22 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     throw UserError("--epochs " + std::to_string(c.epochs) + " at " + std::to_string(most_steps) +
                     " steps per epoch is more than 2^53 steps: choose at most " + std::to_string(kMaxSteps / most_steps) +
                     " epochs");
+  ScheduleOptions steps_only = c.schedule;
+  p.epochs = c.epochs;
+  if (c.schedule.scaling == LrScaling::kAdaScale) {
+    // The epochs at --ref-batch bound the reference run; the run at B takes
+    // as many of its own as its gains need, at most max_epochs.
+    p.adascale = std::make_unique<AdaScaleSchedule>(c.schedule, p.train_count, c.drop_last);
+    if (static_cast<double>(c.epochs) * static_cast<double>(p.adascale->reference_steps_per_epoch()) *
+            std::max(1.0, static_cast<double>(c.schedule.ref_batch) / static_cast<double>(c.global_batch)) >
+        static_cast<double>(kMaxSteps))
+      throw UserError("--epochs " + std::to_string(c.epochs) + " with --lr-scaling adascale is more than 2^53 steps");
+    p.epochs = p.adascale->max_epochs(c.global_batch);
+    steps_only.epochs = p.epochs;
+    steps_only.warmup_epochs = 0;
+    steps_only.warmup_steps = 0;
+    steps_only.decay = LrDecay::kNone;
+  }
   p.max_shard = max_shard;
   if (c.micro_batch > 0 && c.micro_batch < max_shard && summarize_model(c.model, c.activation).batch_statistics)
     throw UserError("--micro-batch " + std::to_string(c.micro_batch) + " is smaller than a shard (" +
@@ -158,7 +174,7 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     const int u = c.step.unit_rows;
     p.capacity = c.micro_batch > 0 && c.micro_batch < max_shard ? p.capacity / u * u : (p.capacity + u - 1) / u * u;
   }
-  p.schedule = std::make_unique<LrSchedule>(c.schedule, p.phases, p.train_count, c.drop_last);
+  p.schedule = std::make_unique<LrSchedule>(steps_only, p.phases, p.train_count, c.drop_last);
   if (p.schedule->total_steps() < 1)
     throw UserError("no training steps: with --drop-last every epoch needs at least one full global batch");
 
@@ -222,10 +238,10 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);
   if (p.data->has_split("test") && c.eval.split == "test")
     std::printf(", %lld test rows%s", p.data->split("test").rows, p.eval_test ? "" : " (empty: no evaluation)");
-  std::printf("\nglobal batch %lld (up to %lld rows per rank%s), %lld steps per epoch, %lld epochs, %lld steps%s\n",
+  std::printf("\nglobal batch %lld (up to %lld rows per rank%s), %lld steps per epoch, %s%lld epochs, %lld steps%s\n",
               c.global_batch, max_shard_rows(c.global_batch, comm.size(), c.unit_rows()),
               c.micro_batch > 0 ? (", micro-batches of " + std::to_string(p.capacity)).c_str() : "",
-              p.schedule->steps_in_epoch(0), c.epochs, p.schedule->total_steps(),
+              p.schedule->steps_in_epoch(0), p.adascale ? "at most " : "", p.epochs, p.schedule->total_steps(),
               c.drop_last ? " (last partial batch dropped)" : "");
   if (p.phases.size() > 1) {
     std::printf("batch schedule:");
@@ -237,13 +253,25 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   if (c.optim.kind == OptimizerKind::kSgd || c.optim.kind == OptimizerKind::kLars)
     std::printf(" momentum %g%s", c.optim.momentum, c.optim.nesterov && c.optim.kind == OptimizerKind::kSgd ? " (nesterov)" : "");
   std::printf(", weight decay %g, seed %llu\n", c.optim.weight_decay, static_cast<unsigned long long>(c.seed));
-  std::printf("lr %g at ref batch %lld, %s scaling -> effective lr %g at B=%lld", c.schedule.base_lr, c.schedule.ref_batch,
-              lr_scaling_name(c.schedule.scaling), s.scaled_rate(c.global_batch), c.global_batch);
-  if (s.warmup_total_steps() > 0)
-    std::printf(", warmup %lld steps from %g x", s.warmup_total_steps(), s.warmup_start_factor());
+  if (p.adascale) {
+    const LrSchedule& ref = p.adascale->reference();
+    std::printf("lr %g at ref batch %lld, adascale: x a gain measured every step, in [1, %g] at B=%lld; the run ends "
+                "after %.0f scale-invariant iterations (%lld epochs at B=%lld)",
+                c.schedule.base_lr, c.schedule.ref_batch,
+                static_cast<double>(c.global_batch) / static_cast<double>(c.schedule.ref_batch), c.global_batch,
+                p.adascale->total_iterations(), c.epochs, c.schedule.ref_batch);
+    if (ref.warmup_total_steps() > 0)
+      std::printf(", warmup %lld iterations from %g x", ref.warmup_total_steps(), ref.warmup_start_factor());
+  } else {
+    std::printf("lr %g at ref batch %lld, %s scaling -> effective lr %g at B=%lld", c.schedule.base_lr,
+                c.schedule.ref_batch, lr_scaling_name(c.schedule.scaling), s.scaled_rate(c.global_batch),
+                c.global_batch);
+    if (s.warmup_total_steps() > 0)
+      std::printf(", warmup %lld steps from %g x", s.warmup_total_steps(), s.warmup_start_factor());
+  }
   if (c.schedule.decay != LrDecay::kNone) std::printf(", %s decay", lr_decay_name(c.schedule.decay));
-  std::printf("\nlr plan:\n");
-  for (const auto& row : s.plan())
+  std::printf(p.adascale ? "\nlr plan in scale-invariant iterations (the reference run; x the gain):\n" : "\nlr plan:\n");
+  for (const auto& row : (p.adascale ? p.adascale->reference() : s).plan())
     std::printf("  %-16s step %7lld  epoch %7.2f  B %6lld  lr %.6g\n", row.what.c_str(), row.global_step,
                 row.epoch_pos, row.global_batch, row.lr);
   if (p.target)

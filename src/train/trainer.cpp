@@ -39,6 +39,7 @@ using Phase = Watchdog::Phase;
 struct EpochTally {
   StepTimes times;
   double lr = 0;               // the rate of the last step
+  double gain = 1;             // --lr-scaling adascale: the gain of the last step
   double mid_eval_s = 0;       // evaluation inside the epoch (not training time)
   long long resumed_samples = 0;  // samples of this epoch done before a resume (not timed here)
   double t_start = 0;
@@ -56,10 +57,13 @@ class Training {
   RunLog open_log();
   void print_header();
 
-  bool run_steps(long long epoch, EpochTally& t);
+  // How the steps of an epoch ended.
+  enum class StepsEnd { kEpoch, kTarget, kIterations };
+  StepsEnd run_steps(long long epoch, EpochTally& t);
+  double step_rate(const StepPosition& pos, long long b, EpochTally& t);
   void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
   bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
-  bool end_epoch(long long epoch, const EpochTally& t, bool stopped_at_target);
+  bool end_epoch(long long epoch, const EpochTally& t, StepsEnd how);
   void evaluate(EpochMetrics& em);
   [[noreturn]] void diverged(const StepPosition& pos, double lr, double loss, double grad_norm, const std::string& why);
   const TrainProgress& snapshot();
@@ -189,7 +193,8 @@ void Training::print_header() {
 // all-reduced, and every rank applies the same update; after each epoch,
 // exact evaluation, the epoch's lines and a checkpoint.
 TrainResult Training::run() {
-  for (long long epoch = pr_.epoch; epoch < c_.epochs; ++epoch) {
+  const bool resumed_done = plan_.adascale && plan_.adascale->done(pr_.adascale_tau);  // a finished run's checkpoint
+  for (long long epoch = pr_.epoch; epoch < plan_.epochs && !resumed_done; ++epoch) {
     const long long b_epoch = batch_at_epoch(plan_.phases, epoch);
     batches_.start_epoch(epoch, b_epoch, pr_.step_in_epoch);
     pr_.epoch = epoch;
@@ -197,16 +202,16 @@ TrainResult Training::run() {
     EpochTally t;
     t.t_start = now_s();
     t.resumed_samples = pr_.epoch_samples;  // for this epoch's throughput
-    const bool stopped_at_target = run_steps(epoch, t);
-    if (!end_epoch(epoch, t, stopped_at_target)) break;
+    const StepsEnd how = run_steps(epoch, t);
+    if (!end_epoch(epoch, t, how)) break;
   }
   finish();
   return result_;
 }
 
-// The steps of one epoch, from where the progress stands. Returns true when
-// the target was reached mid-epoch with --stop-at-target.
-bool Training::run_steps(long long epoch, EpochTally& t) {
+// The steps of one epoch, from where the progress stands, until its end, the
+// target (mid-epoch, with --stop-at-target) or AdaScale's last iteration.
+Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
   const LrSchedule& schedule = *plan_.schedule;
   const long long steps = schedule.steps_in_epoch(epoch);
   while (pr_.step_in_epoch < steps) {
@@ -218,6 +223,7 @@ bool Training::run_steps(long long epoch, EpochTally& t) {
     const StepSums sums = step_.run(batches_, batch, pos.global_step, t.times);
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     update(pos, batch, sums, t);
+    if (plan_.adascale && plan_.adascale->done(pr_.adascale_tau)) return StepsEnd::kIterations;
 
     if (batch.step + 1 < steps && checkpoints_.due_after_step(pr_.global_step)) {
       watchdog_.beat(Phase::kCheckpoint, epoch + 1, batch.step + 1);
@@ -226,15 +232,27 @@ bool Training::run_steps(long long epoch, EpochTally& t) {
     }
     if (c_.eval.every_steps > 0 && pr_.global_step % c_.eval.every_steps == 0 && batch.step + 1 < steps &&
         evaluation_.any() && evaluate_mid_epoch(epoch, batch.step, t))
-      return true;
+      return StepsEnd::kTarget;
     const double elapsed = now_s() - t.t_start - t.mid_eval_s;
-    progress_.update({epoch + 1, c_.epochs, batch.step + 1, steps,
+    progress_.update({epoch + 1, plan_.epochs, batch.step + 1, steps,
                       pr_.epoch_loss_sum / static_cast<double>(pr_.epoch_samples),
                       static_cast<double>(pr_.epoch_samples - t.resumed_samples) / elapsed,
                       (now_s() - t_start_) / static_cast<double>(pr_.global_step) *
                           static_cast<double>(schedule.total_steps() - pr_.global_step)});
   }
-  return false;
+  return StepsEnd::kEpoch;
+}
+
+// The rate of this step: the schedule's, or with AdaScale the reference
+// schedule's at the scale-invariant iteration times the gain measured now
+// (the noise estimator has just taken this step's statistics).
+double Training::step_rate(const StepPosition& pos, long long b, EpochTally& t) {
+  if (!plan_.adascale) return plan_.schedule->lr_at(pos);
+  t.gain = adascale_gain(noise_.trace_s(), noise_.g2(), static_cast<double>(b),
+                         static_cast<double>(c_.schedule.ref_batch));
+  const double lr = plan_.adascale->lr_at(pr_.adascale_tau) * t.gain;
+  pr_.adascale_tau += t.gain;
+  return lr;
 }
 
 // After the all-reduce: the noise scale, the divergence check, the update at
@@ -247,7 +265,7 @@ void Training::update(const StepPosition& pos, const Batch& batch, const StepSum
   const double grad_norm = l2_norm(arena.grads(), arena.param_count());
   if (sums.contributors > 0)
     noise_.update(sums.small_sq_mean, sums.inv_small_mean, static_cast<double>(b), grad_norm * grad_norm);
-  t.lr = plan_.schedule->lr_at(pos);
+  t.lr = step_rate(pos, b, t);
   const std::string why = stop_.divergence(pos.global_step, step_loss, grad_norm);
   if (!why.empty()) diverged(pos, t.lr, step_loss, grad_norm, why);
   optimizer_->step(arena, t.lr);
@@ -263,7 +281,9 @@ void Training::update(const StepPosition& pos, const Batch& batch, const StepSum
     log_.step({pos.epoch + 1, pr_.global_step, pr_.samples, t.lr, b, step_loss,
                num_classes_ > 0 ? sums.correct / static_cast<double>(b) : kNaN, grad_norm, noise_.b_simple(),
                sums.contributors > 0 ? sums.small_sq_mean : kNaN,
-               sums.contributors > 0 ? 1.0 / sums.inv_small_mean : kNaN});
+               sums.contributors > 0 ? 1.0 / sums.inv_small_mean : kNaN,
+               plan_.adascale ? std::optional(t.gain) : std::nullopt,
+               plan_.adascale ? std::optional(pr_.adascale_tau) : std::nullopt});
 }
 
 // --eval-every-steps: evaluates, records the target, writes an eval line.
@@ -305,7 +325,7 @@ void Training::evaluate(EpochMetrics& em) {
 
 // After the steps of an epoch: the time split, evaluation, the epoch's lines,
 // checkpoints and the stop rules. Returns false when the run stops.
-bool Training::end_epoch(long long epoch, const EpochTally& t, bool stopped_at_target) {
+bool Training::end_epoch(long long epoch, const EpochTally& t, StepsEnd how) {
   const long long steps = plan_.schedule->steps_in_epoch(epoch);
   const double train_time = now_s() - t.t_start - t.mid_eval_s;
   // The time split, max and min over ranks: the slowest rank sets the pace, a gap shows a straggler.
@@ -330,9 +350,11 @@ bool Training::end_epoch(long long epoch, const EpochTally& t, bool stopped_at_t
                 static_cast<double>(pr_.epoch_samples - t.resumed_samples) / train_time, eval_time_s,
                 {time_max[0], time_max[1], time_max[2], time_max[3]},
                 {time_min[0], time_min[1], time_min[2], time_min[3]}, time_max[4],
-                noise_.b_simple(), noise_.g2(), noise_.trace_s(), std::nullopt};
+                noise_.b_simple(), noise_.g2(), noise_.trace_s(), std::nullopt,
+                plan_.adascale ? std::optional(t.gain) : std::nullopt,
+                plan_.adascale ? std::optional(pr_.adascale_tau) : std::nullopt};
   if (stop_.target()) r.target_reached = pr_.target_epoch > 0;
-  progress_.println(format_epoch_line(r, c_.epochs, num_classes_ > 0, noise_.updates() > 0 ? std::optional(noise_.b_simple()) : std::nullopt,
+  progress_.println(format_epoch_line(r, plan_.epochs, num_classes_ > 0, noise_.updates() > 0 ? std::optional(noise_.b_simple()) : std::nullopt,
                                       reached_now ? std::optional(stop_.target()->text) : std::nullopt));
   if (root_) checkpoints_.set_last_metrics(log_.epoch(r));
 
@@ -346,8 +368,12 @@ bool Training::end_epoch(long long epoch, const EpochTally& t, bool stopped_at_t
     checkpoints_.save(Checkpointer::epoch_name(epoch + 1), snapshot(), model_, *optimizer_, log_, true);
   if (verdict.new_best) checkpoints_.save("best.h5", snapshot(), model_, *optimizer_, log_, false);
   result_.epochs_done = epoch + 1;
-  if ((reached_now || stopped_at_target) && stop_.stop_at_target()) {
+  if ((reached_now || how == StepsEnd::kTarget) && stop_.stop_at_target()) {
     result_.stop_reason = "target";
+    return false;
+  }
+  if (how == StepsEnd::kIterations) {  // AdaScale: the reference run's iterations are done
+    result_.stop_reason = "iterations";
     return false;
   }
   if (verdict.stop_early) {
@@ -409,7 +435,8 @@ void Training::print_summary() {
   const std::optional<Target>& target = stop_.target();
   print_run_summary(result_, num_classes_ > 0 && evaluation_.any(), target);
   log_.summary({&result_, comm_.size(), c_.global_batch, plan_.schedule->scaled_rate(c_.global_batch),
-                noise_.b_simple(), evaluation_.has_test(), stop_.early_stopping(), target ? &*target : nullptr});
+                noise_.b_simple(), evaluation_.has_test(), stop_.early_stopping(), target ? &*target : nullptr,
+                plan_.adascale ? std::optional(pr_.adascale_tau) : std::nullopt});
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ constexpr long long TrainProgress::*kInts[] = {
 constexpr double TrainProgress::*kReals[] = {
     &TrainProgress::previous_lr, &TrainProgress::first_loss, &TrainProgress::epoch_loss_sum,
     &TrainProgress::epoch_correct_sum, &TrainProgress::elapsed_s, &TrainProgress::best_value,
-    &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value, &TrainProgress::target_first_time_s};
+    &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value, &TrainProgress::target_first_time_s,
+    &TrainProgress::adascale_tau};
 using NoiseState = NoiseScaleEstimator::State;
 constexpr long long NoiseState::*kNoiseInts[] = {&NoiseState::updates};
 constexpr double NoiseState::*kNoiseReals[] = {&NoiseState::ema_g2, &NoiseState::ema_s, &NoiseState::decay_pow};
@@ -49,7 +50,7 @@ static_assert(sizeof(TrainProgress) == (std::size(kInts) + std::size(kReals)) * 
 const std::vector<std::string> kAddedAttrs = {"best_ckpt_epoch",    "best_ckpt_value",    "noise_updates",
                                               "noise_ema_g2",       "noise_ema_s",        "noise_decay_pow",
                                               "target_streak",      "target_first_epoch", "target_first_step",
-                                              "target_first_samples", "target_first_time_s"};
+                                              "target_first_samples", "target_first_time_s", "adascale_tau"};
 
 // The checksum as the first format computed it (before the added fields):
 // what a checkpoint written by an older build carries.
@@ -60,7 +61,8 @@ bool added_int(long long TrainProgress::*f) {
          f == &TrainProgress::target_first_samples;
 }
 bool added_real(double TrainProgress::*f) {
-  return f == &TrainProgress::best_ckpt_value || f == &TrainProgress::target_first_time_s;
+  return f == &TrainProgress::best_ckpt_value || f == &TrainProgress::target_first_time_s ||
+         f == &TrainProgress::adascale_tau;
 }
 
 std::uint32_t old_format_checksum(const std::vector<float>& params, const std::string& state_name,

@@ -66,6 +66,8 @@ struct TrainProgress {
   long long target_streak = 0;
   long long target_first_epoch = 0, target_first_step = 0, target_first_samples = 0;
   double target_first_time_s = 0.0;
+  // --lr-scaling adascale: scale-invariant iterations done (the sum of the gains).
+  double adascale_tau = 0.0;
 };
 
 struct CheckpointMeta {

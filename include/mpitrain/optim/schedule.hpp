@@ -7,6 +7,9 @@
 //   none:   lr
 //   linear: lr * B / ref            (Goyal et al. 2017, arXiv:1706.02677)
 //   sqrt:   lr * sqrt(B / ref)      (Krizhevsky 2014; Hoffer et al. 2017)
+//   adascale: lr x a gain measured every step (adascale.hpp), on a schedule
+//           counted in scale-invariant iterations; this class then only
+//           counts the steps of the real batch.
 // Warmup ramps linearly per step over the first W steps (Goyal et al. 2.2),
 // as a factor of the final rate, so a resumed run gets the same value:
 //   warmup_factor(s) = f0 + (1 - f0) * min(1, (s + 1) / W)
@@ -20,7 +23,7 @@
 
 namespace mpitrain {
 
-enum class LrScaling { kNone, kLinear, kSqrt };
+enum class LrScaling { kNone, kLinear, kSqrt, kAdaScale };
 LrScaling parse_lr_scaling(const std::string& name);  // UserError if unknown
 const char* lr_scaling_name(LrScaling s);
 

@@ -35,6 +35,8 @@ struct StepRecord {
   // over the small batches and their size 1/mean(1/b); |G_big|^2 is
   // grad_norm^2 at global_batch. NaN when the step had no small batches.
   double small_sq = 0, b_small = 0;
+  // --lr-scaling adascale: the step's gain and the scale-invariant iterations after it.
+  std::optional<double> gain, scale_iterations;
 };
 
 struct EvalRecord {
@@ -59,6 +61,7 @@ struct EpochRecord {
   double peak_rss_mb = 0;
   double noise_scale = 0, noise_g2 = 0, noise_trace_s = 0;
   std::optional<bool> target_reached;
+  std::optional<double> gain, scale_iterations;  // --lr-scaling adascale: the last step's
 };
 
 struct DivergedRecord {
@@ -75,6 +78,7 @@ struct SummaryRecord {
   bool has_test = false;                 // test values are the test split's (else null)
   const EarlyStopping* early = nullptr;  // with early stopping
   const Target* target = nullptr;        // with --target
+  std::optional<double> scale_iterations;  // --lr-scaling adascale: tau at the end
 };
 
 class RunLog {

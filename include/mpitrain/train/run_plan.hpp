@@ -13,6 +13,7 @@
 #include "mpitrain/comm/placement.hpp"
 #include "mpitrain/data/dataset.hpp"
 #include "mpitrain/nn/model.hpp"
+#include "mpitrain/optim/adascale.hpp"
 #include "mpitrain/optim/schedule.hpp"
 #include "mpitrain/train/config.hpp"
 #include "mpitrain/train/stopping.hpp"
@@ -27,7 +28,11 @@ struct RunPlan {
   std::string val_split;                 // "" none, "val" (/val in the file), "train" (held out of /train)
   bool eval_test = false;                // evaluate /test after each epoch
   std::vector<BatchPhase> phases;
-  std::unique_ptr<LrSchedule> schedule;
+  std::unique_ptr<LrSchedule> schedule;  // the steps of the run's batches (and their rates, but with AdaScale)
+  // --lr-scaling adascale: the rate and the end of the run, in scale-invariant
+  // iterations; schedule then only counts steps, over `epochs` epochs.
+  std::unique_ptr<AdaScaleSchedule> adascale;
+  long long epochs = 0;                  // the most epochs the loop runs: --epochs, or AdaScale's bound
   int capacity = 0;                      // rows per forward/backward (micro-batch or largest shard)
   long long max_shard = 0;               // the most rows a rank computes in a step
   std::optional<Target> target;

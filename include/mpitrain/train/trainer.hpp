@@ -22,7 +22,7 @@ struct TrainResult {
   double eval_loss = 0.0, eval_acc = 0.0;  // test split (or val with --eval-split val)
   double val_loss = 0.0, val_acc = 0.0;    // NaN without a validation split
   double time_s = 0.0;
-  std::string stop_reason = "epochs";      // epochs | early_stop | target
+  std::string stop_reason = "epochs";      // epochs | early_stop | target | iterations (AdaScale)
   long long best_epoch = 0;                // early stopping's best epoch (0: not tracked)
   double best_value = 0.0;
   bool target_reached = false;

@@ -159,6 +159,9 @@ int inspect(const std::string& path) {
   h5::silence_errors();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw UserError("'" + path + "' does not exist");
+  // Stat only: H5Fis_hdf5 would open a FIFO and wait for a writer forever.
+  if (!std::filesystem::is_directory(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw UserError("'" + path + "' is not a regular file (a FIFO, socket or device): pass a checkpoint or dataset file");
   if (!std::filesystem::is_directory(path, ec) && H5Fis_hdf5(path.c_str()) <= 0)
     throw UserError("'" + path + "' is not an HDF5 file, so neither a checkpoint nor a dataset (truncated?)");
   std::string format;

@@ -40,6 +40,9 @@ Handle open_file_readonly(const std::string& path) {
     throw UserError("data file '" + path + "' does not exist: pass an existing HDF5 file with --data");
   if (fs::is_directory(path, ec))
     throw UserError("'" + path + "' is a directory, not an HDF5 file: pass the dataset file itself");
+  // Stat only: H5Fis_hdf5 would open a FIFO and wait for a writer forever.
+  if (!fs::is_regular_file(path, ec))
+    throw UserError("'" + path + "' is not a regular file (a FIFO, socket or device): pass the dataset file itself");
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw UserError("'" + path + "' is not an HDF5 file (convert it with 'mpitrain convert')");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -1,8 +1,10 @@
 #include "mpitrain/train/config.hpp"
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <type_traits>
@@ -98,6 +100,29 @@ void refuse_control_characters(const std::vector<std::pair<std::string, std::str
       throw UserError("--" + name + " contains the control character " + code + " at byte " + std::to_string(i + 1) +
                       " ('" + printable(value) + "'): write the value on one line, without control characters");
     }
+}
+
+// A config file is a few KB of INI text; one past this bound is not one.
+constexpr std::uintmax_t kMaxConfigBytes = 1u << 20;
+
+// The same rule for the config file, before the INI reader sees it: a NUL
+// would cut its error message short, binary would be echoed into it.
+void refuse_control_characters_in_file(const std::string& text, const std::string& where) {
+  long long line = 1;
+  for (size_t i = 0, line_start = 0; i < text.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(text[i]);
+    if (ch == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+    if (ch >= 0x20 || ch == '\t' || ch == '\n' || ch == '\r') continue;
+    char code[8];
+    std::snprintf(code, sizeof code, "0x%02x", ch);
+    const size_t end = std::min(text.find('\n', line_start), text.size());
+    throw UserError(where + "line " + std::to_string(line) + " contains the control character " + code + " ('" +
+                    printable(text.substr(line_start, end - line_start)) +
+                    "'): a config file is INI text, one 'key = value' per line");
+  }
 }
 
 void check_deterministic_options(const Config& c) {
@@ -367,23 +392,32 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
     if (vm.count("config")) {
       const auto path = vm["config"].as<std::string>();
       std::error_code ec;
+      // Stat before opening: a FIFO would block the open, /dev/zero never ends.
+      const auto st = std::filesystem::status(path, ec);
+      if (std::filesystem::exists(st) && !std::filesystem::is_directory(st) && !std::filesystem::is_regular_file(st))
+        throw UserError("config file '" + path + "' is not a regular file (a FIFO, socket or device): pass an INI file");
+      if (std::filesystem::is_regular_file(st) && std::filesystem::file_size(path, ec) > kMaxConfigBytes)
+        throw UserError("config file '" + path + "' is larger than " + std::to_string(kMaxConfigBytes >> 20) +
+                        " MiB: pass the INI file of a run (a few KB)");
       std::ifstream in(path);
-      if (!in || std::filesystem::is_directory(path, ec))
+      if (!in || std::filesystem::is_directory(st))
         throw UserError("cannot read config file '" + path + "': check the path given to --config");
       where = "in config file '" + path + "': ";
       // Editors on some systems start UTF-8 files with a byte-order mark,
       // which would otherwise become part of the first option's name.
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);
+      refuse_control_characters_in_file(text, where);
       std::istringstream config_text(text);
       po::store(po::parse_config_file(config_text, desc), vm);
     }
     po::notify(vm);
-  } catch (const po::invalid_option_value& e) {
+  } catch (const po::invalid_option_value& e) {  // messages escaped and bounded: they may quote the config file
     const std::string k = t.kind_of(e.get_option_name());
-    throw UserError(where + e.what() + (k.empty() ? "" : ": expected " + k) + " (see 'mpitrain train --help')");
+    throw UserError(where + printable(e.what(), 400) + (k.empty() ? "" : ": expected " + k) +
+                    " (see 'mpitrain train --help')");
   } catch (const po::error& e) {
-    throw UserError(where + e.what() + " (see 'mpitrain train --help')");
+    throw UserError(where + printable(e.what(), 400) + " (see 'mpitrain train --help')");
   }
   return true;
 }

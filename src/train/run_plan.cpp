@@ -25,6 +25,10 @@ void check_metrics_path(const Config& c) {
   std::error_code ec;
   if (std::filesystem::equivalent(path, c.data, ec))
     throw UserError("--metrics '" + path + "' is the data file: choose another path, e.g. runs/<name>.jsonl");
+  // Stat only: opening a FIFO for writing waits for a reader forever.
+  if (const auto st = std::filesystem::status(path, ec);
+      std::filesystem::is_fifo(st) || std::filesystem::is_socket(st))
+    throw UserError("--metrics '" + path + "' is a FIFO or socket: choose a file path, e.g. runs/<name>.jsonl");
   if (std::filesystem::is_regular_file(path, ec) && H5Fis_hdf5(path.c_str()) > 0)
     throw UserError("--metrics '" + path + "' is an existing HDF5 file: choose a .jsonl path");
 }

@@ -110,8 +110,8 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
   info.scale = h5::read_attr_double(x.get(), "scale").value_or(1.0);
   info.mean = h5::read_attr_double(x.get(), "mean").value_or(0.0);
   info.std = h5::read_attr_double(x.get(), "std").value_or(1.0);
-  if (!std::isfinite(info.scale))
-    throw UserError(where + xname + " attribute scale is " + std::to_string(info.scale) + ": it must be finite");
+  if (!(info.scale > 0.0) || !std::isfinite(info.scale))  // 0 would turn every input into the same value
+    throw UserError(where + xname + " attribute scale is " + std::to_string(info.scale) + ": it must be finite and > 0");
   if (!std::isfinite(info.mean))
     throw UserError(where + xname + " attribute mean is " + std::to_string(info.mean) + ": it must be finite");
   if (!(info.std > 0.0) || !std::isfinite(info.std))

@@ -13,6 +13,21 @@ enum Stat { kLossSum = 0, kCorrect = 1, kSmallSq = 2, kInvSmall = 3, kContributo
 // The same statistics per unit (--deterministic), summed exactly.
 constexpr int kUnitStats = 5;
 
+// The step's sums from the reduced stat slots (floats of the all-reduce, or
+// the exact sums of --deterministic): the noise scale's means over contributors.
+template <class T>
+StepSums sums_from(const T* stats) {
+  StepSums sums;
+  sums.loss = stats[kLossSum];
+  sums.correct = stats[kCorrect];
+  sums.contributors = stats[kContributors];
+  if (sums.contributors > 0) {
+    sums.small_sq_mean = stats[kSmallSq] / sums.contributors;
+    sums.inv_small_mean = stats[kInvSmall] / sums.contributors;
+  }
+  return sums;
+}
+
 }  // namespace
 
 void CommBatchSum::sum(double* data, int count, int units) {
@@ -115,15 +130,7 @@ StepSums GradientStep::run(BatchSource& source, const Batch& batch, long long gl
   times.allreduce_wait += reducer_.last_wait_s();
   times.comm += reducer_.last_comm_s();
 
-  StepSums sums;
-  sums.loss = stats[kLossSum];
-  sums.correct = stats[kCorrect];
-  sums.contributors = stats[kContributors];
-  if (sums.contributors > 0) {
-    sums.small_sq_mean = stats[kSmallSq] / sums.contributors;
-    sums.inv_small_mean = stats[kInvSmall] / sums.contributors;
-  }
-  return sums;
+  return sums_from(stats);
 }
 
 StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTimes& times) {
@@ -166,15 +173,7 @@ StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTi
   times.allreduce_wait += t1 - t0;  // the whole exact sum, its integer conversions included
   times.comm += t1 - t0;
 
-  StepSums sums;
-  sums.loss = totals[kLossSum];
-  sums.correct = totals[kCorrect];
-  sums.contributors = totals[kContributors];
-  if (sums.contributors > 0) {
-    sums.small_sq_mean = totals[kSmallSq] / sums.contributors;
-    sums.inv_small_mean = totals[kInvSmall] / sums.contributors;
-  }
-  return sums;
+  return sums_from(totals);
 }
 
 

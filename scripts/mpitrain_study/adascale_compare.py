@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 
@@ -37,7 +38,7 @@ def run_one(args, mode, b, seed):
         print(f"{name}: skip (finished)")
         return summary
     os.makedirs(path, exist_ok=True)
-    cmd = [args.mpirun, "-np", str(args.ranks), args.mpitrain, "train", "--config", args.config,
+    cmd = shlex.split(args.mpirun) + ["-np", str(args.ranks), args.mpitrain, "train", "--config", args.config,
            "--global-batch", str(b), "--seed", str(seed), "--run-dir", path, "--metrics", "",
            "--checkpoint-dir", "", "--checkpoint-every-epochs", "0", "--progress", "none"]
     if mode == "adascale":
@@ -72,7 +73,7 @@ def main(argv=None):
     p.add_argument("--modes", default="linear,adascale", help="linear (the config's rule) and/or adascale")
     p.add_argument("--config", default="jobs/fashion-mnist-mlp.ini")
     p.add_argument("--mpitrain", default="build/mpitrain")
-    p.add_argument("--mpirun", default="mpirun")
+    p.add_argument("--mpirun", default="mpirun", help="the MPI launcher, with its options (one string)")
     p.add_argument("--out", default="runs/adascale")
     args = p.parse_args(argv)
     batches = [int(x) for x in args.batches.split(",")]

@@ -1,0 +1,236 @@
+"""The (B, P) planner (issue 16): for P = 1 ... 1024 ranks, the global batch
+with the least predicted time to the target, that time with an interval, the
+node-hours it costs, and the frontier of wall time against node-hours.
+
+  python3 scripts/plan.py (--sweep DIR... | --noise-run RUN_DIR) --bench FILE... \\
+      [--ranks-per-node 2] [--batch-min 32] [--batch-max 65536] [--ranks 1,2,...] \\
+      [--weighting unweighted|relative] [--level 0.95] [--out DIR] [perf_model options]
+
+Steps to the target at B:
+  --sweep: the fit S(B) = S_min + E_min/B (McCandlish et al. 2018) of the
+      best rate's seed means per B (report.py's), its interval from the
+      seed bootstrap (bootstrap.py): each replicate's fit gives S(B);
+  --noise-run: one run that reached the target at B0 in S0 steps, with the
+      online noise scale B_simple there: S(B) = S_min (1 + B_simple/B), S_min
+      = S0 / (1 + B_simple/B0) (no interval: one run).
+Step time at (P, B): the performance model (perf_predictor.PerfModel, from
+`mpitrain bench` files; every perf_model.py option is accepted). Time to the
+target = S(B) x step time (evaluation excluded); node-hours = time x
+ceil(P / ranks-per-node) / 3600. A (P, B) is on the frontier when no other is
+both faster and cheaper. Writes plan.md, plan.json and plan.png to --out.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+from .formatting import seconds_text
+from .system_python import require_numpy_matplotlib
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sweep", nargs="+", metavar="DIR", help="sweep directories (scripts/sweep.py)")
+    src.add_argument("--noise-run", metavar="RUN_DIR", help="one run that reached its target, with its noise scale")
+    ap.add_argument("--ranks-per-node", type=int, default=1, help="ranks on one node (node-hours; default 1)")
+    ap.add_argument("--batch-min", type=int, default=32)
+    ap.add_argument("--batch-max", type=int, default=65536)
+    ap.add_argument("--weighting", choices=["unweighted", "relative"], default="unweighted",
+                    help="the fit of S(B): unweighted, or each residual by 1/S (report.py shows both)")
+    ap.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    ap.add_argument("--out", default="plan", help="output directory (default plan)")
+    ap.add_argument("--no-plot", action="store_true")
+    own, rest = ap.parse_known_args(argv)
+    if own.ranks_per_node < 1:
+        ap.error("--ranks-per-node must be >= 1")
+    if not 1 <= own.batch_min <= own.batch_max:
+        ap.error("--batch-min must be >= 1 and <= --batch-max")
+    if not 0 < own.level < 1:
+        ap.error("--level must be in (0, 1)")
+    return own, rest
+
+
+def powers_of_two(lo, hi):
+    out, b = [], 1
+    while b <= hi:
+        if b >= lo:
+            out.append(b)
+        b *= 2
+    return out
+
+
+def steps_model_from_sweep(dirs, weighting, level):
+    """(S(B) point function, S(B) replicates function or None, description)."""
+    import numpy as np
+    from .bootstrap import bootstrap_fit, fit_many, resample_means
+    from .runs import best_per_batch, load_sweeps, seed_steps
+    best = best_per_batch(load_sweeps(dirs))
+    steps = seed_steps(best)
+    fit = bootstrap_fit(steps, level=level)
+    if fit is None:
+        raise SystemExit("plan: error: the sweep has fewer than 3 batch sizes that reached the target: "
+                         "no fit of S(B); sweep more batch sizes")
+    w = fit[weighting]
+    if not (w["s_min"] > 0 and w["e_min"] > 0):
+        raise SystemExit(f"plan: error: the {weighting} fit has S_min {w['s_min']:.4g}, E_min {w['e_min']:.4g}: "
+                         "not the S_min + E_min/B shape; sweep a wider range of B")
+    batches, means = resample_means(steps)
+    s_rep, e_rep = fit_many(batches, means, weighting == "relative")
+    keep = (s_rep > 0) & (e_rep > 0)
+
+    def point(B):
+        return w["s_min"] + w["e_min"] / B
+
+    def replicates(B):
+        return np.maximum(s_rep[keep] + e_rep[keep] / B, 1.0)
+    how = (f"the {weighting} fit S(B) = {w['s_min']:.4g} + {w['e_min']:.4g}/B of the sweep's best-rate seed means "
+           f"(B_crit {w['b_crit']:.4g}; B = {min(best)} ... {max(best)}, seeds per B "
+           f"{', '.join(str(len(v)) for v in steps.values())}); intervals from {int(keep.sum())} bootstrap fits")
+    return point, replicates, how, (min(best), max(best))
+
+
+def steps_model_from_noise(run_dir):
+    from .metrics import read_summary
+    from .runs import load_run, noise_series
+    s = read_summary(run_dir)
+    if not s or not s.get("target_reached"):
+        raise SystemExit(f"plan: error: {run_dir} has no run that reached its target (summary.json)")
+    b0, s0 = float(s["global_batch"]), float(s["target_step"])
+    # B_simple where the target was reached: the last reading at or before it.
+    at = [v for samples, v in noise_series(load_run(run_dir)) if samples <= s["target_samples"]]
+    bn = at[-1] if at else None
+    if bn is None or not bn > 0:
+        raise SystemExit(f"plan: error: {run_dir} has no positive noise scale at its target")
+    s_min = s0 / (1 + bn / b0)
+    how = (f"one run ({os.path.basename(os.path.normpath(run_dir))}): {s0:.0f} steps at B={b0:.0f}, B_simple {bn:.4g} "
+           f"at the target: S(B) = {s_min:.4g} (1 + {bn:.4g}/B); no interval")
+    return (lambda B: s_min * (1 + bn / B)), None, how, (b0, b0)
+
+
+def plan_rows(model, point, replicates, ranks, batches, per_node, level):
+    """One row per (P, B) with B >= P: steps, step time, time (interval), node-hours."""
+    import numpy as np
+    from .bootstrap import percentile_interval
+    rows = []
+    for P in ranks:
+        nodes = math.ceil(P / per_node)
+        for B in batches:
+            if B < P:
+                continue
+            r = model.predict(P, B)
+            S = point(B)
+            t = S * r["step_s"]
+            lo = hi = None
+            if replicates is not None:
+                lo, hi = percentile_interval(replicates(B) * r["step_s"], level)
+            rows.append(dict(P=P, B=B, nodes=nodes, steps=S, step_s=r["step_s"], time_s=t, time_lo=lo, time_hi=hi,
+                             node_hours=t * nodes / 3600.0))
+    return rows
+
+
+def best_per_p(rows):
+    best = {}
+    for r in rows:
+        if r["P"] not in best or r["time_s"] < best[r["P"]]["time_s"]:
+            best[r["P"]] = r
+    return [best[p] for p in sorted(best)]
+
+
+def frontier(rows):
+    """The (P, B) that no other beats on both wall time and node-hours, cheapest first."""
+    out, fastest = [], math.inf
+    for r in sorted(rows, key=lambda r: (r["node_hours"], r["time_s"])):
+        if r["time_s"] < fastest:
+            out.append(r)
+            fastest = r["time_s"]
+    return out
+
+
+def interval_text(r):
+    if r["time_lo"] is None:
+        return seconds_text(r["time_s"])
+    return f"{seconds_text(r['time_s'])} ({seconds_text(r['time_lo'])}-{seconds_text(r['time_hi'])})"
+
+
+def markdown(best, front, how, span, per_node, notes):
+    w = ["# Plan: the global batch and rank count for the target", "",
+         f"Steps to the target: {how}.", "",
+         f"Step time: the performance model; node-hours at {per_node} rank(s) per node.", ""]
+    w += ["## The best B at each P", "",
+          "| P | nodes | best B | steps | step time | time to target | node-hours |", "|---|---|---|---|---|---|---|"]
+    for r in best:
+        w.append(f"| {r['P']} | {r['nodes']} | {r['B']} | {r['steps']:.0f} | {seconds_text(r['step_s'])} | "
+                 f"{interval_text(r)} | {r['node_hours']:.3g} |")
+    w += ["", "## Frontier: wall time against node-hours (every (P, B), none both faster and cheaper)", "",
+          "| P | B | time to target | node-hours |", "|---|---|---|---|"]
+    for r in front:
+        w.append(f"| {r['P']} | {r['B']} | {interval_text(r)} | {r['node_hours']:.3g} |")
+    out_of = [r for r in best if not span[0] <= r["B"] <= span[1]]
+    if out_of:
+        notes.append(f"Best B outside the measured range {span[0]:.0f}-{span[1]:.0f} (P = "
+                     f"{', '.join(str(r['P']) for r in out_of[:6])}): the steps there are extrapolated by the fit.")
+    if notes:
+        w += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(w) + "\n"
+
+
+def plot(path, rows, best, front):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
+    a.scatter([r["node_hours"] for r in rows], [r["time_s"] for r in rows], s=8, c="0.75", label="every (P, B)")
+    for r in best:
+        err = None
+        if r["time_lo"] is not None:
+            err = [[r["time_s"] - r["time_lo"]], [r["time_hi"] - r["time_s"]]]
+        a.errorbar([r["node_hours"]], [r["time_s"]], yerr=err, fmt="o", color="C0", ms=4)
+        a.annotate(f"P={r['P']}", (r["node_hours"], r["time_s"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    a.plot([r["node_hours"] for r in front], [r["time_s"] for r in front], "-", color="C3", label="frontier")
+    a.set(xscale="log", yscale="log", xlabel="node-hours", ylabel="time to target (s)",
+          title="best B per P (blue), frontier (red)")
+    a.legend(fontsize=8)
+    b.plot([r["P"] for r in best], [r["B"] for r in best], "o-")
+    b.set(xscale="log", yscale="log", xlabel="ranks P", ylabel="best global batch B", title="best B against P")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    require_numpy_matplotlib("plan", "MPITRAIN_PLAN_REEXEC")
+    from . import perf_model
+    from .perf_inputs import check_options, load_bench, load_measured, parse_int_list
+    from .perf_predictor import PerfModel
+    own, rest = parse_args(sys.argv[1:] if argv is None else argv)
+    batches = powers_of_two(own.batch_min, own.batch_max)
+    pargs = check_options(perf_model.parse_args(rest + ["--global-batch", str(batches[0]), "--out", own.out]))
+    benches = [load_bench(p) for p in pargs.bench]
+    calibration = [load_measured(p, "--calibration") for p in pargs.calibration]
+    model = PerfModel(benches, [], pargs, calibration)
+    ranks = parse_int_list(pargs.ranks, "--ranks") if pargs.ranks else [2 ** i for i in range(11)]
+    if own.sweep:
+        point, replicates, how, span = steps_model_from_sweep(own.sweep, own.weighting, own.level)
+    else:
+        point, replicates, how, span = steps_model_from_noise(own.noise_run)
+    rows = plan_rows(model, point, replicates, ranks, batches, own.ranks_per_node, own.level)
+    best = best_per_p(rows)
+    front = frontier(rows)
+    text = markdown(best, front, how, span, own.ranks_per_node, list(model.notes) + list(model.warnings))
+    print(text, end="")
+    os.makedirs(own.out, exist_ok=True)
+    with open(os.path.join(own.out, "plan.md"), "w") as f:
+        f.write(text + ("" if own.no_plot else "\n![plan](plan.png)\n"))
+    with open(os.path.join(own.out, "plan.json"), "w") as f:
+        json.dump(dict(steps=how, ranks_per_node=own.ranks_per_node, level=own.level, best=best, frontier=front,
+                       rows=rows), f, indent=1)
+    if not own.no_plot:
+        plot(os.path.join(own.out, "plan.png"), rows, best, front)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -142,6 +142,7 @@ void prepare_checkpoint_dir(const std::string& dir) {
     const std::string n = e.path().filename().string();
     if (n.starts_with(".ckpt-") || n.starts_with(".final.h5.tmp") || n.starts_with(".best.h5.tmp"))
       if (n.find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+    if (n == ".latest.tmp") fs::remove(e.path(), ec);  // killed between a checkpoint's rename and latest's
   }
 }
 

@@ -260,16 +260,17 @@ bg_mpi_run cfg2-metrics-fifo 2 60 "$MPITRAIN" train "${DE[@]}" --metrics "$CFG/f
 bg_wait
 
 # ---------------------------------------------------------------------------
-# clean_refusal ALLOWED_FILES...: the last run ended with one escaped
-# `mpitrain: error:` (or rank 0's fatal) line, exit 2 or 3, no sanitizer
-# report. Sets WHY to the first thing wrong.
+# clean_refusal: the last run ended with one escaped `mpitrain: error:` (or
+# rank 0's fatal) line, exit 2 or 3 (or 4: a dataset without its scale
+# trains on raw bytes and diverges, which is reported the same way), no
+# sanitizer report. Sets WHY to the first thing wrong.
 clean_refusal() {
   WHY=""
   local lines
   lines=$(grep -a -c '^mpitrain' "$ERR")
   if grep -a -q -E "$SANITIZER_RE" "$ERR"; then WHY="sanitizer report"
   elif [ "$RC" = 124 ] || [ "$RC" = 137 ]; then WHY="timed out after ${ELAPSED}s (exit $RC)"
-  elif [ "$RC" != 2 ] && [ "$RC" != 3 ]; then WHY="exit code $RC"
+  elif [ "$RC" != 2 ] && [ "$RC" != 3 ] && [ "$RC" != 4 ]; then WHY="exit code $RC"
   elif [ "$lines" != 1 ]; then WHY="$lines 'mpitrain' lines on stderr, not 1"
   elif ! grep -a -q -E '^mpitrain: (error: |fatal error on rank 0: )' "$ERR"; then WHY="the line is not 'mpitrain: error: ...'"
   elif grep -a '^mpitrain' "$ERR" | LC_ALL=C grep -q '[^ -~]'; then WHY="the message holds unescaped bytes"

@@ -131,6 +131,9 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
     // whole); a split too large for that is checked as its rows are read.
     info.labels_checked = info.rows <= scan_rows_;
     if (!info.labels_checked) return info;
+    if (h5::has_fletcher32(y.get()) && !h5::fletcher32_chunks_intact(y.get(), 0, yd[0]))
+      throw UserError(where + yname + " has a chunk too short to hold its Fletcher-32 checksum: the file is damaged; "
+                      "re-create it with 'mpitrain convert' or restore a copy");
     std::vector<int> block(kLabelBlock);
     h5::Handle fspace(h5::check_id(H5Dget_space(y.get()), "H5Dget_space", path_), H5Sclose);
     for (hsize_t start = 0; start < yd[0]; start += kLabelBlock) {
@@ -187,6 +190,8 @@ SplitReader::SplitReader(const DatasetFile& file, const std::string& split, int 
   else stage_f32_.resize(cap * info_.x_width);
   if (info_.y_width > 0) stage_y_f32_.resize(cap * info_.y_width);
   else stage_labels_.resize(cap);
+  x_fletcher32_ = h5::has_fletcher32(x_.get());
+  y_fletcher32_ = h5::has_fletcher32(y_.get());
   setup_direct(file.path());
 }
 
@@ -241,9 +246,10 @@ void SplitReader::setup_direct(const std::string& path) {
   } else {
     return;
   }
-  // y whole, through HDF5, once (if it is small enough to hold).
+  // y whole, through HDF5, once (if it is small enough to hold and intact).
   if (static_cast<double>(info_.rows) * std::max(info_.y_width, 1) > static_cast<double>(DatasetFile::kLabelScanRows))
     return;
+  if (y_fletcher32_ && !h5::fletcher32_chunks_intact(y_.get(), 0, static_cast<hsize_t>(info_.rows))) return;
   if (info_.y_width == 0) {
     all_labels_.resize(static_cast<size_t>(info_.rows));
     if (info_.rows > 0 &&
@@ -320,6 +326,7 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
     return SystemError("reading " + which + " of " + what + " failed: the data is damaged (a chunk fails its checksum or filter, or the file is "
                        "truncated); re-create the file with 'mpitrain convert' or restore a copy");
   };
+  if (x_fletcher32_ && !h5::fletcher32_chunks_intact(x_.get(), start[0], count[0])) throw damaged(x_context_);
   if (H5Dread(x_.get(), u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, x_mem_.get(), x_space_.get(), H5P_DEFAULT,
               u8 ? static_cast<void*>(stage_u8_.data()) : static_cast<void*>(stage_f32_.data())) < 0)
     throw damaged(x_context_);
@@ -330,6 +337,7 @@ void SplitReader::read_run(long long file_row, int stage_row, int rows) {
   mcount[1] = static_cast<hsize_t>(info_.y_width);
   h5::check(H5Sselect_hyperslab(y_mem_.get(), H5S_SELECT_SET, mstart, nullptr, mcount, nullptr),
             "H5Sselect_hyperslab", context_);
+  if (y_fletcher32_ && !h5::fletcher32_chunks_intact(y_.get(), start[0], count[0])) throw damaged(y_context_);
   const herr_t y_read =
       info_.y_width == 0
           ? H5Dread(y_.get(), H5T_NATIVE_INT, y_mem_.get(), y_space_.get(), H5P_DEFAULT, stage_labels_.data())

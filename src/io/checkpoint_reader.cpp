@@ -64,7 +64,8 @@ void read_array(hid_t file, const std::string& dset, const ParamView& v, float* 
   const std::vector<hsize_t> want(v.shape.begin(), v.shape.end());
   if (dims != want)
     throw UserError("checkpoint '" + path + "': '" + dset + "' has a different shape than the model's " + v.name);
-  if (H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+  if ((h5::has_fletcher32(d.get()) && !h5::fletcher32_chunks_intact(d.get(), 0, dims.empty() ? 1 : dims[0])) ||
+      H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
     throw UserError("checkpoint '" + path + "': reading '" + dset + "' failed: the file is truncated or corrupted");
 }
 

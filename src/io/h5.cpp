@@ -1,5 +1,6 @@
 #include "mpitrain/io/h5.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -94,6 +95,42 @@ std::vector<hsize_t> dataset_dims(hid_t dset, const std::string& context) {
   if (rank > 0) check(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr),
                       "H5Sget_simple_extent_dims", context);
   return dims;
+}
+
+bool has_fletcher32(hid_t dset) {
+  Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return false;
+  unsigned flags = 0;
+  size_t n = 0;
+  return H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &n, nullptr, 0, nullptr, nullptr) >= 0;
+}
+
+bool fletcher32_chunks_intact(hid_t dset, hsize_t first_row, hsize_t rows) {
+  Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
+  Handle space(H5Dget_space(dset), H5Sclose);
+  if (!dcpl.valid() || !space.valid()) return false;
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  hsize_t dims[H5S_MAX_RANK] = {}, chunk[H5S_MAX_RANK] = {}, at[H5S_MAX_RANK] = {};
+  if (rank <= 0 || rank > H5S_MAX_RANK || H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0 ||
+      H5Pget_chunk(dcpl.get(), rank, chunk) != rank)
+    return false;
+  for (int d = 0; d < rank; ++d)
+    if (chunk[d] == 0 || dims[d] == 0) return true;  // nothing stored to read
+  const hsize_t end_row = std::min(dims[0], first_row + rows);
+  // Every chunk the rows overlap: along the rows, and across all other dimensions.
+  for (at[0] = first_row / chunk[0] * chunk[0]; at[0] < end_row;) {
+    hsize_t bytes = 0;
+    if (H5Dget_chunk_storage_size(dset, at, &bytes) < 0) return false;
+    if (bytes > 0 && bytes < 4) return false;  // 0: never written (the fill value, not filtered)
+    int d = rank - 1;
+    for (; d > 0; --d) {
+      at[d] += chunk[d];
+      if (at[d] < dims[d]) break;
+      at[d] = 0;
+    }
+    if (d == 0) at[0] += chunk[0];
+  }
+  return true;
 }
 
 ElemType dataset_elem_type(hid_t dset, const std::string& context) {

@@ -89,6 +89,7 @@ class SplitReader {
   void setup_direct(const std::string& path);
   void read_run_direct(long long file_row, int stage_row, int rows);
   bool direct_ = false;
+  bool x_fletcher32_ = false, y_fletcher32_ = false;  // checked before each H5Dread (h5::fletcher32_chunks_intact)
   int fd_ = -1;
   long long row_bytes_ = 0, chunk_rows_ = 0;   // chunk_rows_ 0: contiguous
   std::vector<std::int64_t> chunk_offsets_;    // file offset of chunk k (rows [k*chunk_rows_, ...)), or of the data

@@ -50,6 +50,14 @@ std::vector<hsize_t> dataset_dims(hid_t dset, const std::string& context);
 // Names of the links in a group, in HDF5's name order (what h5py shows).
 std::vector<std::string> child_names(hid_t group, const std::string& context);
 
+// HDF5 1.10's Fletcher-32 filter reads far past a stored chunk shorter than
+// its 4-byte checksum: a crafted file crashed the process inside H5Dread
+// (docs/fuzzing.md). True if `dset` has that filter; then, before a read,
+// fletcher32_chunks_intact() checks the chunks overlapping rows
+// [first_row, first_row + rows) (false: one is too short to hold a checksum).
+bool has_fletcher32(hid_t dset);
+bool fletcher32_chunks_intact(hid_t dset, hsize_t first_row, hsize_t rows);
+
 enum class ElemType { kUint8, kInt32, kFloat32, kOther };
 ElemType dataset_elem_type(hid_t dset, const std::string& context);
 const char* elem_type_name(ElemType t);

@@ -104,6 +104,7 @@ record() {
 # kill_family MODE NAME NP TRIALS SEED TRAIN JOB_EXTRA RESUME_EXTRA (the last three JSON lists)
 kill_family() {
   local mode=$1 name=$2 np=$3 trials=$4 seed=$5
+  [ "$trials" -gt 0 ] || return 0  # FAULTS_KILLS=0: the family is left out (the sanitizer pass)
   mkdir -p "$WORK/$name"
   python3 -c '
 import json, sys

@@ -97,9 +97,14 @@ SplitInfo DatasetFile::load_split(const std::string& name) {
   const auto yd = h5::dataset_dims(y.get(), path_ + ":" + yname);
   if (xd.size() < 2) throw UserError(where + xname + " must have shape [N, d...] (at least 2 dimensions)");
   info.rows = static_cast<long long>(xd[0]);
-  long long width = 1;
-  for (size_t i = 1; i < xd.size(); ++i) width *= static_cast<long long>(xd[i]);
-  if (width <= 0 || width > INT_MAX) throw UserError(where + xname + " has an unusable row width");
+  // A double: crafted dims must not overflow on their way to the check (a
+  // product within INT_MAX is exact, and so is every partial product).
+  double width = 1;
+  for (size_t i = 1; i < xd.size(); ++i) width *= static_cast<double>(xd[i]);
+  if (width <= 0 || width > INT_MAX)
+    throw UserError(where + xname + " has rows of " + format_number("%.0f", width) +
+                    " values (the product of its dimensions after the first): a row must hold 1 to " +
+                    std::to_string(INT_MAX) + " values; convert the data again");
   info.x_width = static_cast<int>(width);
   if (xd.size() == 3) info.shape = Shape{1, static_cast<int>(xd[1]), static_cast<int>(xd[2])};
   else if (xd.size() == 4) info.shape = Shape{static_cast<int>(xd[3]), static_cast<int>(xd[1]), static_cast<int>(xd[2])};

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -119,6 +120,14 @@ double element_count(int rank, const hsize_t* dims) {
   return rank < 0 ? 0 : n;
 }
 
+constexpr double kMaxChunks = 1 << 16;  // chunks of a dataset the writer allocates or indexes
+
+double chunk_count(int rank, const hsize_t* dims, const hsize_t* chunk) {
+  double n = 1;
+  for (int d = 0; d < rank; ++d) n *= std::ceil(static_cast<double>(dims[d]) / static_cast<double>(std::max<hsize_t>(chunk[d], 1)));
+  return n;
+}
+
 struct ValueSpec {
   unsigned mode = kZeros;
   std::uint64_t number = 0;
@@ -216,7 +225,8 @@ void build_dataset(FuzzInput& in, hid_t file, const std::vector<std::string>& di
   } else if ((layout & 3) == kCompact) {
     H5Pset_layout(dcpl.id, H5D_COMPACT);
   }
-  if ((layout & kEarlyAlloc) && bytes <= 64.0 * (1 << 20)) H5Pset_alloc_time(dcpl.id, H5D_ALLOC_TIME_EARLY);
+  if ((layout & kEarlyAlloc) && bytes <= 64.0 * (1 << 20) && chunk_count(rank, dims, chunked ? chunk : dims) <= kMaxChunks)
+    H5Pset_alloc_time(dcpl.id, H5D_ALLOC_TIME_EARLY);
   if (layout & kFillValue) {
     const double seven = 7;
     H5Pset_fill_value(dcpl.id, H5T_NATIVE_DOUBLE, &seven);
@@ -271,14 +281,17 @@ void build_raw_chunk(FuzzInput& in, hid_t file, const std::vector<std::string>& 
   const int rank = H5Sget_simple_extent_ndims(space.id);
   hsize_t chunk[H5S_MAX_RANK] = {}, offset[H5S_MAX_RANK] = {};
   if (rank <= 0 || rank > H5S_MAX_RANK || H5Pget_chunk(dcpl.id, rank, chunk) != rank) return;
+  hsize_t extent[H5S_MAX_RANK] = {};
+  H5Sget_simple_extent_dims(space.id, extent, nullptr);
+  // The latest format's fixed-array chunk index is allocated whole on the
+  // first write (61 GB for a crafted extent): the writer's limit, not the reader's.
+  if (chunk_count(rank, extent, chunk) > kMaxChunks) return;
   offset[0] = static_cast<hsize_t>(index) * chunk[0];
   // HDF5 1.10.8's H5Dwrite_chunk does not check the offset against the
   // extent: a chunk outside it crashes inside libhdf5 (H5B_find, a NULL read;
   // docs/fuzzing.md). The writer's bug, not the reader's: stay inside.
-  hsize_t dims[H5S_MAX_RANK] = {};
-  H5Sget_simple_extent_dims(space.id, dims, nullptr);
   for (int d = 0; d < rank; ++d)
-    if (offset[d] >= dims[d]) return;  // also a chunk of a dataset with an extent of 0
+    if (offset[d] >= extent[d]) return;  // also a chunk of a dataset with an extent of 0
   if (size_mode & 1) {  // exactly a chunk's bytes, the blob repeated
     double n = static_cast<double>(H5Tget_size(type.id));
     for (int d = 0; d < rank; ++d) n *= static_cast<double>(chunk[d]);

@@ -60,7 +60,7 @@ class Training {
   // How the steps of an epoch ended.
   enum class StepsEnd { kEpoch, kTarget, kIterations };
   StepsEnd run_steps(long long epoch, EpochTally& t);
-  double step_rate(const StepPosition& pos, long long b, EpochTally& t);
+  double step_rate(const StepPosition& pos, EpochTally& t);
   void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
   bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
   bool end_epoch(long long epoch, const EpochTally& t, StepsEnd how);
@@ -245,10 +245,13 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
 
 // The rate of this step: the schedule's, or with AdaScale the reference
 // schedule's at the scale-invariant iteration times the gain measured now
-// (the noise estimator has just taken this step's statistics).
-double Training::step_rate(const StepPosition& pos, long long b, EpochTally& t) {
+// (the noise estimator has just taken this step's statistics). The gain is
+// that of the epoch's global batch, also for its partial last batch (which
+// the linear rule, too, runs at the full batch's rate): at B = ref every gain
+// is 1 and AdaScale is the reference run, step for step.
+double Training::step_rate(const StepPosition& pos, EpochTally& t) {
   if (!plan_.adascale) return plan_.schedule->lr_at(pos);
-  t.gain = adascale_gain(noise_.trace_s(), noise_.g2(), static_cast<double>(b),
+  t.gain = adascale_gain(noise_.trace_s(), noise_.g2(), static_cast<double>(pos.global_batch),
                          static_cast<double>(c_.schedule.ref_batch));
   const double lr = plan_.adascale->lr_at(pr_.adascale_tau) * t.gain;
   pr_.adascale_tau += t.gain;
@@ -265,7 +268,7 @@ void Training::update(const StepPosition& pos, const Batch& batch, const StepSum
   const double grad_norm = l2_norm(arena.grads(), arena.param_count());
   if (sums.contributors > 0)
     noise_.update(sums.small_sq_mean, sums.inv_small_mean, static_cast<double>(b), grad_norm * grad_norm);
-  t.lr = step_rate(pos, b, t);
+  t.lr = step_rate(pos, t);
   const std::string why = stop_.divergence(pos.global_step, step_loss, grad_norm);
   if (!why.empty()) diverged(pos, t.lr, step_loss, grad_norm, why);
   optimizer_->step(arena, t.lr);

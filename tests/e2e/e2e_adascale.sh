@@ -22,8 +22,9 @@ mkdir -p "$WORK/bin" && ln -sf /usr/bin/python3 "$WORK/bin/python3" && PATH="$WO
 
 DATA="$WORK/data.h5"  # 512 train rows, 128 test rows, 16 features, 4 classes
 "$MAKE_DS" good "$DATA" 512 16 || { echo "FATAL: make_test_dataset failed"; exit 1; }
-ADA_BASE=("$MPITRAIN" train --data "$DATA" --model 16-32-4 --global-batch 128 --lr 0.05 --momentum 0.9
-  --lr-scaling adascale --epochs 6 --seed 3 --progress none --keep-last 0)
+ADA_CORE=("$MPITRAIN" train --data "$DATA" --model 16-32-4 --lr 0.05 --momentum 0.9 --epochs 6 --seed 3
+  --progress none --keep-last 0)
+ADA_BASE=("${ADA_CORE[@]}" --global-batch 128 --lr-scaling adascale)
 ADA=("${ADA_BASE[@]}" --ref-batch 32)
 DET=(--deterministic --deterministic-unit 8)
 R() { echo "$WORK/runs/$1"; }
@@ -46,6 +47,11 @@ bad_case() {  # bad_case ID DESCRIPTION PHRASE ARGS... (ARGS after ADA_BASE)
 
 ada_run plain 2 --warmup-epochs 1 --lr-decay cosine --metrics-every-steps 1
 for p in 1 2 3; do ada_run "det$p" "$p" "${DET[@]}"; done
+# B = ref = 48: 11 steps an epoch, the last one 32 rows; every gain is 1.
+for rule in adascale none; do
+  bg_mpi_run "at-ref-$rule" 2 90 "${ADA_CORE[@]}" --global-batch 48 --ref-batch 48 --lr-scaling "$rule" \
+    --checkpoint-dir "$(R "at-ref-$rule")/ck" --metrics "$(R "at-ref-$rule")/m.json"
+done
 ada_run det-micro 1 "${DET[@]}" --micro-batch 16
 bad_case bad-adamw "AdaScale with AdamW" "--lr-scaling adascale works with --optimizer sgd (got adamw)" \
   --ref-batch 32 --optimizer adamw
@@ -73,6 +79,15 @@ expect_py \
   "(ref := lambda t: 0.05 * (min(1, (math.floor(t) + 1) / 16) if t < 16 else 0.5 * (1 + math.cos(math.pi * min(1, (t / 16 - 1) / 5))))) is not None" \
   "all(abs(d['lr'] - d['gain'] * ref(d['scale_invariant_iters'] - d['gain'])) <= 1e-6 * d['lr'] + 1e-12 for d in S)" \
   "E[-1]['scale_invariant_iters'] == L[-1]['scale_invariant_iters'] and 'gain' in E[-1]"
+
+begin_case "adascale at B = ref (partial last batches included) is the reference run, bit for bit"
+use_run at-ref-adascale
+expect_rc 0
+check "final state_crc32 with adascale == with --lr-scaling none" \
+  _same_nonempty "$(state_crc "$(R at-ref-adascale)/ck/final.h5")" "$(state_crc "$(R at-ref-none)/ck/final.h5")"
+METRICS="$(R at-ref-adascale)/m.json"
+expect_py "L[-1]['stop_reason'] == 'iterations' and L[-1]['steps'] == 66 and L[-1]['scale_invariant_iters'] == 66" \
+  "all(d['gain'] == 1 for d in E)"
 
 begin_case "adascale --deterministic: P = 1, 2, 3 and P = 1 with micro-batches end bitwise equal"
 REF_CRC=$(state_crc "$(R det1)/ck/final.h5")

@@ -5,18 +5,7 @@
 
 namespace mpitrain {
 
-BatchNorm::BatchNorm(std::string name, Shape in)
-    : Layer(in, in),
-      name_(std::move(name)),
-      c_(in.c),
-      mean_(in.c),
-      invstd_(in.c),
-      sums_(2 * in.c + 1),
-      one_unit_(2 * in.c + 1),
-      unit_sums_(one_unit_.data()),
-      coef_a_(in.c),
-      coef_b_(in.c),
-      coef_c_(in.c) {}
+BatchNorm::BatchNorm(std::string name, Shape in) : Layer(in, in), name_(std::move(name)), c_(in.c) {}
 
 void BatchNorm::register_params(Arena& arena) {
   gamma_off_ = arena.add(name_ + "/gamma", {c_}, kNoDecayParam);
@@ -32,6 +21,18 @@ void BatchNorm::bind(Arena& arena) {
   dbeta_ = arena.grads() + beta_off_;
   running_mean_ = arena.params() + mean_off_;
   running_var_ = arena.params() + var_off_;
+  // The per-channel buffers, here and not in the constructor: a spec is
+  // summarized (its layers constructed) before the memory plan is checked,
+  // and '70404044 bn' asked for 4 GB there (issue 17, a fuzz finding).
+  const auto c = static_cast<size_t>(c_);
+  mean_.assign(c, 0.0);
+  invstd_.assign(c, 0.0);
+  sums_.assign(2 * c + 1, 0.0);
+  one_unit_.assign(2 * c + 1, 0.0);
+  unit_sums_ = one_unit_.data();  // until the model binds its scratch
+  coef_a_.assign(c, 0.0f);
+  coef_b_.assign(c, 0.0f);
+  coef_c_.assign(c, 0.0f);
 }
 
 void BatchNorm::init(Rng&) {

@@ -26,8 +26,13 @@ Pool2D::Pool2D(std::string name, Kind kind, Shape in, int kernel, int stride, co
       name_(std::move(name)),
       kind_(kind),
       k_(kernel),
-      stride_(stride),
-      taken_(static_cast<size_t>(in.c)) {}
+      stride_(stride) {}
+
+// Here and not in the constructor: a spec's layers are constructed before
+// the memory plan is checked (issue 17, the same fuzz finding as batch norm).
+void Pool2D::bind(Arena&) {
+  if (kind_ == Kind::kMax) taken_.assign(static_cast<size_t>(in_shape().c), 0);
+}
 
 double Pool2D::forward_flops_per_sample() const { return static_cast<double>(out_width()) * k_ * k_; }
 

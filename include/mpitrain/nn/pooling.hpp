@@ -21,6 +21,7 @@ class Pool2D final : public Layer {
   void forward(const float* x, float* y, int rows) override;
   void backward_input(const float* x, const float* y, const float* dy, float* dx, int rows) override;
   double forward_flops_per_sample() const override;
+  void bind(Arena&) override;  // allocates taken_
 
  private:
   std::string name_;

@@ -52,7 +52,8 @@ def run_one(args, mode, b, seed):
 
 
 def table(rows, ref_acc):
-    out = ["| rule | B | seeds | steps | epochs | test acc | vs B=ref | wall s |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| rule | B | seeds | diverged | steps | epochs | test acc | vs B=ref | wall s |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def ms(key, fmt):
             m, sd = r[key]
@@ -60,7 +61,7 @@ def table(rows, ref_acc):
                 return "-"
             return fmt.format(m) + (" ± " + fmt.format(sd) if sd is not None else "")
         delta = (r["acc"][0] - ref_acc) * 100 if r["acc"][0] is not None and ref_acc is not None else None
-        out.append(f"| {r['mode']} | {r['B']} | {r['n']} | {ms('steps', '{:.0f}')} | {ms('epochs', '{:.1f}')} | "
+        out.append(f"| {r['mode']} | {r['B']} | {r['n']} | {r['diverged']} | {ms('steps', '{:.0f}')} | {ms('epochs', '{:.1f}')} | "
                    f"{ms('acc', '{:.4f}')} | {'-' if delta is None else f'{delta:+.2f} pts'} | {ms('time', '{:.0f}')} |")
     return "\n".join(out)
 

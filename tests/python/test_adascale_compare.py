@@ -30,6 +30,6 @@ def test_compare_runs_tabulates_and_skips(tmp_path, mpitrain, make_test_dataset,
     with open(os.path.join(out, "adascale-B0128-s1", "summary.json")) as f:
         s = json.load(f)
     assert s["stop_reason"] == "iterations" and s["scale_invariant_iters"] >= 48
-    assert "| adascale | 128 | 2 |" in open(os.path.join(out, "summary.md")).read()
+    assert "| adascale | 128 | 2 | 0 |" in open(os.path.join(out, "summary.md")).read()
     again = tool("adascale_compare", *args, timeout=60)
     assert again.returncode == 0 and again.stdout.count("skip (finished)") == 8, again.stdout

@@ -20,10 +20,12 @@ constexpr std::pair<const char*, const char*> kLaterTrajectoryOptions[] = {
 
 // `then` is what the checkpoint at `path` records, `now` this run; both
 // configs go through the same INI reader, so equal options compare equal.
+// The checkpoint's values are escaped in messages: a damaged file may hold
+// any bytes there (its checksums are verified later, with the tensors).
 void check_fits(const CheckpointMeta& now, const CheckpointMeta& then, const std::string& path,
                 const std::string& data_path) {
   if (then.model_spec != now.model_spec)
-    throw UserError("checkpoint '" + path + "' was written for --model " + then.model_spec + ", not " +
+    throw UserError("checkpoint '" + path + "' was written for --model " + printable(then.model_spec) + ", not " +
                     now.model_spec + ": resume with the same model");
   // Options first: a different --val-fraction also shows up as different data,
   // and the option is what the user has to change.
@@ -38,15 +40,17 @@ void check_fits(const CheckpointMeta& now, const CheckpointMeta& then, const std
       throw UserError("checkpoint '" + path + "' does not record --" + key +
                       " in its config: it was altered or is not an mpitrain checkpoint; resume from another one");
     if (a != then_options.end() && b != now_options.end() && a->second != b->second)
-      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + a->second + "', this run has '" +
-                      b->second + "': resume with the same --" + key + " (it decides the sample order and state)");
+      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + printable(a->second) +
+                      "', this run has '" + printable(b->second) + "': resume with the same --" + key +
+                      " (it decides the sample order and state)");
   }
   for (const auto& [key, before] : kLaterTrajectoryOptions) {
     const auto a = then_options.find(key), b = now_options.find(key);
     const std::string was = a == then_options.end() ? before : a->second;
     if (b != now_options.end() && was != b->second)
-      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + was + "', this run has '" +
-                      b->second + "': resume with the same --" + key + " (it decides what the samples are)");
+      throw UserError("checkpoint '" + path + "' was written with --" + key + " '" + printable(was) +
+                      "', this run has '" + printable(b->second) + "': resume with the same --" + key +
+                      " (it decides what the samples are)");
   }
   if (then.train_rows != now.train_rows || then.x_width != now.x_width || then.num_classes != now.num_classes ||
       then.y_width != now.y_width)

@@ -200,7 +200,10 @@ def random_kills(spec):
         # lr plan after the first collectives): a rank killed inside MPI_Init
         # can leave Open MPI 4.1.4's mpiexec hanging, which is not mpitrain's
         # to fix and would make the campaign flaky.
-        t0 = wait_for_text(f"{d}/job.out", "lr plan", p, 60) or t0
+        started = wait_for_text(f"{d}/job.out", "lr plan", p, 60)
+        if started is not None:  # `at` is a share of the reference run's training, not of its start-up
+            at = at * max(0.2, 1.0 - (started - t0) / ref_s)
+            t0 = started
         time.sleep(max(0.0, t0 + at - time.monotonic()))
         problems = []
         pid, secs = t.kill_and_wait(p, tag, rank, problems)

@@ -16,7 +16,7 @@ case "$target" in
   fuzz_dataset|fuzz_checkpoint|fuzz_config|fuzz_model_spec) ;;
   *) echo "fuzz.sh: unknown target '$target' (fuzz_dataset, fuzz_checkpoint, fuzz_config, fuzz_model_spec)" >&2; exit 2 ;;
 esac
-command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
+command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 build=${MPITRAIN_FUZZ_BUILD:-$PWD/build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -DMPITRAIN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "$target" >/dev/null

@@ -19,6 +19,7 @@
 #include "mpitrain/core/errors.hpp"
 #include "mpitrain/io/checkpoint_file.hpp"
 #include "mpitrain/io/h5.hpp"
+#include "mpitrain/train/memory_plan.hpp"
 #include "mpitrain/train/config.hpp"
 #include "mpitrain/train/evaluation.hpp"
 
@@ -145,6 +146,10 @@ int run(const std::vector<std::string>& args, const Comm& comm) {
       meta = read_checkpoint_meta(o.checkpoint);
       activation = activation_name(activation_from_config(meta.config_ini));
       unit_rows = units_for(o, meta.config_ini);
+      // Before anything is allocated: a spec from a file may ask for any size.
+      check_model_memory(meta.model_spec, parse_activation(activation), capacity_rows(unit_rows),
+                         static_cast<int>(checkpoint_state_names(o.checkpoint).size()),
+                         "checkpoint '" + o.checkpoint + "' holds a model this machine cannot hold");
       model = std::make_unique<Model>(meta.model_spec, parse_activation(activation), capacity_rows(unit_rows));
       const Checkpoint ck =
           read_checkpoint(o.checkpoint, model->arena(), checkpoint_state_names(o.checkpoint));

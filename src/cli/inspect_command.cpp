@@ -20,6 +20,7 @@
 #include "mpitrain/io/checkpoint_file.hpp"
 #include "mpitrain/io/h5.hpp"
 #include "mpitrain/nn/model.hpp"
+#include "mpitrain/train/memory_plan.hpp"
 
 #include "inspect_model.hpp"
 
@@ -93,6 +94,9 @@ int inspect_checkpoint(const std::string& path) {
   std::cout.flush();
 
   // The activation does not change the parameter layout: relu builds the same arena.
+  // Before anything is allocated: a spec from a file may ask for any size.
+  check_model_memory(meta.model_spec, Activation::kRelu, 1, static_cast<int>(checkpoint_state_names(path).size()),
+                     "checkpoint '" + path + "' holds a model this machine cannot hold");
   std::unique_ptr<Model> model;
   try {
     model = std::make_unique<Model>(meta.model_spec, Activation::kRelu, 1);

@@ -102,6 +102,17 @@ void refuse_control_characters(const std::vector<std::pair<std::string, std::str
     }
 }
 
+// Boost.Program_options fills its messages by replacing these placeholders
+// with the option's name and value; a name or value that holds one makes that
+// replacement loop forever (Boost 1.74, found by fuzz_config). They are never
+// part of a real option, so they are refused before Boost sees them.
+void refuse_boost_placeholders(const std::string& text, const std::string& where) {
+  for (const char* token : {"%canonical_option%", "%option%", "%original_token%", "%value%", "%prefix%"})
+    if (text.find(token) != std::string::npos)
+      throw UserError(where + "'" + printable(text) + "' contains '" + token +
+                      "', which is not part of any option: remove it");
+}
+
 // A config file is a few KB of INI text; one past this bound is not one.
 constexpr std::uintmax_t kMaxConfigBytes = 1u << 20;
 
@@ -379,6 +390,7 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
     all.add(desc).add(hidden);
     po::positional_options_description positional;
     positional.add("stray-words", -1);
+    for (const auto& arg : args) refuse_boost_placeholders(arg, "");
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
     if (vm.count("stray-words"))
       throw UserError("unexpected argument '" + vm["stray-words"].as<std::vector<std::string>>().front() +
@@ -408,6 +420,7 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);
       refuse_control_characters_in_file(text, where);
+      refuse_boost_placeholders(text, where);
       std::istringstream config_text(text);
       po::store(po::parse_config_file(config_text, desc), vm);
     }

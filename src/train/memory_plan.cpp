@@ -59,4 +59,13 @@ void check_rank_memory(const MemoryPlan& m, int ranks_on_node, double max_memory
                   (m.unit_bytes > 0 ? "; with --deterministic, a larger --deterministic-unit or more ranks" : ""));
 }
 
+void check_model_memory(const std::string& spec, Activation activation, int capacity_rows, int state_buffers,
+                        const std::string& what) {
+  try {
+    check_rank_memory(plan_rank_memory(summarize_model(spec, activation), capacity_rows, state_buffers, 0, false), 1, 0);
+  } catch (const UserError& e) {
+    throw UserError(what + ": " + e.what());
+  }
+}
+
 }  // namespace mpitrain

@@ -32,4 +32,10 @@ MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int st
 // given (> 0), else the node's physical memory divided among its ranks.
 void check_rank_memory(const MemoryPlan& plan, int ranks_on_node, double max_memory_mb);
 
+// For the tools that build a model from a file (inspect, evaluate): the spec's
+// parameters, `state_buffers` arena-sized copies and activations for
+// `capacity_rows` must fit in the node's memory; UserError naming `what` else.
+void check_model_memory(const std::string& spec, Activation activation, int capacity_rows, int state_buffers,
+                        const std::string& what);
+
 }  // namespace mpitrain

@@ -378,7 +378,7 @@ void declare_output_options(OptionTable& t, Config& c) {
 // Boost keeps the first value stored). False for --help (help_text set).
 // UserError names what to fix.
 bool read_options(const std::vector<std::string>& args, const po::options_description& desc, const OptionTable& t,
-                  std::string& help_text) {
+                  std::string& help_text, bool& unit_on_command_line) {
   po::variables_map vm;
   std::string where;  // "" for the command line, else "in config file 'X': "
   try {
@@ -392,6 +392,8 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
     positional.add("stray-words", -1);
     for (const auto& arg : args) refuse_boost_placeholders(arg, "");
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    // Before the config file: a run's config.ini records every option, this one too.
+    unit_on_command_line = vm.count("deterministic-unit") > 0 && !vm["deterministic-unit"].defaulted();
     if (vm.count("stray-words"))
       throw UserError("unexpected argument '" + vm["stray-words"].as<std::vector<std::string>>().front() +
                       "': options take the form --name value (see 'mpitrain train --help')");
@@ -452,7 +454,8 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   declare_optimizer_options(t, c);
   declare_eval_options(t, c);
   declare_output_options(t, c);
-  if (!read_options(args, desc, t, result.help_text)) {
+  bool unit_on_command_line = false;
+  if (!read_options(args, desc, t, result.help_text, unit_on_command_line)) {
     result.action = ParseResult::Action::kHelp;
     return result;
   }
@@ -462,6 +465,9 @@ ParseResult parse_train_args(const std::vector<std::string>& raw_args) {
   require(seed >= 0, "--seed must be >= 0");
   c.seed = static_cast<std::uint64_t>(seed);
   validate(c);
+  require(!unit_on_command_line || c.step.deterministic,
+          "--deterministic-unit " + std::to_string(c.step.unit_rows) +
+              " does nothing without --deterministic: add --deterministic, or drop --deterministic-unit");
   c.entries = t.entries();
   if (!c.config_file.empty()) c.entries.insert(c.entries.begin(), {"config", c.config_file});
   return result;

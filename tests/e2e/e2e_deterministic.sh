@@ -247,6 +247,9 @@ bad_case unit-0 "--deterministic-unit 0" "--deterministic-unit must be at least 
 bad_case micro-below-unit "--micro-batch 8 with --deterministic-unit 16" \
   "--micro-batch 8 is smaller than a --deterministic unit (16 rows): use --micro-batch >= 16" \
   "${M[@]}" --deterministic --micro-batch 8 --deterministic-unit 16
+bad_case unit-alone "--deterministic-unit without --deterministic (ignored silently before)" \
+  "--deterministic-unit 16 does nothing without --deterministic: add --deterministic, or drop --deterministic-unit" \
+  "${M[@]}" --deterministic-unit 16
 bad_case threads-2 "--deterministic --threads 2" \
   "--deterministic runs BLAS on one thread per rank, but --threads is 2" "${M[@]}" --deterministic --threads 2
 # The options are checked before the data is read, so a --global-batch larger

@@ -313,6 +313,16 @@ TEST(Config, IniFileWithAByteOrderMarkReadsLikeWithout) {
 // (--metrics "a<NUL>b" wrote "a"), and a line break in a value would split its
 // line in the INI record of the run. Both are refused, naming the option and
 // the byte; a tab is fine.
+// --deterministic-unit alone did nothing, silently; a run's config.ini records
+// it for every run, so only the command line is held to it.
+TEST(Config, DeterministicUnitNeedsDeterministic) {
+  expect_user_error({"--deterministic-unit", "16"},
+                    "--deterministic-unit 16 does nothing without --deterministic: add --deterministic");
+  EXPECT_EQ(parse_train_args({"--deterministic", "--deterministic-unit", "16"}).config.step.unit_rows, 16);
+  TempIni ini("deterministic = false\ndeterministic-unit = 32\n");
+  EXPECT_FALSE(parse_train_args({"--config", ini.path()}).config.step.deterministic);
+}
+
 TEST(Config, ControlCharactersInValuesAreRefused) {
   TempIni nul(std::string("metrics = a\0b\n", 14));
   // In a config file the whole line is named, escaped, before the INI reader sees it.

@@ -424,7 +424,12 @@ bool read_options(const std::vector<std::string>& args, const po::options_descri
       refuse_control_characters_in_file(text, where);
       refuse_boost_placeholders(text, where);
       std::istringstream config_text(text);
-      po::store(po::parse_config_file(config_text, desc), vm);
+      const po::parsed_options parsed = po::parse_config_file(config_text, desc);
+      for (const auto& option : parsed.options)  // the command line's --config came first and would win, silently
+        if (option.string_key == "config")
+          throw UserError(where + "'config = ...' names another config file, which is not read: put every option "
+                                  "in this one file");
+      po::store(parsed, vm);
     }
     po::notify(vm);
   } catch (const po::invalid_option_value& e) {  // messages escaped and bounded: they may quote the config file

@@ -323,6 +323,13 @@ TEST(Config, DeterministicUnitNeedsDeterministic) {
   EXPECT_FALSE(parse_train_args({"--config", ini.path()}).config.step.deterministic);
 }
 
+// A config file naming another one was ignored without a word (fault campaign).
+TEST(Config, AConfigFileCannotNameAnother) {
+  TempIni inner("epochs = 7\n");
+  TempIni outer("config = " + inner.path() + "\nepochs = 3\n");
+  expect_user_error({"--config", outer.path()}, "'config = ...' names another config file, which is not read");
+}
+
 TEST(Config, ControlCharactersInValuesAreRefused) {
   TempIni nul(std::string("metrics = a\0b\n", 14));
   // In a config file the whole line is named, escaped, before the INI reader sees it.

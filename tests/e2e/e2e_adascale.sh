@@ -111,15 +111,6 @@ expect_rc 0
 check "resumed final state_crc32 == uninterrupted" \
   _same_nonempty "$(state_crc "$(R det2)/ck/final.h5")" "$(state_crc "$WORK/resume-ck/final.h5")"
 
-for id in "${CASE_IDS[@]}"; do
-  dir="$WORK/runs/$id"
-  begin_case "$(cat "$dir/desc") [$id]"
-  use_run "$id"
-  expect_failure
-  expect_fast 25
-  expect_one_error_line "$(cat "$dir/phrase")"
-  check "nothing on stdout (refused before training)" test ! -s "$OUT" || show_output
-  expect_no_file "$dir/m.json"
-done
+check_bad_input_runs
 
 e2e_finish

@@ -130,18 +130,7 @@ use_run control
 expect_rc 0
 expect_file "$WORK/runs/control/m.json"
 
-for id in "${CASE_IDS[@]}"; do
-  dir="$WORK/runs/$id"
-  begin_case "$(cat "$dir/desc") [$id]"
-  use_run "$id"
-  expect_failure
-  expect_fast "$FAST_S"
-  expect_one_error_line "$(cat "$dir/phrase")"
-  # Found before training starts: rank 0 prints the run header only after
-  # every check passed, so stdout stays empty.
-  check "nothing on stdout (error found before training starts)" test ! -s "$OUT" || show_output
-  expect_no_file "$dir/m.json"
-done
+check_bad_input_runs "$FAST_S"
 
 begin_case "--metrics names the --data file: the data file is unchanged"
 check "data file unchanged" test "$(cksum <"$WORK/victim.h5")" = "$VICTIM_SUM"

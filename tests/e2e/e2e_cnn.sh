@@ -207,16 +207,6 @@ moved=$(params_rel_diff "$A1/ck/final.h5" "$NOAUG/ck/final.h5")
 check "the augmentation changed the weights (relative $moved > 1e-3 vs no --augment)" _gt "$moved" 1e-3
 
 # ---------------------------------------------------------------------------
-for id in "${CASE_IDS[@]}"; do
-  dir="$WORK/runs/$id"
-  begin_case "$(cat "$dir/desc") [$id]"
-  use_run "$id"
-  expect_failure
-  expect_fast 25
-  expect_one_error_line "$(cat "$dir/phrase")"
-  check "nothing on stdout (refused before training)" test ! -s "$OUT" || show_output
-  expect_no_file "$dir/m.json"
-  check "no checkpoint written" bash -c '[ ! -e "$1" ] || [ -z "$(ls -A "$1")" ]' _ "$dir/ck"
-done
+check_bad_input_runs
 
 e2e_finish

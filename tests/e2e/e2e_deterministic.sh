@@ -448,16 +448,6 @@ begin_case "evaluate the CNN's final.h5 (batch norm) on 1 and 4 ranks: the same 
 evaluate_pair CNN eval-cnn1 eval-cnn4 80 "$(R cnn1)/m.json"
 
 # ---------------------------------------------------------------------------
-for id in "${CASE_IDS[@]}"; do
-  dir="$WORK/runs/$id"
-  begin_case "$(cat "$dir/desc") [$id]"
-  use_run "$id"
-  expect_failure
-  expect_fast 25
-  expect_one_error_line "$(cat "$dir/phrase")"
-  check "nothing on stdout (refused before training)" test ! -s "$OUT" || show_output
-  expect_no_file "$dir/m.json"
-  check "no checkpoint written" bash -c '[ ! -e "$1" ] || [ -z "$(ls -A "$1")" ]' _ "$dir/ck"
-done
+check_bad_input_runs
 
 e2e_finish

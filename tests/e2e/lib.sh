@@ -164,6 +164,26 @@ bad_input_run() {
   bg_mpi_run "$id" 2 "$limit" "$@"
 }
 
+# check_bad_input_runs [FAST_S]: the checks of every bad_input_run case
+# (CASE_IDS), after bg_wait: a non-zero exit well within FAST_S seconds (25),
+# one "mpitrain: error:" line holding the case's phrase, nothing on stdout
+# (refused before training starts: rank 0 prints the run header only after
+# every check passed), no metrics file and no checkpoint in the case's ck/.
+check_bad_input_runs() {
+  local fast=${1:-25} id dir
+  for id in "${CASE_IDS[@]}"; do
+    dir="$WORK/runs/$id"
+    begin_case "$(cat "$dir/desc") [$id]"
+    use_run "$id"
+    expect_failure
+    expect_fast "$fast"
+    expect_one_error_line "$(cat "$dir/phrase")"
+    check "nothing on stdout (refused before training starts)" test ! -s "$OUT" || show_output
+    expect_no_file "$dir/m.json"
+    check "no checkpoint written" bash -c '[ ! -e "$1" ] || [ -z "$(ls -A "$1")" ]' _ "$dir/ck"
+  done
+}
+
 use_run() {
   local dir="$WORK/runs/$1"
   OUT="$dir/stdout"

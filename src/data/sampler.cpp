@@ -43,12 +43,25 @@ void EpochSampler::start_epoch(long long epoch) {
     for (auto& p : perm_) p = row_table_[static_cast<size_t>(p)];
 }
 
+void EpochSampler::set_global_batch(long long global_batch, long long from_step, long long from_offset) {
+  if (global_batch < 1 || from_step < 0 || from_offset < 0 || from_offset > n_)
+    throw std::invalid_argument("EpochSampler::set_global_batch: bad batch or origin");
+  global_batch_ = global_batch;
+  origin_step_ = from_step;
+  origin_offset_ = from_offset;
+}
+
+long long EpochSampler::offset_of(long long step) const {
+  if (step < origin_step_) throw std::out_of_range("EpochSampler::offset_of: step before the batch's origin");
+  return std::min(n_, origin_offset_ + (step - origin_step_) * global_batch_);
+}
+
 std::span<const std::int64_t> EpochSampler::batch(long long step) const {
   if (perm_.empty() && n_ > 0) throw std::logic_error("EpochSampler::batch before start_epoch");
-  if (step < 0 || step >= steps()) throw std::out_of_range("EpochSampler::batch: step out of range");
-  const long long b = batch_rows(n_, global_batch_, step);
-  return std::span<const std::int64_t>(perm_).subspan(static_cast<size_t>(step * global_batch_),
-                                                       static_cast<size_t>(b));
+  if (step < origin_step_ || step >= steps()) throw std::out_of_range("EpochSampler::batch: step out of range");
+  const long long offset = offset_of(step);
+  const long long b = std::min(n_ - offset, global_batch_);
+  return std::span<const std::int64_t>(perm_).subspan(static_cast<size_t>(offset), static_cast<size_t>(b));
 }
 
 std::span<const std::int64_t> EpochSampler::shard(long long step, int ranks, int rank) const {

@@ -127,6 +127,7 @@ std::uint32_t checkpoint_meta_checksum(const CheckpointMeta& meta) {
   number("num_classes", meta.num_classes);
   number("y_width", meta.y_width);
   number("seed", static_cast<long long>(meta.seed));
+  if (!meta.batch_changes.empty()) text("batch_changes", meta.batch_changes);  // older files: none
   return static_cast<std::uint32_t>(crc);
 }
 
@@ -199,6 +200,7 @@ void write_checkpoint_file(const std::string& file, const Arena& arena, const Na
   h5::write_attr_string(root, "optimizer", meta.optimizer);
   h5::write_attr_string(root, "config", meta.config_ini);
   h5::write_attr_string(root, "last_metrics", meta.last_metrics);
+  if (!meta.batch_changes.empty()) h5::write_attr_string(root, "batch_changes", meta.batch_changes);
   h5::write_attr_int(root, "world_size", meta.world_size);
   h5::write_attr_int(root, "train_rows", meta.train_rows);
   h5::write_attr_int(root, "x_width", meta.x_width);

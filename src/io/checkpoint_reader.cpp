@@ -91,6 +91,7 @@ CheckpointMeta read_meta(hid_t f, const std::string& path) {
   m.optimizer = need_string(f, "optimizer", path);
   m.config_ini = need_string(f, "config", path);
   m.last_metrics = need_string(f, "last_metrics", path);
+  m.batch_changes = h5::read_attr_string(f, "batch_changes").value_or("");
   m.world_size = static_cast<int>(need_int(f, "world_size", path));
   m.train_rows = need_int(f, "train_rows", path);
   m.x_width = static_cast<int>(need_int(f, "x_width", path));

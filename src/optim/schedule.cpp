@@ -12,6 +12,7 @@
 
 #include "mpitrain/core/epoch_steps.hpp"
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/list_text.hpp"
 #include "mpitrain/core/number_text.hpp"
 
 namespace mpitrain {
@@ -25,32 +26,6 @@ std::string text(double v) {
   std::ostringstream os;
   os << v;
   return os.str();
-}
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-// Comma-separated items, each trimmed; blank text has no items.
-std::vector<std::string> split_items(const std::string& text_in) {
-  std::vector<std::string> items;
-  if (trim(text_in).empty()) return items;
-  for (std::size_t start = 0;;) {
-    const auto comma = text_in.find(',', start);
-    items.push_back(trim(text_in.substr(start, comma - start)));
-    if (comma == std::string::npos) return items;
-    start = comma + 1;
-  }
-}
-
-// The whole (trimmed) text must be one number; from_chars accepts no sign '+'.
-template <typename T>
-bool parse_number(const std::string& s, T& out) {
-  const char* end = s.data() + s.size();
-  const auto [ptr, ec] = std::from_chars(s.data(), end, out);
-  return !s.empty() && ec == std::errc() && ptr == end;
 }
 
 // Steps of all epochs before `epoch`, one multiplication per batch phase.
@@ -121,11 +96,8 @@ std::vector<BatchPhase> parse_batch_schedule(const std::string& text_in, long lo
       require(ok, "--batch-schedule '" + text_in + "': '" + item + "' " + why +
                       ": write EPOCH:BATCH pairs like 5:512,10:1024");
     };
-    const auto colon = item.find(':');
     BatchPhase p;
-    check(colon != std::string::npos && parse_number(trim(item.substr(0, colon)), p.from_epoch) &&
-              parse_number(trim(item.substr(colon + 1)), p.global_batch),
-          "is not two integers EPOCH:BATCH");
+    check(parse_integer_pair(item, p.from_epoch, p.global_batch), "is not two integers EPOCH:BATCH");
     check(p.from_epoch > 0, "has an epoch <= 0 (epoch 0 runs at --global-batch)");
     check(p.from_epoch > phases.back().from_epoch, "is not after the previous epoch (epochs must increase)");
     check(p.global_batch >= 1, "has a global batch < 1");

@@ -26,15 +26,26 @@ BatchSource::BatchSource(BatchSourceSetup s, const Comm& comm)
   next_chunks_.reserve(64);
 }
 
-void BatchSource::start_epoch(long long epoch, long long global_batch, long long first_step) {
-  // A chunk queued for a step that never ran (an epoch left part-way) is
-  // dropped, so the new epoch's first read is its own.
+// A chunk queued for a step that will not run as planned (an epoch left
+// part-way, or a batch changed) is dropped, so the next read is its own.
+void BatchSource::drop_queued_next() {
   if (prefetch_ && next_first_requested_) prefetch_->take();
   next_first_requested_ = false;
-  sampler_.set_global_batch(global_batch);
+}
+
+void BatchSource::start_epoch(long long epoch, long long global_batch, long long first_step, long long first_offset) {
+  drop_queued_next();
+  sampler_.set_global_batch(global_batch, first_step,
+                            first_offset >= 0 ? first_offset
+                                              : std::min(first_step * global_batch, sampler_.rows()));
   sampler_.start_epoch(epoch);
   epoch_ = epoch;
   step_ = first_step;
+}
+
+void BatchSource::change_batch(long long global_batch) {
+  drop_queued_next();
+  sampler_.set_global_batch(global_batch, step_, sampler_.offset_of(step_));
 }
 
 size_t BatchSource::small_batch_rows(std::span<const std::int64_t> shard) const {

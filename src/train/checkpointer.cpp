@@ -16,7 +16,8 @@ constexpr const char* kTrajectoryOptions[] = {"activation", "global-batch", "see
 // Trajectory options added later, with the value a checkpoint written before
 // them implies (they did not exist, so the run had them off).
 constexpr std::pair<const char*, const char*> kLaterTrajectoryOptions[] = {
-    {"augment", "none"}, {"augment-pad", "2"}, {"deterministic", "false"}, {"deterministic-unit", "32"}};
+    {"augment", "none"},          {"augment-pad", "2"},  {"deterministic", "false"}, {"deterministic-unit", "32"},
+    {"batch-range", ""},          {"batch-changes", ""}};
 
 // `then` is what the checkpoint at `path` records, `now` this run; both
 // configs go through the same INI reader, so equal options compare equal.
@@ -139,6 +140,7 @@ TrainProgress Checkpointer::restore(const std::string& data_path, Model& model, 
     for (size_t i = 0; i < buffers.size(); ++i)
       std::copy(ck.state[i].second.begin(), ck.state[i].second.end(), buffers[i].second);
     p = ck.progress;
+    meta_.batch_changes = ck.meta.batch_changes;
     std::printf("resuming from %s: epoch %lld, step %lld of it, global step %lld (written by %d ranks)\n",
                 path.c_str(), p.epoch + 1, p.step_in_epoch, p.global_step, ck.meta.world_size);
     std::fflush(stdout);
@@ -148,6 +150,7 @@ TrainProgress Checkpointer::restore(const std::string& data_path, Model& model, 
   for (auto& b : buffers) comm.broadcast(b.second, bytes, 0);
   static_assert(std::is_trivially_copyable_v<TrainProgress>);
   comm.broadcast(&p, sizeof p, 0);
+  comm.broadcast(meta_.batch_changes, 0);
   opt.set_counters(p.optimizer_steps, p.previous_lr);
   return p;
 }

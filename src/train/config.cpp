@@ -1,4 +1,5 @@
 #include "mpitrain/train/config.hpp"
+#include "mpitrain/train/goodput.hpp"
 
 #include <boost/program_options.hpp>
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include "mpitrain/comm/exact_sum.hpp"  // kMaxUnits
 #include "mpitrain/core/errors.hpp"
+#include "mpitrain/core/list_text.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/stopping.hpp"
 
@@ -152,6 +154,38 @@ void check_deterministic_options(const Config& c) {
                                                std::to_string((c.global_batch + kMaxUnits - 1) / kMaxUnits));
 }
 
+// --global-batch N or auto; with auto the run starts at --ref-batch, brought into --batch-range.
+void parse_global_batch(Config& c) {
+  BatchAdaptOptions& a = c.batch_adapt;
+  a.automatic = trim(c.global_batch_text) == "auto";
+  if (!a.automatic) {
+    require(parse_number(trim(c.global_batch_text), c.global_batch) && c.global_batch >= 1,
+            "--global-batch must be at least 1 (a whole number of samples) or auto (got '" + c.global_batch_text + "')");
+    require(trim(a.range_text).empty(), "--batch-range is for --global-batch auto: drop it, or use --global-batch auto");
+    return;
+  }
+  require(!trim(a.range_text).empty(), "--global-batch auto needs --batch-range MIN:MAX, the batches it may choose, "
+                                       "e.g. --batch-range 256:8192");
+  const BatchRange r = parse_batch_range(trim(a.range_text));
+  a.range_min = r.min;
+  a.range_max = r.max;
+  c.global_batch = std::clamp(c.schedule.ref_batch, r.min, r.max);
+}
+
+// The rules shared by --global-batch auto and --batch-changes: the rate
+// follows the batch through AdaScale's gain, and one batch rule at a time.
+void check_batch_adapt(const Config& c) {
+  const BatchAdaptOptions& a = c.batch_adapt;
+  const bool replay = !trim(a.changes_text).empty();
+  if (replay) parse_batch_changes(a.changes_text);
+  require(a.every_steps >= 1, "--goodput-every must be at least 1 step (got " + std::to_string(a.every_steps) + ")");
+  if (!a.automatic && !replay) return;
+  const char* what = a.automatic ? "--global-batch auto" : "--batch-changes";
+  require(!(a.automatic && replay), "--global-batch auto chooses the batch itself: drop --batch-changes");
+  require(c.schedule.scaling == LrScaling::kAdaScale,
+          std::string(what) + " changes the batch during an epoch, so the rate must follow it: add --lr-scaling adascale");
+}
+
 void validate(Config& c) {
   require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
   c.activation = parse_activation(c.activation_name);
@@ -160,7 +194,7 @@ void validate(Config& c) {
   require(!c.augment.enabled() || !model.input.is_flat(),
           "--augment " + c.augment_name + " needs images: start --model with the image shape, e.g. 1x28x28");
   require(c.epochs >= 1, "--epochs must be at least 1 (got " + std::to_string(c.epochs) + ")");
-  require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
+  parse_global_batch(c);
   require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
   check_deterministic_options(c);
 
@@ -188,6 +222,8 @@ void validate(Config& c) {
     require(c.batch_schedule_text.find_first_not_of(" \t") == std::string::npos,
             "--lr-scaling adascale runs one global batch: drop --batch-schedule");
   }
+
+  check_batch_adapt(c);
 
   require(std::isfinite(c.eval.val_fraction) && c.eval.val_fraction >= 0 && c.eval.val_fraction < 1,
           "--val-fraction must be in [0, 1) (got " + to_text(c.eval.val_fraction) + ")");
@@ -279,7 +315,14 @@ void declare_run_options(OptionTable& t, Config& c, long long& seed) {
         "'1x28x28 conv5x5:32 relu maxpool2 dense:128 relu dense:10' (README, \"Models\")");
   t.add("activation", &c.activation_name, "hidden activation of the width form (784-256-10): relu | tanh | gelu");
   t.add("epochs", &c.epochs, "passes over the training set");
-  t.add("global-batch", &c.global_batch, "samples per optimizer step, summed over all ranks");
+  t.add("global-batch", &c.global_batch_text,
+        "samples per optimizer step, summed over all ranks; auto: chosen for goodput during training within "
+        "--batch-range (with --lr-scaling adascale)");
+  t.add("batch-range", &c.batch_adapt.range_text, "the batches an auto global batch may choose, MIN:MAX, e.g. 256:8192");
+  t.add("goodput-every", &c.batch_adapt.every_steps, "steps between two choices of an auto global batch");
+  t.add("batch-changes", &c.batch_adapt.changes_text,
+        "change the global batch after given steps, STEP:B,... e.g. 200:1024 (an auto run's summary gives its own; "
+        "with --lr-scaling adascale)");
   t.add("micro-batch", &c.micro_batch, "most rows one rank pushes through forward/backward at once (0: whole shard)");
   t.add("seed", &seed, "seed of weight init, sample order and held-out split, in [0, 2^63)");
   t.add_flag("drop-last", &c.drop_last, "drop the last partial global batch of each epoch");

@@ -90,9 +90,14 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
       .add("effective_lr", p.schedule->scaled_rate(c.global_batch))
       .add("warmup_steps", p.schedule->warmup_total_steps()).add("rows_per_pass", p.capacity)
       .add("deterministic", c.step.deterministic).add("deterministic_unit", c.unit_rows())
+      .add("global_batch_auto", c.batch_adapt.automatic)
       .add("mpi", mpi_library_version())
       .add("hdf5", std::to_string(hmaj) + "." + std::to_string(hmin) + "." + std::to_string(hrel))
       .add("openblas", std::string(openblas_get_config()));
+  if (c.batch_adapt.automatic)
+    h.add("batch_range_min", c.batch_adapt.range_min).add("batch_range_max", c.batch_adapt.range_max)
+        .add("goodput_every", c.batch_adapt.every_steps)
+        .add("batch_candidates", static_cast<long long>(p.batch_candidates.size()));
   h.add_array("lr_plan", plan);
   std::vector<JsonObject> hosts;
   for (const auto& [host, ranks] : place.hosts) {
@@ -165,6 +170,21 @@ void RunLog::checkpoint(const std::string& file, long long epoch, long long step
   metrics_.write(m);
 }
 
+void RunLog::batch_change(const BatchChangeRecord& r) {
+  const BatchDecision& d = *r.decision;
+  JsonObject m;
+  m.add("type", "batch_change").add("epoch", r.epoch).add("step", d.at_step).add("samples", r.samples)
+      .add("time_s", r.time_s).add("from", d.from).add("to", d.to).add("reason", d.choice ? "goodput" : "replay")
+      .add("noise_scale", r.noise_scale);
+  if (d.choice) {
+    const GoodputChoice& c = *d.choice;
+    m.add("goodput_from", c.current_goodput).add("goodput_to", c.goodput).add("step_s_to", c.step_s)
+        .add("efficiency_to", c.efficiency);
+  }
+  if (d.fit) m.add("fit_alpha_s", d.fit->alpha).add("fit_beta_s_per_row", d.fit->beta).add("fit_comm_s", d.fit->comm);
+  metrics_.write(m);
+}
+
 void RunLog::diverged(const DivergedRecord& r) {
   JsonObject m;
   m.add("type", "diverged").add("epoch", r.epoch).add("step", r.step).add("lr", r.lr).add("loss", r.loss)
@@ -187,6 +207,7 @@ void RunLog::summary(const SummaryRecord& s) {
       .add("val_acc", r.val_acc).add("test_loss", s.has_test ? r.eval_loss : kNaN)
       .add("test_acc", s.has_test ? r.eval_acc : kNaN);
   if (s.scale_iterations) m.add("scale_invariant_iters", *s.scale_iterations);
+  if (s.final_global_batch) m.add("final_global_batch", *s.final_global_batch).add("batch_changes", s.batch_changes);
   if (s.early) m.add("best_epoch", r.best_epoch).add("best_metric", s.early->metric()).add("best_value", r.best_value);
   if (s.target) {
     m.add("target", s.target->text).add("target_reached", r.target_reached);

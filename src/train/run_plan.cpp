@@ -130,17 +130,28 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
   p.eval_test = c.eval.split == "test" && p.data->split("test").rows > 0;
 
   p.phases = parse_batch_schedule(c.batch_schedule_text, c.global_batch);
+  p.batch_changes = parse_batch_changes(c.batch_adapt.changes_text);
+  if (c.batch_adapt.automatic)
+    p.batch_candidates = batch_candidates({c.batch_adapt.range_min, c.batch_adapt.range_max});
   long long max_shard = 0;
-  for (const auto& phase : p.phases) {
-    if (phase.global_batch > p.train_count)
-      throw UserError((phase.from_epoch == 0 ? "--global-batch " : "--batch-schedule batch ") +
-                      std::to_string(phase.global_batch) + " is larger than the training set (" +
+  // Every batch the run may take, and which option set it.
+  std::vector<std::pair<long long, std::string>> batches;
+  for (const auto& phase : p.phases)
+    batches.emplace_back(phase.global_batch, phase.from_epoch == 0 ? "--global-batch" : "--batch-schedule batch");
+  for (const auto& change : p.batch_changes) batches.emplace_back(change.global_batch, "--batch-changes batch");
+  if (c.batch_adapt.automatic) batches.emplace_back(c.batch_adapt.range_max, "--batch-range maximum");
+  for (const auto& [batch, option] : batches) {
+    if (batch > p.train_count)
+      throw UserError(option + " " + std::to_string(batch) + " is larger than the training set (" +
                       std::to_string(p.train_count) + " rows): choose at most " + std::to_string(p.train_count));
-    if (c.step.deterministic && unit_count(phase.global_batch, c.step.unit_rows) > kMaxUnits)
-      throw UserError("--batch-schedule batch " + std::to_string(phase.global_batch) + " has more than " +
-                      std::to_string(kMaxUnits) + " --deterministic units: raise --deterministic-unit");
-    max_shard = std::max(max_shard, max_shard_rows(phase.global_batch, comm.size(), c.unit_rows()));
+    if (c.step.deterministic && unit_count(batch, c.step.unit_rows) > kMaxUnits)
+      throw UserError(option + " " + std::to_string(batch) + " has more than " + std::to_string(kMaxUnits) +
+                      " --deterministic units: raise --deterministic-unit");
+    max_shard = std::max(max_shard, max_shard_rows(batch, comm.size(), c.unit_rows()));
   }
+  long long min_batch = c.global_batch;  // the smallest batch bounds AdaScale's epochs
+  for (const auto& [batch, option] : batches) min_batch = std::min(min_batch, batch);
+  if (c.batch_adapt.automatic) min_batch = std::min(min_batch, c.batch_adapt.range_min);
   // The step counter and the schedule's positions must stay exact: at most
   // 2^53 steps (doubles count them exactly), far beyond any real run.
   long long most_steps = 1;
@@ -158,10 +169,10 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     // as many of its own as its gains need, at most max_epochs.
     p.adascale = std::make_unique<AdaScaleSchedule>(c.schedule, p.train_count, c.drop_last);
     if (static_cast<double>(c.epochs) * static_cast<double>(p.adascale->reference_steps_per_epoch()) *
-            std::max(1.0, static_cast<double>(c.schedule.ref_batch) / static_cast<double>(c.global_batch)) >
+            std::max(1.0, static_cast<double>(c.schedule.ref_batch) / static_cast<double>(min_batch)) >
         static_cast<double>(kMaxSteps))
       throw UserError("--epochs " + std::to_string(c.epochs) + " with --lr-scaling adascale is more than 2^53 steps");
-    p.epochs = p.adascale->max_epochs(c.global_batch);
+    p.epochs = p.adascale->max_epochs(min_batch);
     steps_only.epochs = p.epochs;
     steps_only.warmup_epochs = 0;
     steps_only.warmup_steps = 0;
@@ -247,6 +258,15 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
               c.micro_batch > 0 ? (", micro-batches of " + std::to_string(p.capacity)).c_str() : "",
               p.schedule->steps_in_epoch(0), p.adascale ? "at most " : "", p.epochs, p.schedule->total_steps(),
               c.drop_last ? " (last partial batch dropped)" : "");
+  if (c.batch_adapt.automatic)
+    std::printf("global batch auto: every %lld steps, of %zu batches in [%lld, %lld], the one with the most goodput "
+                "(this run's step times x the noise scale's efficiency); it moves for > 5%% more\n",
+                c.batch_adapt.every_steps, p.batch_candidates.size(), c.batch_adapt.range_min, c.batch_adapt.range_max);
+  if (!p.batch_changes.empty()) {
+    std::printf("batch changes:");
+    for (const auto& ch : p.batch_changes) std::printf(" after step %lld B=%lld;", ch.at_step, ch.global_batch);
+    std::printf("\n");
+  }
   if (p.phases.size() > 1) {
     std::printf("batch schedule:");
     for (const auto& ph : p.phases) std::printf(" from epoch %lld B=%lld;", ph.from_epoch + 1, ph.global_batch);

@@ -17,6 +17,7 @@
 #include "mpitrain/data/sampler.hpp"  // unit_count
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/optim/optimizer.hpp"
+#include "mpitrain/train/batch_controller.hpp"
 #include "mpitrain/train/batch_source.hpp"
 #include "mpitrain/train/checkpointer.hpp"
 #include "mpitrain/train/evaluation.hpp"
@@ -60,6 +61,9 @@ class Training {
   // How the steps of an epoch ended.
   enum class StepsEnd { kEpoch, kTarget, kIterations };
   StepsEnd run_steps(long long epoch, EpochTally& t);
+  long long epoch_batch(long long epoch) const;
+  StepPosition position(long long epoch, const Batch& batch) const;
+  void adapt_batch(long long epoch);
   double step_rate(const StepPosition& pos, EpochTally& t);
   void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
   bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
@@ -89,6 +93,7 @@ class Training {
   Progress progress_;
   StopPolicy stop_;
   NoiseScaleEstimator noise_;
+  BatchController batch_ctl_;  // --global-batch auto, --batch-changes
   TrainResult result_;
   double t_start_ = 0;
 };
@@ -154,9 +159,12 @@ Training::Training(const Config& c, const Comm& comm)
       pr_(checkpoints_.restore(c.data, model_, *optimizer_)),
       progress_(root_, c.progress.mode != "none", live_progress(c.progress), c.progress.interval_s),
       stop_(c.stop, plan_.target, !plan_.val_split.empty() && checkpoints_.enabled(), pr_),
-      noise_(c.noise_ema_decay, c.noise_window_samples) {
+      noise_(c.noise_ema_decay, c.noise_window_samples),
+      batch_ctl_(c.batch_adapt, plan_.batch_changes, plan_.batch_candidates, comm.size(), c.unit_rows(),
+                 static_cast<double>(c.schedule.ref_batch)) {
   log_ = open_log();  // creates the run directory's files: after everything that can refuse the run
   noise_.restore(pr_.noise);  // a resumed run continues its estimate (a fresh run: the empty state)
+  batch_ctl_.restore(checkpoints_.restored_batch_changes());
   if (root_) print_header();
   result_.val_loss = result_.val_acc = kNaN;
   t_start_ = now_s() - pr_.elapsed_s;  // a resumed run keeps counting its training time
@@ -195,8 +203,8 @@ void Training::print_header() {
 TrainResult Training::run() {
   const bool resumed_done = plan_.adascale && plan_.adascale->done(pr_.adascale_tau);  // a finished run's checkpoint
   for (long long epoch = pr_.epoch; epoch < plan_.epochs && !resumed_done; ++epoch) {
-    const long long b_epoch = batch_at_epoch(plan_.phases, epoch);
-    batches_.start_epoch(epoch, b_epoch, pr_.step_in_epoch);
+    const long long b_epoch = epoch_batch(epoch);
+    batches_.start_epoch(epoch, b_epoch, pr_.step_in_epoch, pr_.epoch_samples);
     pr_.epoch = epoch;
     pr_.global_batch = b_epoch;
     EpochTally t;
@@ -209,14 +217,33 @@ TrainResult Training::run() {
   return result_;
 }
 
+// The batch an epoch starts at: the batch schedule's, or with a batch that
+// changes during training the one it has reached (restored on resume).
+long long Training::epoch_batch(long long epoch) const {
+  if (!batch_ctl_.active()) return batch_at_epoch(plan_.phases, epoch);
+  return pr_.global_batch > 0 ? pr_.global_batch : c_.global_batch;
+}
+
+// Where a step sits. A batch that changes within epochs is not in the
+// schedule's phases; the rate is then AdaScale's, which needs only the batch.
+StepPosition Training::position(long long epoch, const Batch& batch) const {
+  if (!batch_ctl_.active()) return plan_.schedule->position(epoch, batch.step);
+  return {epoch, batch.step, pr_.global_step,
+          static_cast<double>(epoch) +
+              static_cast<double>(pr_.epoch_samples) / static_cast<double>(plan_.train_count),
+          pr_.global_batch};
+}
+
 // The steps of one epoch, from where the progress stands, until its end, the
 // target (mid-epoch, with --stop-at-target) or AdaScale's last iteration.
+// The epoch's steps follow its batch, which --global-batch auto may change.
 Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
   const LrSchedule& schedule = *plan_.schedule;
-  const long long steps = schedule.steps_in_epoch(epoch);
-  while (pr_.step_in_epoch < steps) {
+  while (pr_.step_in_epoch < batches_.steps()) {
+    const double t_step = now_s();
+    const double wait_before = t.times.allreduce_wait;
     const Batch batch = batches_.next();
-    const StepPosition pos = schedule.position(epoch, batch.step);
+    const StepPosition pos = position(epoch, batch);
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     maybe_test_stall(comm_.rank(), pos.global_step + 1);
     watchdog_.beat(Phase::kAllreduce, epoch + 1, batch.step + 1);  // the all-reduce starts within backward
@@ -224,6 +251,12 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     update(pos, batch, sums, t);
     if (plan_.adascale && plan_.adascale->done(pr_.adascale_tau)) return StepsEnd::kIterations;
+    if (batch_ctl_.active()) {
+      batch_ctl_.record_step(pr_.global_step, static_cast<long long>(batch.shard_rows), now_s() - t_step,
+                             t.times.allreduce_wait - wait_before);
+      adapt_batch(epoch);
+    }
+    const long long steps = batches_.steps();
 
     if (batch.step + 1 < steps && checkpoints_.due_after_step(pr_.global_step)) {
       watchdog_.beat(Phase::kCheckpoint, epoch + 1, batch.step + 1);
@@ -234,13 +267,36 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
         evaluation_.any() && evaluate_mid_epoch(epoch, batch.step, t))
       return StepsEnd::kTarget;
     const double elapsed = now_s() - t.t_start - t.mid_eval_s;
+    // What is left, as a fraction of what is done: steps, or AdaScale's iterations.
+    const double left = plan_.adascale ? (plan_.adascale->total_iterations() - pr_.adascale_tau) / pr_.adascale_tau
+                                       : static_cast<double>(schedule.total_steps() - pr_.global_step) /
+                                             static_cast<double>(pr_.global_step);
     progress_.update({epoch + 1, plan_.epochs, batch.step + 1, steps,
                       pr_.epoch_loss_sum / static_cast<double>(pr_.epoch_samples),
                       static_cast<double>(pr_.epoch_samples - t.resumed_samples) / elapsed,
-                      (now_s() - t_start_) / static_cast<double>(pr_.global_step) *
-                          static_cast<double>(schedule.total_steps() - pr_.global_step)});
+                      (now_s() - t_start_) * left});
   }
   return StepsEnd::kEpoch;
+}
+
+// After a step: --global-batch auto's choice (collective) or --batch-changes'
+// next entry. A change applies from the next step, within this epoch.
+void Training::adapt_batch(long long epoch) {
+  const std::optional<BatchDecision> d =
+      batch_ctl_.after_step(pr_.global_step, pr_.global_batch, noise_.trace_s(), noise_.g2(), comm_);
+  if (!d) return;
+  batches_.change_batch(d->to);
+  pr_.global_batch = d->to;
+  if (!root_) return;
+  log_.batch_change({epoch + 1, &*d, pr_.samples, now_s() - t_start_, noise_.b_simple()});
+  std::string why;
+  if (d->choice)
+    why = ": predicted goodput x" + format_number("%.2f", d->choice->goodput / d->choice->current_goodput) +
+          " (step " + format_number("%.4f", d->choice->step_s) + " s, efficiency " +
+          format_number("%.2f", d->choice->efficiency) + ", noise scale " + format_number("%.0f", noise_.b_simple()) +
+          ")";
+  progress_.println("step " + std::to_string(pr_.global_step) + ": global batch " + std::to_string(d->from) + " -> " +
+                    std::to_string(d->to) + why);
 }
 
 // The rate of this step: the schedule's, or with AdaScale the reference
@@ -329,7 +385,7 @@ void Training::evaluate(EpochMetrics& em) {
 // After the steps of an epoch: the time split, evaluation, the epoch's lines,
 // checkpoints and the stop rules. Returns false when the run stops.
 bool Training::end_epoch(long long epoch, const EpochTally& t, StepsEnd how) {
-  const long long steps = plan_.schedule->steps_in_epoch(epoch);
+  const long long steps = batches_.steps();
   const double train_time = now_s() - t.t_start - t.mid_eval_s;
   // The time split, max and min over ranks: the slowest rank sets the pace, a gap shows a straggler.
   double time_max[5] = {t.times.data, t.times.compute, t.times.allreduce_wait, t.times.comm, peak_rss_mb()};
@@ -410,6 +466,7 @@ const TrainProgress& Training::snapshot() {
   pr_.elapsed_s = now_s() - t_start_;
   pr_.noise = noise_.state();
   stop_.save();
+  checkpoints_.set_batch_changes(batch_ctl_.changes_text());
   return pr_;
 }
 
@@ -439,7 +496,8 @@ void Training::print_summary() {
   print_run_summary(result_, num_classes_ > 0 && evaluation_.any(), target);
   log_.summary({&result_, comm_.size(), c_.global_batch, plan_.schedule->scaled_rate(c_.global_batch),
                 noise_.b_simple(), evaluation_.has_test(), stop_.early_stopping(), target ? &*target : nullptr,
-                plan_.adascale ? std::optional(pr_.adascale_tau) : std::nullopt});
+                plan_.adascale ? std::optional(pr_.adascale_tau) : std::nullopt,
+                batch_ctl_.active() ? std::optional(pr_.global_batch) : std::nullopt, batch_ctl_.changes_text()});
 }
 
 }  // namespace

@@ -17,8 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${E2E_JOBS:=3}"
 source "$here/lib.sh"
 e2e_init "$@"
-command -v h5dump >/dev/null || { echo "FATAL: h5dump is needed"; exit 1; }
-mkdir -p "$WORK/bin" && ln -sf /usr/bin/python3 "$WORK/bin/python3" && PATH="$WORK/bin:$PATH"
+need_checkpoint_tools
 
 DATA="$WORK/data.h5"  # 512 train rows, 128 test rows, 16 features, 4 classes
 "$MAKE_DS" good "$DATA" 512 16 || { echo "FATAL: make_test_dataset failed"; exit 1; }
@@ -28,8 +27,6 @@ ADA_BASE=("${ADA_CORE[@]}" --global-batch 128 --lr-scaling adascale)
 ADA=("${ADA_BASE[@]}" --ref-batch 32)
 DET=(--deterministic --deterministic-unit 8)
 R() { echo "$WORK/runs/$1"; }
-state_crc() { h5dump -a /state_crc32 "$1" 2>/dev/null | awk '/\(0\):/ { print $2 }'; }
-_same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 
 ada_run() {  # ada_run ID NP ARGS...
   local id=$1 np=$2 dir

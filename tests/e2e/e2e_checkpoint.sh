@@ -72,7 +72,6 @@ expect_failure_before_timeout() {
     show_output
 }
 
-state_crc() { h5dump -a /state_crc32 "$1" 2>/dev/null | awk '/\(0\):/ { print $2 }'; }
 
 # expect_same_state A B: equal state_crc32 (bitwise equal weights and optimizer state).
 expect_same_state() {
@@ -81,7 +80,6 @@ expect_same_state() {
   b=$(state_crc "$2")
   check "state_crc32 of ${1#"$WORK"/} ($a) == ${2#"$WORK"/} ($b)" _same_nonempty "$a" "$b" || show_output
 }
-_same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 
 # expect_epochs_run "3 4": the epochs the last run printed a line for (a
 # resumed run that silently started over would end with the same weights).

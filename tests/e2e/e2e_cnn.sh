@@ -30,8 +30,6 @@ B=32  # 10 steps per epoch; step checkpoints every 6 global steps: epoch 1 step 
 TRAIN=("$MPITRAIN" train --data "$DATA" --model "$SPEC" --threads 1 --progress none --global-batch "$B"
   --lr 0.02 --momentum 0.9 --lr-scaling none --seed 5)
 
-state_crc() { h5dump -a /state_crc32 "$1" 2>/dev/null | awk '/\(0\):/ { print $2 }'; }
-_same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 expect_same_state() {
   local a b
   a=$(state_crc "$1")

@@ -62,8 +62,6 @@ CNN_SPEC="1x8x8 conv3x3:4 bn relu maxpool2 dense:16 relu dropout:0.3 dense:4"
 CNN_DET=("$MPITRAIN" train --data "$IMG" --model "$CNN_SPEC" --augment crop+flip --augment-pad 1 --deterministic
   --global-batch 80 --epochs 6 --lr 0.05 --momentum 0.9 --lr-scaling none --seed 3 --progress none --keep-last 0)
 
-state_crc() { h5dump -a /state_crc32 "$1" 2>/dev/null | awk '/\(0\):/ { print $2 }'; }
-_same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 _differ_nonempty() { [ -n "$1" ] && [ -n "$2" ] && [ "$1" != "$2" ]; }
 # expect_same_state A B: equal state_crc32 (bitwise equal weights and optimizer state).
 expect_same_state() {

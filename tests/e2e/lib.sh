@@ -19,6 +19,15 @@ E2E_CASES=()
 
 # Parses the four arguments, makes a fresh work directory for this script and
 # defines MPIRUN (an array) for the mpiexec prefix.
+# For scripts that compare checkpoints: h5dump, and Debian's python3 first on PATH.
+need_checkpoint_tools() {
+  command -v h5dump >/dev/null || { echo "FATAL: h5dump is needed"; exit 1; }
+  mkdir -p "$WORK/bin" && ln -sf /usr/bin/python3 "$WORK/bin/python3" && PATH="$WORK/bin:$PATH"
+}
+# A checkpoint's state_crc32 (weights and optimizer state), and a check that two are equal and not empty.
+state_crc() { h5dump -a /state_crc32 "$1" 2>/dev/null | awk '/\(0\):/ { print $2 }'; }
+_same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
+
 e2e_init() {
   if [ $# -ne 4 ]; then
     echo "usage: $0 <mpitrain> <make_test_dataset> <mpiexec> <work dir>" >&2

@@ -38,6 +38,7 @@ const char* const kUsage =
     "  good            4 Gaussian blobs, uint8 x with scale 1/255 and mean/std, int32 y, /test split\n"
     "  good-f32        the same blobs stored as float32 (scale 1)\n"
     "  regression      float32 x, float32 y [N,1] = linear function of x + small noise, num_classes 0\n"
+    "  random-labels   the good blobs with /train labels drawn at random (a gradient of almost pure noise)\n"
     "broken kinds (a good file with one defect):\n"
     "  no-train-x      /train/x removed\n"
     "  row-mismatch    /train/y has one row fewer than /train/x\n"
@@ -237,6 +238,13 @@ int run(int argc, char** argv) {
 
   if (kind == "regression") {
     mpitrain::write_dataset_file(regression(rows, features), out);
+    return 0;
+  }
+  if (kind == "random-labels") {  // labels independent of x: the gradient is almost all noise
+    DatasetArrays d = blobs(rows, features, true);
+    mpitrain::Rng rng(kSeed + 1);
+    for (auto& y : d.train.y_class) y = static_cast<std::int32_t>(rng.uniform01() * kClasses) % kClasses;
+    mpitrain::write_dataset_file(d, out);
     return 0;
   }
   if (kind == "good-f32") {

@@ -188,3 +188,48 @@ TEST(Sampler, BatchBeforeStartEpochThrows) {
   EpochSampler s(10, 4, false, 1);
   EXPECT_THROW(s.batch(0), std::logic_error);
 }
+
+namespace mpitrain {
+namespace {
+
+// --global-batch auto changes B between two steps of an epoch: the epoch's
+// order continues where it stands, so every row is still taken once, the
+// steps after the change are the order's next B rows, and a run resumed at
+// (step, offset) sees the same batches.
+TEST(Sampler, ChangingTheBatchMidEpochContinuesTheOrder) {
+  EpochSampler s(100, 8, false, 5);
+  s.start_epoch(2);
+  EpochSampler whole(100, 100, false, 5);
+  whole.start_epoch(2);
+  const auto order = to_vector(whole.batch(0));
+  std::vector<std::int64_t> seen;
+  for (long long step = 0; step < 3; ++step) {
+    const auto b = to_vector(s.batch(step));
+    seen.insert(seen.end(), b.begin(), b.end());
+  }
+  s.set_global_batch(30, 3, s.offset_of(3));  // after 3 steps of 8 rows: 24 taken
+  EXPECT_EQ(s.offset_of(3), 24);
+  ASSERT_EQ(s.steps(), 3 + 3);                // 76 rows left: 30, 30, 16
+  for (long long step = 3; step < s.steps(); ++step) {
+    const auto b = to_vector(s.batch(step));
+    EXPECT_EQ(static_cast<long long>(b.size()), step < 5 ? 30 : 16);
+    seen.insert(seen.end(), b.begin(), b.end());
+  }
+  EXPECT_EQ(seen, order);  // the same order, every row once
+  EXPECT_THROW(s.batch(2), std::out_of_range);  // steps before the change belong to the old batch
+
+  EpochSampler resumed(100, 30, false, 5);  // a resume at step 4 (offset 54)
+  resumed.set_global_batch(30, 4, 54);
+  resumed.start_epoch(2);
+  EXPECT_EQ(to_vector(resumed.batch(4)), to_vector(s.batch(4)));
+  EXPECT_EQ(resumed.steps(), s.steps());
+
+  EpochSampler dropped(100, 8, true, 5);  // --drop-last drops the new batch's partial tail
+  dropped.start_epoch(2);
+  dropped.set_global_batch(30, 3, 24);
+  EXPECT_EQ(dropped.steps(), 5);
+  EXPECT_THROW(s.set_global_batch(30, 3, 101), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace mpitrain

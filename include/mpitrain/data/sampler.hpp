@@ -40,9 +40,17 @@ class EpochSampler {
                std::vector<std::int64_t> row_table = {}, long long unit_rows = 0);
   // Draws the permutation of epoch e (0-based), mapped through the row table.
   void start_epoch(long long epoch);
-  // The batch-size schedule changes B between epochs.
-  void set_global_batch(long long global_batch) { global_batch_ = global_batch; }
-  long long steps() const { return steps_per_epoch(n_, global_batch_, drop_last_); }
+  // Batches of B rows from step `from_step` on, the first of them starting
+  // at position `from_offset` of the epoch's permutation (the rows the
+  // steps before it took). A batch schedule changes B between epochs
+  // (0, 0); --global-batch auto also between two steps of an epoch.
+  void set_global_batch(long long global_batch, long long from_step = 0, long long from_offset = 0);
+  long long steps() const {
+    return origin_step_ + steps_per_epoch(n_ - origin_offset_, global_batch_, drop_last_);
+  }
+  long long rows() const { return n_; }
+  // Rows the steps before `step` took (step >= the origin step).
+  long long offset_of(long long step) const;
   // All global rows of a step, in batch order.
   std::span<const std::int64_t> batch(long long step) const;
   // This rank's shard of a step.
@@ -50,6 +58,7 @@ class EpochSampler {
 
  private:
   long long n_, global_batch_;
+  long long origin_step_ = 0, origin_offset_ = 0;  // where batches of global_batch_ rows begin
   bool drop_last_;
   std::uint64_t seed_;
   std::vector<std::int64_t> row_table_;

@@ -76,6 +76,9 @@ struct CheckpointMeta {
   long long train_rows = 0;  // rows trained on (after any held-out validation)
   int x_width = 0, num_classes = 0, y_width = 0;
   std::uint64_t seed = 0;    // sample order and init are counter-based: (seed, epoch) is the RNG state
+  // The global batch's changes so far (--global-batch auto, --batch-changes)
+  // as STEP:B text; optional in the file, and covered by meta_crc32 when present.
+  std::string batch_changes;
 };
 
 // CRC-32 of the metadata a resume trusts: the model spec, optimizer, config

@@ -68,8 +68,13 @@ class BatchSource {
  public:
   BatchSource(BatchSourceSetup setup, const Comm& comm);
   // Starts epoch `epoch` (0-based) at global batch B, at step first_step
-  // (non-zero when resuming mid-epoch).
-  void start_epoch(long long epoch, long long global_batch, long long first_step);
+  // (non-zero when resuming mid-epoch), which begins at row first_offset of
+  // the epoch's order (the rows of the steps before it; < 0: first_step x B,
+  // right unless B changed within the epoch).
+  void start_epoch(long long epoch, long long global_batch, long long first_step, long long first_offset = -1);
+  // The steps after the current one take B rows each, from where the epoch
+  // stands (--global-batch auto); steps() follows.
+  void change_batch(long long global_batch);
   long long steps() const { return sampler_.steps(); }
   // The next step of the epoch; queues the read of its first chunk.
   Batch next();
@@ -81,6 +86,7 @@ class BatchSource {
   void drain();
 
  private:
+  void drop_queued_next();
   size_t small_batch_rows(std::span<const std::int64_t> shard) const;
   // Cuts a shard into chunks; returns how many of them hold the small batch.
   size_t plan_chunks(std::span<const std::int64_t> shard, std::vector<std::span<const std::int64_t>>& out) const;

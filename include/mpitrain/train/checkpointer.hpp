@@ -34,12 +34,15 @@ class Checkpointer {
   void save(const std::string& name, const TrainProgress& p, Model& model, Optimizer& opt, RunLog& log,
             bool update_latest);
   void set_last_metrics(std::string json) { meta_.last_metrics = std::move(json); }
+  void set_batch_changes(std::string text) { meta_.batch_changes = std::move(text); }
   // With --resume: rank 0 reads the checkpoint it names (or the directory's
   // latest), checks it was written for this model, data and sample order,
   // and every rank receives weights, optimizer state and progress.
   // Collective; a bad checkpoint is reported once (UserError path). Without
   // --resume: the progress of a fresh run.
   TrainProgress restore(const std::string& data_path, Model& model, Optimizer& opt);
+  // The restored checkpoint's batch changes (every rank; "" for none or a fresh run).
+  const std::string& restored_batch_changes() const { return meta_.batch_changes; }
 
   static std::string epoch_name(long long epochs_done);
   static std::string step_name(long long epoch, long long step_in_epoch);

@@ -29,7 +29,9 @@ struct Config {
   std::string activation_name = "relu";
   Activation activation = Activation::kRelu;
   long long epochs = 15;
-  long long global_batch = 256;
+  long long global_batch = 256;    // with --global-batch auto: the first B (--ref-batch within --batch-range)
+  std::string global_batch_text = "256";
+  BatchAdaptOptions batch_adapt;   // --global-batch auto, --batch-range, --goodput-every, --batch-changes
   std::uint64_t seed = 1;
   bool drop_last = false;
   long long micro_batch = 0;       // most rows per forward/backward on a rank; 0: the whole shard

@@ -9,6 +9,15 @@
 
 namespace mpitrain {
 
+// --global-batch auto and --batch-changes (train/goodput.hpp, trainer).
+struct BatchAdaptOptions {
+  bool automatic = false;          // --global-batch auto: choose B for goodput during training
+  std::string range_text;          // --batch-range MIN:MAX
+  long long range_min = 0, range_max = 0;
+  long long every_steps = 20;      // --goodput-every: steps between choices
+  std::string changes_text;        // --batch-changes STEP:B,...: replay (e.g. an auto run's choices)
+};
+
 // Evaluation during training (run_plan, trainer).
 struct EvalOptions {
   double val_fraction = 0.0;  // held out of /train by seed

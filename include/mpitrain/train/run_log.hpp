@@ -7,6 +7,7 @@
 //   eval        every --eval-every-steps steps (mid-epoch evaluation)
 //   epoch       after each epoch (losses, accuracies, throughput, time split, noise scale)
 //   checkpoint  after each checkpoint write (file, seconds, MB)
+//   batch_change when --global-batch auto or --batch-changes changes B (auto: what it predicted)
 //   summary     at the end, also as <run-dir>/summary.json; or
 //   diverged    when the run diverged (then the summary says so)
 // Keys are added over time, never renamed. Non-finite numbers are null.
@@ -19,6 +20,7 @@
 #include "mpitrain/io/json_lines.hpp"
 #include "mpitrain/nn/model.hpp"
 #include "mpitrain/train/config.hpp"  // the header line records it
+#include "mpitrain/train/batch_controller.hpp"
 #include "mpitrain/train/options.hpp"
 #include "mpitrain/train/run_plan.hpp"
 #include "mpitrain/train/stopping.hpp"
@@ -64,6 +66,13 @@ struct EpochRecord {
   std::optional<double> gain, scale_iterations;  // --lr-scaling adascale: the last step's
 };
 
+struct BatchChangeRecord {
+  long long epoch = 0;                 // 1-based
+  const BatchDecision* decision = nullptr;
+  long long samples = 0;
+  double time_s = 0, noise_scale = 0;
+};
+
 struct DivergedRecord {
   long long epoch = 0, step = 0;  // 1-based epoch and global step of the failing step
   long long global_batch = 0, ranks = 0;
@@ -79,6 +88,9 @@ struct SummaryRecord {
   const EarlyStopping* early = nullptr;  // with early stopping
   const Target* target = nullptr;        // with --target
   std::optional<double> scale_iterations;  // --lr-scaling adascale: tau at the end
+  // --global-batch auto or --batch-changes: the batch at the end and every change, as STEP:B text.
+  std::optional<long long> final_global_batch;
+  std::string batch_changes;
 };
 
 class RunLog {
@@ -103,6 +115,7 @@ class RunLog {
   std::string epoch(const EpochRecord& r);
   void checkpoint(const std::string& file, long long epoch, long long step, double seconds, double mb);
   void diverged(const DivergedRecord& r);
+  void batch_change(const BatchChangeRecord& r);
   // The closing line; also written as <run-dir>/summary.json for sweep tools.
   void summary(const SummaryRecord& r);
 

@@ -16,6 +16,7 @@
 #include "mpitrain/optim/adascale.hpp"
 #include "mpitrain/optim/schedule.hpp"
 #include "mpitrain/train/config.hpp"
+#include "mpitrain/train/goodput.hpp"
 #include "mpitrain/train/stopping.hpp"
 
 namespace mpitrain {
@@ -32,6 +33,8 @@ struct RunPlan {
   // --lr-scaling adascale: the rate and the end of the run, in scale-invariant
   // iterations; schedule then only counts steps, over `epochs` epochs.
   std::unique_ptr<AdaScaleSchedule> adascale;
+  std::vector<BatchChange> batch_changes;   // --batch-changes (empty: none)
+  std::vector<long long> batch_candidates;  // --global-batch auto: the batches it chooses from (else empty)
   long long epochs = 0;                  // the most epochs the loop runs: --epochs, or AdaScale's bound
   int capacity = 0;                      // rows per forward/backward (micro-batch or largest shard)
   long long max_shard = 0;               // the most rows a rank computes in a step

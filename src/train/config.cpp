@@ -255,6 +255,7 @@ void validate(Config& c) {
   require(c.step.overlap == "auto" || c.step.overlap == "on" || c.step.overlap == "off",
           "--overlap must be auto, on or off (got '" + c.step.overlap + "')");
   require(c.eval.every_steps >= 0, "--eval-every-steps must be >= 0 (0: evaluate at epoch ends only)");
+  require(c.eval.every_samples >= 0, "--eval-every-samples must be >= 0 (0: off)");
   require(std::isfinite(c.progress.interval_s) && c.progress.interval_s > 0,
           "--progress-interval-s must be > 0");
   require(c.progress.mode == "auto" || c.progress.mode == "live" || c.progress.mode == "lines" || c.progress.mode == "none",
@@ -383,6 +384,9 @@ void declare_eval_options(OptionTable& t, Config& c) {
   t.add("target-hold", &c.stop.target_hold,
         "the target counts once it holds at K evaluations in a row (epoch ends and --eval-every-steps), "
         "recorded at the first of them");
+  t.add("eval-every-samples", &c.eval.every_samples,
+        "also evaluate after the step whose samples pass a multiple of N: the same data between evaluations at "
+        "every global batch (0: off)");
   t.add("eval-every-steps", &c.eval.every_steps,
         "also evaluate every N steps, so --target is found to the step (0: at epoch ends only)");
   t.add("noise-window-samples", &c.noise_window_samples,

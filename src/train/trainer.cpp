@@ -62,6 +62,7 @@ class Training {
   enum class StepsEnd { kEpoch, kTarget, kIterations };
   StepsEnd run_steps(long long epoch, EpochTally& t);
   long long epoch_batch(long long epoch) const;
+  bool eval_due(long long step_rows) const;
   StepPosition position(long long epoch, const Batch& batch) const;
   void adapt_batch(long long epoch);
   double step_rate(const StepPosition& pos, EpochTally& t);
@@ -217,6 +218,14 @@ TrainResult Training::run() {
   return result_;
 }
 
+// A mid-epoch evaluation after this step (of step_rows rows, now counted):
+// every --eval-every-steps steps, or where the samples pass a multiple of --eval-every-samples.
+bool Training::eval_due(long long step_rows) const {
+  const EvalOptions& e = c_.eval;
+  if (e.every_steps > 0 && pr_.global_step % e.every_steps == 0) return true;
+  return e.every_samples > 0 && pr_.samples / e.every_samples > (pr_.samples - step_rows) / e.every_samples;
+}
+
 // The batch an epoch starts at: the batch schedule's, or with a batch that
 // changes during training the one it has reached (restored on resume).
 long long Training::epoch_batch(long long epoch) const {
@@ -263,8 +272,8 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
       batches_.drain();  // no HDF5 read may run while the checkpoint is written
       checkpoints_.save(Checkpointer::step_name(epoch, batch.step + 1), snapshot(), model_, *optimizer_, log_, true);
     }
-    if (c_.eval.every_steps > 0 && pr_.global_step % c_.eval.every_steps == 0 && batch.step + 1 < steps &&
-        evaluation_.any() && evaluate_mid_epoch(epoch, batch.step, t))
+    if (eval_due(batch.global_rows) && batch.step + 1 < steps && evaluation_.any() &&
+        evaluate_mid_epoch(epoch, batch.step, t))
       return StepsEnd::kTarget;
     const double elapsed = now_s() - t.t_start - t.mid_eval_s;
     // What is left, as a fraction of what is done: steps, or AdaScale's iterations.

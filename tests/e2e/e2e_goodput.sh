@@ -15,7 +15,9 @@
 #   4. resume from a mid-epoch checkpoint taken after a change, on another
 #      rank count: bitwise equal to the uninterrupted run; the resumed run's
 #      summary still lists the changes before the checkpoint;
-#   5. refusals: auto without --batch-range, without adascale, with
+#   5. --eval-every-samples 200 (the noise run): an eval line after exactly
+#      the steps whose samples pass a multiple of 200, but at epoch ends;
+#   6. refusals: auto without --batch-range, without adascale, with
 #      --batch-changes; a malformed range or change list; a range above the data.
 here=$(cd "$(dirname "$0")" && pwd)
 : "${E2E_JOBS:=3}"
@@ -51,7 +53,7 @@ bad_case() {  # bad_case ID DESCRIPTION PHRASE ARGS...
     --checkpoint-dir "$dir/ck"
 }
 
-run noise 2 "${AUTO[@]}" --data "$NOISE"
+run noise 2 "${AUTO[@]}" --data "$NOISE" --eval-every-samples 200
 run auto-det 2 "${AUTO[@]}" --data "$DATA" "${DET[@]}"
 for p in 1 2 3; do run "fixed$p" "$p" "${CORE[@]}" --data "$DATA" "${DET[@]}" "${CHANGES[@]}" --checkpoint-every-steps 7; done
 run fixed-micro 1 "${CORE[@]}" --data "$DATA" "${DET[@]}" "${CHANGES[@]}" --micro-batch 16
@@ -93,7 +95,9 @@ expect_py "$GOODPUT" "$CANDIDATES" \
   "L[-1]['final_global_batch'] == C[-1]['to']" \
   "(S := [d for d in L if d.get('type') == 'step']) and [d['global_batch'] for d in S[:5]] == [32] * 5" \
   "all(d['global_batch'] <= 128 for d in S) and S[5]['global_batch'] == C[0]['to']" \
-  "L[0]['global_batch_auto'] is True and L[0]['batch_range_max'] == 128"
+  "L[0]['global_batch_auto'] is True and L[0]['batch_range_max'] == 128" \
+  "(V := [d for d in L if d.get('type') == 'eval']) and (X := [d for d in S if d['samples'] // 200 > (d['samples'] - d['global_batch']) // 200 and d['samples'] % 512])" \
+  "[v['step'] for v in V] == [d['step'] for d in X]"
 
 begin_case "auto, 2 ranks, --deterministic; its changes replayed on 1 and 3 ranks: bitwise the same"
 use_run auto-det

@@ -23,6 +23,9 @@ struct EvalOptions {
   double val_fraction = 0.0;  // held out of /train by seed
   std::string split = "test"; // evaluated after each epoch: test | val | none
   long long every_steps = 0;  // also evaluate every N steps (0: at epoch ends only)
+  // Also evaluate after the step whose samples pass a multiple of N (0: off):
+  // the same data between evaluations at every B, and with a changing B.
+  long long every_samples = 0;
 };
 
 // When the run stops (stop_policy).

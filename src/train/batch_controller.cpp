@@ -15,6 +15,7 @@ BatchController::BatchController(const BatchAdaptOptions& o, std::vector<BatchCh
       ranks_(ranks),
       unit_rows_(unit_rows),
       ref_batch_(ref_batch),
+      noise_factor_(o.noise_factor),
       times_(10 * o.every_steps) {}
 
 void BatchController::record_step(long long step, long long rows, double step_s, double comm_s) {
@@ -43,7 +44,7 @@ std::optional<BatchDecision> BatchController::after_step(long long steps_done, l
     if (comm.rank() == 0 && times_.steps() > 0 && std::isfinite(trace_s) && std::isfinite(g2)) {
       const StepTimeModel::Fit fit = times_.fit(steps_done);
       const GoodputChoice c =
-          choose_batch(fit, {candidates_, current, ranks_, unit_rows_, trace_s, g2, ref_batch_, 1.05});
+          choose_batch(fit, {candidates_, current, ranks_, unit_rows_, noise_factor_ * trace_s, g2, ref_batch_, 1.05});
       next = c.batch;
       d.choice = c;
       d.fit = fit;

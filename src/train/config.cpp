@@ -159,8 +159,9 @@ void parse_global_batch(Config& c) {
   BatchAdaptOptions& a = c.batch_adapt;
   a.automatic = trim(c.global_batch_text) == "auto";
   if (!a.automatic) {
-    require(parse_number(trim(c.global_batch_text), c.global_batch) && c.global_batch >= 1,
-            "--global-batch must be at least 1 (a whole number of samples) or auto (got '" + c.global_batch_text + "')");
+    require(parse_number(trim(c.global_batch_text), c.global_batch),
+            "--global-batch must be a whole number of samples or auto (got '" + c.global_batch_text + "')");
+    require(c.global_batch >= 1, "--global-batch must be at least 1 (got " + std::to_string(c.global_batch) + ")");
     require(trim(a.range_text).empty(), "--batch-range is for --global-batch auto: drop it, or use --global-batch auto");
     return;
   }
@@ -179,6 +180,8 @@ void check_batch_adapt(const Config& c) {
   const bool replay = !trim(a.changes_text).empty();
   if (replay) parse_batch_changes(a.changes_text);
   require(a.every_steps >= 1, "--goodput-every must be at least 1 step (got " + std::to_string(a.every_steps) + ")");
+  require(std::isfinite(a.noise_factor) && a.noise_factor > 0,
+          "--goodput-noise-factor must be > 0 (1: the online noise scale as it is)");
   if (!a.automatic && !replay) return;
   const char* what = a.automatic ? "--global-batch auto" : "--batch-changes";
   require(!(a.automatic && replay), "--global-batch auto chooses the batch itself: drop --batch-changes");
@@ -321,6 +324,8 @@ void declare_run_options(OptionTable& t, Config& c, long long& seed) {
         "--batch-range (with --lr-scaling adascale)");
   t.add("batch-range", &c.batch_adapt.range_text, "the batches an auto global batch may choose, MIN:MAX, e.g. 256:8192");
   t.add("goodput-every", &c.batch_adapt.every_steps, "steps between two choices of an auto global batch");
+  t.add("goodput-noise-factor", &c.batch_adapt.noise_factor,
+        "an auto global batch's efficiency takes this x the online noise scale (a scaling study's B_crit / B_simple)");
   t.add("batch-changes", &c.batch_adapt.changes_text,
         "change the global batch after given steps, STEP:B,... e.g. 200:1024 (an auto run's summary gives its own; "
         "with --lr-scaling adascale)");

@@ -96,7 +96,7 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
       .add("openblas", std::string(openblas_get_config()));
   if (c.batch_adapt.automatic)
     h.add("batch_range_min", c.batch_adapt.range_min).add("batch_range_max", c.batch_adapt.range_max)
-        .add("goodput_every", c.batch_adapt.every_steps)
+        .add("goodput_every", c.batch_adapt.every_steps).add("goodput_noise_factor", c.batch_adapt.noise_factor)
         .add("batch_candidates", static_cast<long long>(p.batch_candidates.size()));
   h.add_array("lr_plan", plan);
   std::vector<JsonObject> hosts;

@@ -228,8 +228,8 @@ bad_config run-dir-fifo "--run-dir '$CFG/fifo' exists and is not a directory" "$
 bad_config epochs-negative "--epochs must be at least 1" "${D[@]}" --epochs -1
 bad_config epochs-fraction "for option '--epochs' is invalid" "${D[@]}" --epochs 1.5
 bad_config batch-negative "--global-batch must be at least 1 (got -5)" "${DNB[@]}" --global-batch -5
-bad_config batch-overflow "for option '--global-batch' is invalid" "${DNB[@]}" --global-batch 99999999999999999999999
-bad_config batch-float "for option '--global-batch' is invalid" "${DNB[@]}" --global-batch 1e3
+bad_config batch-overflow "--global-batch must be a whole number of samples or auto" "${DNB[@]}" --global-batch 99999999999999999999999
+bad_config batch-float "--global-batch must be a whole number of samples or auto" "${DNB[@]}" --global-batch 1e3
 bad_config lr-inf "--lr must be a finite number > 0 (got inf)" "${DE[@]}" --lr inf
 bad_config lr-empty "for option '--lr' is invalid" "${DE[@]}" --lr ""
 bad_config lr-overflow "the argument ('1e999') for option '--lr' is invalid" "${DE[@]}" --lr 1e999

@@ -59,6 +59,7 @@ class BatchController {
   int ranks_;
   long long unit_rows_;
   double ref_batch_;
+  double noise_factor_;
   StepTimeModel times_;
   // Steps not timed: the first of the run and after a change (caches and the read-ahead restart).
   static constexpr int kSettleSteps = 3;

@@ -15,6 +15,9 @@ struct BatchAdaptOptions {
   std::string range_text;          // --batch-range MIN:MAX
   long long range_min = 0, range_max = 0;
   long long every_steps = 20;      // --goodput-every: steps between choices
+  // --goodput-noise-factor: the efficiency takes this x the online noise
+  // scale (B_simple); a scaling study's fitted B_crit / B_simple calibrates it.
+  double noise_factor = 1.0;
   std::string changes_text;        // --batch-changes STEP:B,...: replay (e.g. an auto run's choices)
 };
 

@@ -72,7 +72,7 @@ bad_case big-range "a range above the data" "--batch-range maximum 1024 is large
   --global-batch auto --batch-range 16:1024 --lr-scaling adascale
 bad_case big-change "a change above the data" "--batch-changes batch 600 is larger than the training set" \
   --batch-changes 5:600 --lr-scaling adascale
-bad_case bad-global "a global batch that is neither a number nor auto" "--global-batch must be at least 1" \
+bad_case bad-global "a global batch that is neither a number nor auto" "--global-batch must be a whole number of samples or auto (got 'automatic')" \
   --global-batch automatic --lr-scaling adascale
 bg_wait
 

@@ -41,6 +41,9 @@ void for_each_added_field(P& p, F&& f) {
   f("target_first_samples", p.target_first_samples, d.target_first_samples);
   f("target_first_time_s", p.target_first_time_s, d.target_first_time_s);
   f("adascale_tau", p.adascale_tau, d.adascale_tau);
+  f("eval_time_s", p.eval_time_s, d.eval_time_s);
+  f("target_train_time_s", p.target_train_time_s, d.target_train_time_s);
+  f("target_first_train_time_s", p.target_first_train_time_s, d.target_first_train_time_s);
 }
 
 }  // namespace mpitrain::checkpoint_fields

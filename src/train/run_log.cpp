@@ -213,7 +213,7 @@ void RunLog::summary(const SummaryRecord& s) {
     m.add("target", s.target->text).add("target_reached", r.target_reached);
     if (r.target_reached)
       m.add("target_epoch", r.target_epoch).add("target_step", r.target_step).add("target_samples", r.target_samples)
-          .add("target_time_s", r.target_time_s);
+          .add("target_time_s", r.target_time_s).add("target_train_time_s", r.target_train_time_s);
   }
   metrics_.write(m);
   summary_file(m);

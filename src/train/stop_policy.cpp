@@ -31,7 +31,7 @@ std::string StopPolicy::divergence(long long global_step, double step_loss, doub
   return "";
 }
 
-bool StopPolicy::check_target(const EpochMetrics& m, long long epoch, double time_s) {
+bool StopPolicy::check_target(const EpochMetrics& m, long long epoch, double time_s, double train_time_s) {
   if (!target_ || pr_.target_epoch != 0) return false;
   const auto it = m.find(target_->metric);
   if (it == m.end() || !target_->reached(it->second)) {
@@ -43,12 +43,14 @@ bool StopPolicy::check_target(const EpochMetrics& m, long long epoch, double tim
     pr_.target_first_step = pr_.global_step;
     pr_.target_first_samples = pr_.samples;
     pr_.target_first_time_s = time_s;
+    pr_.target_first_train_time_s = train_time_s;
   }
   if (pr_.target_streak < std::max(o_.target_hold, 1LL)) return false;
   pr_.target_epoch = pr_.target_first_epoch;
   pr_.target_step = pr_.target_first_step;
   pr_.target_samples = pr_.target_first_samples;
   pr_.target_time_s = pr_.target_first_time_s;
+  pr_.target_train_time_s = pr_.target_first_train_time_s;
   return true;
 }
 

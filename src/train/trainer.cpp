@@ -361,7 +361,7 @@ bool Training::evaluate_mid_epoch(long long epoch, long long step, EpochTally& t
   const double t0 = now_s();
   EpochMetrics em;
   evaluate(em);
-  const bool hit = stop_.check_target(em, epoch, now_s() - t_start_);
+  const bool hit = stop_.check_target(em, epoch, now_s() - t_start_, now_s() - t_start_ - pr_.eval_time_s);
   t.mid_eval_s += now_s() - t0;
   if (root_) {
     EvalRecord r{epoch + 1, pr_.global_step, pr_.samples, now_s() - t_start_, &em, std::nullopt};
@@ -378,8 +378,10 @@ bool Training::evaluate_mid_epoch(long long epoch, long long step, EpochTally& t
 // Exact evaluation of the validation and test splits (collective); the
 // result keeps the latest values (the test split's, else validation's).
 void Training::evaluate(EpochMetrics& em) {
+  const double t0 = now_s();
   batches_.drain();  // HDF5 is not thread-safe: no prefetch read may run now
   evaluation_.run(model_, num_classes_, comm_, em);
+  pr_.eval_time_s += now_s() - t0;
   if (evaluation_.has_val()) {
     result_.val_loss = em.at("val_loss");
     result_.val_acc = em.at("val_acc");
@@ -410,7 +412,7 @@ bool Training::end_epoch(long long epoch, const EpochTally& t, StepsEnd how) {
   evaluate(em);
   const double eval_time_s = now_s() - t_eval + t.mid_eval_s;
   const double time_s = now_s() - t_start_;
-  const bool reached_now = stop_.check_target(em, epoch, time_s);
+  const bool reached_now = stop_.check_target(em, epoch, time_s, time_s - pr_.eval_time_s);
   const StopPolicy::EpochVerdict verdict = stop_.end_epoch(epoch, em);
 
   EpochRecord r{epoch + 1, pr_.global_step, pr_.samples, pr_.global_batch, steps, t.lr, result_.train_loss,
@@ -494,6 +496,7 @@ void Training::finish() {
   r.target_step = pr_.target_step;
   r.target_samples = pr_.target_samples;
   r.target_time_s = pr_.target_time_s;
+  r.target_train_time_s = pr_.target_train_time_s;
   if (root_) print_summary();
   const Arena& arena = model_.arena();
   r.params.assign(arena.params(), arena.params() + arena.param_count());

@@ -38,7 +38,8 @@ constexpr double TrainProgress::*kReals[] = {
     &TrainProgress::previous_lr, &TrainProgress::first_loss, &TrainProgress::epoch_loss_sum,
     &TrainProgress::epoch_correct_sum, &TrainProgress::elapsed_s, &TrainProgress::best_value,
     &TrainProgress::target_time_s, &TrainProgress::best_ckpt_value, &TrainProgress::target_first_time_s,
-    &TrainProgress::adascale_tau};
+    &TrainProgress::adascale_tau, &TrainProgress::eval_time_s, &TrainProgress::target_train_time_s,
+    &TrainProgress::target_first_train_time_s};
 using NoiseState = NoiseScaleEstimator::State;
 constexpr long long NoiseState::*kNoiseInts[] = {&NoiseState::updates};
 constexpr double NoiseState::*kNoiseReals[] = {&NoiseState::ema_g2, &NoiseState::ema_s, &NoiseState::decay_pow};
@@ -50,7 +51,8 @@ static_assert(sizeof(TrainProgress) == (std::size(kInts) + std::size(kReals)) * 
 const std::vector<std::string> kAddedAttrs = {"best_ckpt_epoch",    "best_ckpt_value",    "noise_updates",
                                               "noise_ema_g2",       "noise_ema_s",        "noise_decay_pow",
                                               "target_streak",      "target_first_epoch", "target_first_step",
-                                              "target_first_samples", "target_first_time_s", "adascale_tau"};
+                                              "target_first_samples", "target_first_time_s", "adascale_tau",
+                                              "eval_time_s",        "target_train_time_s", "target_first_train_time_s"};
 
 // The checksum as the first format computed it (before the added fields):
 // what a checkpoint written by an older build carries.
@@ -62,7 +64,8 @@ bool added_int(long long TrainProgress::*f) {
 }
 bool added_real(double TrainProgress::*f) {
   return f == &TrainProgress::best_ckpt_value || f == &TrainProgress::target_first_time_s ||
-         f == &TrainProgress::adascale_tau;
+         f == &TrainProgress::adascale_tau || f == &TrainProgress::eval_time_s ||
+         f == &TrainProgress::target_train_time_s || f == &TrainProgress::target_first_train_time_s;
 }
 
 std::uint32_t old_format_checksum(const std::vector<float>& params, const std::string& state_name,

@@ -554,7 +554,7 @@ TEST_F(RunLogTest, SummaryWithEarlyStoppingAndTargetReached) {
   const FlatJson j = only_line();
   Keys keys = kSummaryKeys;
   keys.insert({"best_epoch", "best_metric", "best_value", "target", "target_reached", "target_epoch", "target_step",
-               "target_samples", "target_time_s"});
+               "target_samples", "target_time_s", "target_train_time_s"});
   EXPECT_EQ(j.key_set(), keys);
   EXPECT_EQ(j.text("stop_reason"), "target");
   EXPECT_EQ(j.text("best_epoch"), "4");

@@ -114,21 +114,22 @@ TEST(StopPolicyTarget, RecordedOnceAtTheFirstEvaluationWhereItHolds) {
   StopPolicy p(StopOptions{}, parse_target("val_acc>=0.88"), false, pr);
   pr.global_step = 120;
   pr.samples = 3000;
-  EXPECT_FALSE(p.check_target({{"val_acc", 0.87}, {"val_loss", 0.4}}, 1, 10.0));
+  EXPECT_FALSE(p.check_target({{"val_acc", 0.87}, {"val_loss", 0.4}}, 1, 10.0, 8.0));
   EXPECT_EQ(pr.target_epoch, 0);
 
   pr.global_step = 180;
   pr.samples = 4500;
-  EXPECT_TRUE(p.check_target({{"val_acc", 0.88}, {"val_loss", 0.3}}, 2, 15.5));  // >= holds at equality
+  EXPECT_TRUE(p.check_target({{"val_acc", 0.88}, {"val_loss", 0.3}}, 2, 15.5, 12.25));  // >= holds at equality
   EXPECT_EQ(pr.target_epoch, 3);  // epoch 2 is 0-based: the third epoch
   EXPECT_EQ(pr.target_step, 180);
   EXPECT_EQ(pr.target_samples, 4500);
   EXPECT_EQ(pr.target_time_s, 15.5);
+  EXPECT_EQ(pr.target_train_time_s, 12.25);  // without the evaluations
 
   // A later, better hit does not move the record.
   pr.global_step = 240;
   pr.samples = 6000;
-  EXPECT_FALSE(p.check_target({{"val_acc", 0.95}}, 3, 20.0));
+  EXPECT_FALSE(p.check_target({{"val_acc", 0.95}}, 3, 20.0, 16.0));
   EXPECT_EQ(pr.target_epoch, 3);
   EXPECT_EQ(pr.target_step, 180);
   EXPECT_EQ(pr.target_samples, 4500);
@@ -145,7 +146,7 @@ TEST(StopPolicyTarget, HoldCountsConsecutiveEvaluationsAndRecordsTheFirst) {
   const auto eval = [&](double acc, long long epoch, long long step) {
     pr.global_step = step;
     pr.samples = step * 25;
-    return p.check_target({{"val_acc", acc}}, epoch, static_cast<double>(step) / 10);
+    return p.check_target({{"val_acc", acc}}, epoch, static_cast<double>(step) / 10, static_cast<double>(step) / 20);
   };
   EXPECT_FALSE(eval(0.90, 0, 10));  // holds (1)
   EXPECT_FALSE(eval(0.91, 0, 20));  // holds (2)
@@ -159,6 +160,7 @@ TEST(StopPolicyTarget, HoldCountsConsecutiveEvaluationsAndRecordsTheFirst) {
   EXPECT_EQ(pr.target_step, 40);
   EXPECT_EQ(pr.target_samples, 1000);
   EXPECT_EQ(pr.target_time_s, 4.0);
+  EXPECT_EQ(pr.target_train_time_s, 2.0);
   EXPECT_FALSE(eval(0.95, 2, 70));  // recorded once
   EXPECT_EQ(pr.target_step, 40);
 }
@@ -172,22 +174,22 @@ TEST(StopPolicyTarget, HoldCountSurvivesAResume) {
   {
     StopPolicy p(o, parse_target("val_acc>=0.88"), false, pr);
     pr.global_step = 10;
-    EXPECT_FALSE(p.check_target({{"val_acc", 0.9}}, 0, 1.0));
+    EXPECT_FALSE(p.check_target({{"val_acc", 0.9}}, 0, 1.0, 1.0));
   }
   TrainProgress resumed = pr;  // what the checkpoint carried
   StopPolicy q(o, parse_target("val_acc>=0.88"), false, resumed);
   resumed.global_step = 20;
-  EXPECT_TRUE(q.check_target({{"val_acc", 0.9}}, 0, 2.0));
+  EXPECT_TRUE(q.check_target({{"val_acc", 0.9}}, 0, 2.0, 2.0));
   EXPECT_EQ(resumed.target_step, 10);
 }
 
 TEST(StopPolicyTarget, LowerIsBetterTargetAndStrictOperator) {
   TrainProgress pr;
   StopPolicy p(StopOptions{}, parse_target("val_loss<0.35"), false, pr);
-  EXPECT_FALSE(p.check_target({{"val_loss", 0.35}}, 0, 1.0));  // not strictly below
+  EXPECT_FALSE(p.check_target({{"val_loss", 0.35}}, 0, 1.0, 1.0));  // not strictly below
   EXPECT_EQ(pr.target_epoch, 0);
   pr.global_step = 50;
-  EXPECT_TRUE(p.check_target({{"val_loss", 0.349}}, 1, 2.0));
+  EXPECT_TRUE(p.check_target({{"val_loss", 0.349}}, 1, 2.0, 2.0));
   EXPECT_EQ(pr.target_epoch, 2);
   EXPECT_EQ(pr.target_step, 50);
 }
@@ -196,16 +198,16 @@ TEST(StopPolicyTarget, AbsentMetricNeverHits) {
   TrainProgress pr;
   StopPolicy p(StopOptions{}, parse_target("val_acc>=0.5"), false, pr);
   // Every other metric is far past 0.5; val_acc itself was not measured.
-  EXPECT_FALSE(p.check_target({{"test_acc", 0.99}, {"train_acc", 0.99}, {"val_loss", 0.01}}, 0, 1.0));
-  EXPECT_FALSE(p.check_target({}, 1, 2.0));
+  EXPECT_FALSE(p.check_target({{"test_acc", 0.99}, {"train_acc", 0.99}, {"val_loss", 0.01}}, 0, 1.0, 1.0));
+  EXPECT_FALSE(p.check_target({}, 1, 2.0, 2.0));
   EXPECT_EQ(pr.target_epoch, 0);
 }
 
 TEST(StopPolicyTarget, NonFiniteValueNeverHits) {
   TrainProgress pr;
   StopPolicy p(StopOptions{}, parse_target("val_loss<=0.5"), false, pr);
-  EXPECT_FALSE(p.check_target({{"val_loss", kNaN}}, 0, 1.0));
-  EXPECT_FALSE(p.check_target({{"val_loss", -kInf}}, 1, 1.0));
+  EXPECT_FALSE(p.check_target({{"val_loss", kNaN}}, 0, 1.0, 1.0));
+  EXPECT_FALSE(p.check_target({{"val_loss", -kInf}}, 1, 1.0, 1.0));
   EXPECT_EQ(pr.target_epoch, 0);
 }
 
@@ -214,7 +216,7 @@ TEST(StopPolicyTarget, NoTargetNeverHitsAndStopAtTargetNeedsOne) {
   o.stop_at_target = true;
   TrainProgress pr;
   StopPolicy none(o, std::nullopt, false, pr);
-  EXPECT_FALSE(none.check_target({{"val_acc", 1.0}, {"val_loss", 0.0}}, 0, 1.0));
+  EXPECT_FALSE(none.check_target({{"val_acc", 1.0}, {"val_loss", 0.0}}, 0, 1.0, 1.0));
   EXPECT_EQ(pr.target_epoch, 0);
   EXPECT_FALSE(none.stop_at_target());
 
@@ -234,7 +236,7 @@ TEST(StopPolicyTarget, ReachedBeforeTheCheckpointIsNotRecordedAgain) {
   pr.target_samples = 3000;
   pr.target_time_s = 4.0;
   StopPolicy p(StopOptions{}, parse_target("val_acc>=0.8"), false, pr);
-  EXPECT_FALSE(p.check_target({{"val_acc", 0.9}}, 5, 30.0));
+  EXPECT_FALSE(p.check_target({{"val_acc", 0.9}}, 5, 30.0, 30.0));
   EXPECT_EQ(pr.target_epoch, 2);
   EXPECT_EQ(pr.target_step, 100);
   EXPECT_EQ(pr.target_samples, 3000);

@@ -68,6 +68,10 @@ struct TrainProgress {
   double target_first_time_s = 0.0;
   // --lr-scaling adascale: scale-invariant iterations done (the sum of the gains).
   double adascale_tau = 0.0;
+  // Seconds of evaluation so far, and the target's time without them (what
+  // the performance model predicts: training alone).
+  double eval_time_s = 0.0;
+  double target_train_time_s = 0.0, target_first_train_time_s = 0.0;
 };
 
 struct CheckpointMeta {

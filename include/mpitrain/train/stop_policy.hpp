@@ -32,7 +32,8 @@ class StopPolicy {
   // Records the first evaluation at which the target holds (with
   // --target-hold K: the first of K evaluations in a row at which it holds);
   // true when that is decided now.
-  bool check_target(const EpochMetrics& m, long long epoch, double time_s);
+  // time_s: since the start; train_time_s: the same without evaluations.
+  bool check_target(const EpochMetrics& m, long long epoch, double time_s, double train_time_s);
   bool stop_at_target() const { return target_ && o_.stop_at_target; }
 
   struct EpochVerdict {

@@ -28,6 +28,7 @@ struct TrainResult {
   bool target_reached = false;
   long long target_epoch = 0, target_step = 0, target_samples = 0;
   double target_time_s = 0.0;
+  double target_train_time_s = 0.0;  // the same without the evaluations' time
   std::vector<float> params;  // final parameters (for tests)
 };
 

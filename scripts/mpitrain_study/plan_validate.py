@@ -1,0 +1,125 @@
+"""Checks the planner against real runs (issue 16): takes --points points
+of a plan's frontier (plan.py's plan.json, spread over its rank counts),
+trains each for real with the config of the sweep's best-rate run at that
+B (its config.ini: the same rate, evaluation cadence and target) on P ranks
+through --launcher ("{P}" in it becomes the rank or host count), and
+compares the measured time to the target without evaluation
+(`target_train_time_s`, what the plan predicts) with the prediction. Also
+shows the two factors: steps to the target (the sweep's fit) and seconds per
+step (the performance model). Writes OUT/validation.md and .json; exits 1
+when a point is further off than --tolerance.
+
+    python3 scripts/plan.py --sweep runs/sweep-study --bench b1.json b2.json b4.json --ranks 1,2,4 --out runs/plan
+    python3 scripts/plan_validate.py --plan runs/plan/plan.json --sweep runs/sweep-study \\
+        --launcher "bash scripts/netns-cluster.sh mpirun --hosts {P} --" --seeds 2 --out runs/plan-validation
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from .adascale_compare import mean_sd
+from .metrics import read_summary as finished
+
+
+def pick_points(frontier, count):
+    """`count` frontier points with distinct P, spread from the fewest ranks to the most."""
+    by_p = {}
+    for r in sorted(frontier, key=lambda r: (r["P"], r["time_s"])):
+        by_p.setdefault(r["P"], r)
+    rows = [by_p[p] for p in sorted(by_p)]
+    if len(rows) <= count:
+        return rows
+    idx = sorted({round(i * (len(rows) - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
+    return [rows[i] for i in idx]
+
+
+def sweep_config(sweeps, batch):
+    """The config.ini of the sweep's best-rate run at `batch`."""
+    from .runs import best_per_batch, load_sweeps
+    best = best_per_batch(load_sweeps(sweeps))
+    if batch not in best:
+        raise SystemExit(f"plan_validate: error: the sweep has no run that reached the target at B = {batch}")
+    path = os.path.join(best[batch]["dir"], "config.ini")
+    if not os.path.isfile(path):
+        raise SystemExit(f"plan_validate: error: {path} does not exist: the sweep's best run at B = {batch} "
+                         "records no config")
+    return path, best[batch]
+
+
+def run_point(args, point, config, seed):
+    name = f"P{point['P']}-B{point['B']:05d}-s{seed}"
+    path = os.path.join(args.out, name)
+    summary = finished(path)
+    if summary is not None:
+        print(f"{name}: skip (finished)")
+        return summary
+    os.makedirs(path, exist_ok=True)
+    cmd = shlex.split(args.launcher.replace("{P}", str(point["P"]))) + [
+        args.mpitrain, "train", "--config", config, "--seed", str(seed), "--run-dir", path, "--metrics",
+        os.path.join(path, "metrics.jsonl"), "--checkpoint-dir", "", "--checkpoint-every-epochs", "0",
+        "--progress", "lines"]
+    with open(os.path.join(path, "log.txt"), "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    summary = finished(path) or {}
+    print(f"{name}: exit {rc}, target at step {summary.get('target_step')}, "
+          f"{summary.get('target_train_time_s')} s of training", flush=True)
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--plan", required=True, help="plan.json of scripts/plan.py")
+    p.add_argument("--sweep", nargs="+", required=True, help="the sweep directories the plan was made from")
+    p.add_argument("--points", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--launcher", default="mpirun -np {P}", help="launcher prefix; {P} becomes the point's P")
+    p.add_argument("--mpitrain", default="build/mpitrain")
+    p.add_argument("--tolerance", type=float, default=0.2)
+    p.add_argument("--out", default="runs/plan-validation")
+    args = p.parse_args(argv)
+    with open(args.plan) as f:
+        plan = json.load(f)
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for point in pick_points(plan["frontier"], args.points):
+        config, best = sweep_config(args.sweep, point["B"])
+        sums = [run_point(args, point, config, s) for s in range(1, args.seeds + 1)]
+        hit = [s for s in sums if s.get("target_reached") and s.get("target_train_time_s")]
+        t, t_sd = mean_sd([s["target_train_time_s"] for s in hit])
+        steps, _ = mean_sd([s["target_step"] for s in hit])
+        rows.append(dict(P=point["P"], B=point["B"], lr=best["lr"], reached=len(hit), runs=len(sums),
+                         predicted_s=point["time_s"], predicted_lo=point["time_lo"], predicted_hi=point["time_hi"],
+                         measured_s=t, measured_sd=t_sd, predicted_steps=point["steps"], measured_steps=steps,
+                         predicted_step_s=point["step_s"],
+                         measured_step_s=(t / steps) if t and steps else None,
+                         error=(t / point["time_s"] - 1) if t else None))
+    lines = [f"Plan `{args.plan}` against real runs (launcher `{args.launcher}`, seeds 1..{args.seeds}); time to the "
+             f"target without evaluation (`target_train_time_s`), mean ± sd; tolerance ±{args.tolerance:.0%}.", "",
+             "| P | B | lr | reached | predicted s (interval) | measured s | error | steps: fit / measured | "
+             "s per step: model / measured |", "|---|---|---|---|---|---|---|---|---|"]
+    ok = True
+    for r in rows:
+        good = r["error"] is not None and abs(r["error"]) <= args.tolerance
+        ok = ok and good
+        meas = "-" if r["measured_s"] is None else f"{r['measured_s']:.2f}" + (
+            f" ± {r['measured_sd']:.2f}" if r["measured_sd"] is not None else "")
+        err = "-" if r["error"] is None else f"{r['error']:+.0%}" + ("" if good else " **off**")
+        mstep = "-" if r["measured_step_s"] is None else f"{r['measured_step_s'] * 1000:.1f} ms"
+        msteps = "-" if r["measured_steps"] is None else f"{r['measured_steps']:.0f}"
+        lines.append(f"| {r['P']} | {r['B']} | {r['lr']:g} | {r['reached']} of {r['runs']} | {r['predicted_s']:.2f} "
+                     f"({r['predicted_lo']:.2f}-{r['predicted_hi']:.2f}) | {meas} | {err} | "
+                     f"{r['predicted_steps']:.0f} / {msteps} | {r['predicted_step_s'] * 1000:.1f} ms / {mstep} |")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    with open(os.path.join(args.out, "validation.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "validation.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

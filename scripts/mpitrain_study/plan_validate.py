@@ -1,5 +1,6 @@
 """Checks the planner against real runs (issue 16): takes --points points
-of a plan's frontier (plan.py's plan.json, spread over its rank counts),
+of a plan's frontier, or of its best B per P with --rows best (plan.py's
+plan.json; spread over its rank counts),
 trains each for real with the config of the sweep's best-rate run at that
 B (its config.ini: the same rate, evaluation cadence and target) on P ranks
 through --launcher ("{P}" in it becomes the rank or host count), and
@@ -74,6 +75,8 @@ def main(argv=None):
     p.add_argument("--plan", required=True, help="plan.json of scripts/plan.py")
     p.add_argument("--sweep", nargs="+", required=True, help="the sweep directories the plan was made from")
     p.add_argument("--points", type=int, default=3)
+    p.add_argument("--rows", choices=["frontier", "best"], default="frontier",
+                   help="validate frontier points, or the best B at each P (a frontier of fewer points)")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--launcher", default="mpirun -np {P}", help="launcher prefix; {P} becomes the point's P")
     p.add_argument("--mpitrain", default="build/mpitrain")
@@ -84,7 +87,7 @@ def main(argv=None):
         plan = json.load(f)
     os.makedirs(args.out, exist_ok=True)
     rows = []
-    for point in pick_points(plan["frontier"], args.points):
+    for point in pick_points(plan[args.rows], args.points):
         config, best = sweep_config(args.sweep, point["B"])
         sums = [run_point(args, point, config, s) for s in range(1, args.seeds + 1)]
         hit = [s for s in sums if s.get("target_reached") and s.get("target_train_time_s")]
@@ -96,7 +99,7 @@ def main(argv=None):
                          predicted_step_s=point["step_s"],
                          measured_step_s=(t / steps) if t and steps else None,
                          error=(t / point["time_s"] - 1) if t else None))
-    lines = [f"Plan `{args.plan}` against real runs (launcher `{args.launcher}`, seeds 1..{args.seeds}); time to the "
+    lines = [f"Plan `{args.plan}` ({'frontier points' if args.rows == 'frontier' else 'the best B per P'}) against real runs (launcher `{args.launcher}`, seeds 1..{args.seeds}); time to the "
              f"target without evaluation (`target_train_time_s`), mean ± sd; tolerance ±{args.tolerance:.0%}.", "",
              "| P | B | lr | reached | predicted s (interval) | measured s | error | steps: fit / measured | "
              "s per step: model / measured |", "|---|---|---|---|---|---|---|---|---|"]

@@ -69,14 +69,17 @@ mpi_run 2 60 "$MPITRAIN" train "${COMMON[@]}" --epochs 20 --global-batch 50 --lr
 expect_rc 0
 expect_stdout "[target val_acc>=0.9 reached]"
 # The summary's step is the first evaluation (epoch end or every 3rd step)
-# that meets the target; the eval lines come every 3 steps.
+# that meets the target; the eval lines come every 3 steps; the time to it
+# without evaluation leaves out at most the evaluations' time.
 expect_py \
   "(ev := [d for d in L if d.get('type') == 'eval']) and all(d['step'] % 3 == 0 for d in ev)" \
   "(first := next(d for d in L if d.get('type') in ('eval', 'epoch') and d['val_acc'] >= 0.9)) is not None" \
   "L[-1]['stop_reason'] == 'target' and L[-1]['target_step'] == first['step']" \
   "L[-1]['target_samples'] == first['samples'] and L[-1]['target_epoch'] == first['epoch']" \
   "all(d['val_acc'] < 0.9 for d in L if d.get('type') in ('eval', 'epoch') and d['step'] < first['step'])" \
-  "first['type'] != 'eval' or E[-1]['step'] == first['step']"
+  "first['type'] != 'eval' or E[-1]['step'] == first['step']" \
+  "0 < L[-1]['target_train_time_s'] < L[-1]['target_time_s']" \
+  "L[-1]['target_time_s'] - L[-1]['target_train_time_s'] <= sum(d['eval_time_s'] for d in E) + 1e-6"
 
 # ---------------------------------------------------------------------------
 begin_case "target never reached is reported as such"

@@ -83,6 +83,8 @@ def main(argv=None):
     p.add_argument("--tolerance", type=float, default=0.2)
     p.add_argument("--out", default="runs/plan-validation")
     args = p.parse_args(argv)
+    if args.points < 1 or args.seeds < 1:
+        p.error("--points and --seeds must be at least 1")
     with open(args.plan) as f:
         plan = json.load(f)
     os.makedirs(args.out, exist_ok=True)

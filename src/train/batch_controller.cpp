@@ -40,8 +40,11 @@ std::optional<BatchDecision> BatchController::after_step(long long steps_done, l
   } else {
     if (steps_done % every_ != 0) return std::nullopt;
     long long next = current;
-    // No choice before a step was timed and the noise scale has an estimate.
-    if (comm.rank() == 0 && times_.steps() > 0 && std::isfinite(trace_s) && std::isfinite(g2)) {
+    // No choice before a step was timed and the noise scale has a usable
+    // estimate: early, |G|^2 or tr(S) can come out <= 0, which the gain would
+    // read as pure noise (or none) and send B to an end of the range.
+    if (comm.rank() == 0 && times_.steps() > 0 && std::isfinite(trace_s) && std::isfinite(g2) && trace_s > 0 &&
+        g2 > 0) {
       const StepTimeModel::Fit fit = times_.fit(steps_done);
       const GoodputChoice c =
           choose_batch(fit, {candidates_, current, ranks_, unit_rows_, noise_factor_ * trace_s, g2, ref_batch_, 1.05});

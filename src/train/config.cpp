@@ -179,7 +179,8 @@ void check_batch_adapt(const Config& c) {
   const BatchAdaptOptions& a = c.batch_adapt;
   const bool replay = !trim(a.changes_text).empty();
   if (replay) parse_batch_changes(a.changes_text);
-  require(a.every_steps >= 1, "--goodput-every must be at least 1 step (got " + std::to_string(a.every_steps) + ")");
+  require(a.every_steps >= 1 && a.every_steps <= 1'000'000'000,
+          "--goodput-every must be 1 to 1e9 steps (got " + std::to_string(a.every_steps) + ")");
   require(std::isfinite(a.noise_factor) && a.noise_factor > 0,
           "--goodput-noise-factor must be > 0 (1: the online noise scale as it is)");
   if (!a.automatic && !replay) return;

@@ -149,9 +149,12 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
                       " --deterministic units: raise --deterministic-unit");
     max_shard = std::max(max_shard, max_shard_rows(batch, comm.size(), c.unit_rows()));
   }
-  long long min_batch = c.global_batch;  // the smallest batch bounds AdaScale's epochs
-  for (const auto& [batch, option] : batches) min_batch = std::min(min_batch, batch);
-  if (c.batch_adapt.automatic) min_batch = std::min(min_batch, c.batch_adapt.range_min);
+  // Every batch the run may step at (auto: every candidate): AdaScale's
+  // epochs are bounded by the batch that needs the most of them.
+  std::vector<long long> may_run{c.global_batch};
+  for (const auto& [batch, option] : batches) may_run.push_back(batch);
+  may_run.insert(may_run.end(), p.batch_candidates.begin(), p.batch_candidates.end());
+  const long long min_batch = *std::min_element(may_run.begin(), may_run.end());
   // The step counter and the schedule's positions must stay exact: at most
   // 2^53 steps (doubles count them exactly), far beyond any real run.
   long long most_steps = 1;
@@ -172,7 +175,11 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
             std::max(1.0, static_cast<double>(c.schedule.ref_batch) / static_cast<double>(min_batch)) >
         static_cast<double>(kMaxSteps))
       throw UserError("--epochs " + std::to_string(c.epochs) + " with --lr-scaling adascale is more than 2^53 steps");
-    p.epochs = p.adascale->max_epochs(min_batch);
+    p.epochs = 0;
+    for (long long b : may_run) p.epochs = std::max(p.epochs, p.adascale->max_epochs(b));
+    // A batch that changes within an epoch can leave that epoch with fewer
+    // iterations than a whole one at either batch: one more epoch covers it.
+    if (may_run.size() > 1) ++p.epochs;
     steps_only.epochs = p.epochs;
     steps_only.warmup_epochs = 0;
     steps_only.warmup_steps = 0;

@@ -261,7 +261,9 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
     update(pos, batch, sums, t);
     if (plan_.adascale && plan_.adascale->done(pr_.adascale_tau)) return StepsEnd::kIterations;
     if (batch_ctl_.active()) {
-      batch_ctl_.record_step(pr_.global_step, static_cast<long long>(batch.shard_rows), now_s() - t_step,
+      // The rows of the busiest rank: the all-reduce makes every rank wait for it.
+      batch_ctl_.record_step(pr_.global_step, max_shard_rows(batch.global_rows, comm_.size(), c_.unit_rows()),
+                             now_s() - t_step,
                              t.times.allreduce_wait - wait_before);
       adapt_batch(epoch);
     }

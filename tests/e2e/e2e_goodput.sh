@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # --global-batch auto and --batch-changes end to end under mpiexec (issue 16).
 #   1. auto on labels drawn at random (a gradient of mostly noise: noise
-#      scale well above --ref-batch): its first choice moves B up, to the
+#      scale well above --ref-batch): its first choice (once the noise scale's
+#      estimates are positive) moves B up, to the
 #      candidate whose goodput, recomputed here from the logged fit and noise
 #      scale, is the largest; the batch_change lines, the step lines'
-#      batches, the summary's batch_changes text and final batch agree;
+#      batches, the summary's batch_changes text and final batch agree, and
+#      the run ends on AdaScale's iterations (not on an epoch bound);
 #   2. auto on learnable data on 2 ranks with --deterministic, then a replay
 #      of its own changes (--batch-changes, the summary's text) on 1 and 3
 #      ranks: bitwise the same state_crc32 (the choices depend on timings;
 #      the training given the choices does not depend on P);
 #   3. a fixed --batch-changes list that changes B mid-epoch, up and down:
 #      P = 1, 2, 3 and P = 1 with micro-batches bitwise equal, every row of
-#      an epoch once (samples per epoch = N);
+#      an epoch once (samples per epoch = N, but the last epoch, which
+#      AdaScale's iterations end part-way);
 #   4. resume from a mid-epoch checkpoint taken after a change, on another
 #      rank count: bitwise equal to the uninterrupted run; the resumed run's
 #      summary still lists the changes before the checkpoint;
 #   5. --eval-every-samples 200 (the noise run): an eval line after exactly
-#      the steps whose samples pass a multiple of 200, but at epoch ends;
+#      the steps whose samples pass a multiple of 200, but at epoch ends and
+#      at the last step (where AdaScale's iterations end the run);
 #   6. refusals: auto without --batch-range, without adascale, with
 #      --batch-changes; a malformed range or change list; a range above the data.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,19 +88,20 @@ use_run noise
 METRICS="$(R noise)/m.json"
 expect_rc 0
 expect_stdout "global batch auto: every 5 steps, of 48 batches in [16, 128]"
-expect_stdout "step 5: global batch 32 -> "
+expect_stdout ": global batch 32 -> "
 expect_py "$GOODPUT" "$CANDIDATES" \
-  "(C := [d for d in L if d.get('type') == 'batch_change']) and C[0]['step'] == 5 and C[0]['to'] > 32" \
+  "(C := [d for d in L if d.get('type') == 'batch_change']) and C[0]['step'] % 5 == 0 and C[0]['to'] > 32" \
+  "L[-1]['stop_reason'] == 'iterations' and L[-1]['scale_invariant_iters'] >= 64" \
   "C[0]['noise_scale'] > 32 and C[0]['reason'] == 'goodput' and C[0]['fit_alpha_s'] > 0" \
   "all(abs(gp(c, c['to']) / c['goodput_to'] - 1) < 1e-6 and abs(gp(c, c['from']) / c['goodput_from'] - 1) < 1e-6 for c in C)" \
   "all(c['to'] == max(cand, key=lambda b: gp(c, b)) and c['goodput_to'] > 1.05 * c['goodput_from'] for c in C)" \
   "all(16 <= c['to'] <= 128 for c in C)" \
   "L[-1]['batch_changes'] == ','.join(f\"{c['step']}:{c['to']}\" for c in C)" \
   "L[-1]['final_global_batch'] == C[-1]['to']" \
-  "(S := [d for d in L if d.get('type') == 'step']) and [d['global_batch'] for d in S[:5]] == [32] * 5" \
-  "all(d['global_batch'] <= 128 for d in S) and S[5]['global_batch'] == C[0]['to']" \
+  "(S := [d for d in L if d.get('type') == 'step']) and [d['global_batch'] for d in S[:C[0]['step']]] == [32] * C[0]['step']" \
+  "all(d['global_batch'] <= 128 for d in S) and S[C[0]['step']]['global_batch'] == C[0]['to']" \
   "L[0]['global_batch_auto'] is True and L[0]['batch_range_max'] == 128" \
-  "(V := [d for d in L if d.get('type') == 'eval']) and (X := [d for d in S if d['samples'] // 200 > (d['samples'] - d['global_batch']) // 200 and d['samples'] % 512])" \
+  "(V := [d for d in L if d.get('type') == 'eval']) and (X := [d for d in S if d['samples'] // 200 > (d['samples'] - d['global_batch']) // 200 and d['samples'] % 512 and d['step'] < L[-1]['steps']])" \
   "[v['step'] for v in V] == [d['step'] for d in X]"
 
 begin_case "auto, 2 ranks, --deterministic; its changes replayed on 1 and 3 ranks: bitwise the same"
@@ -127,9 +132,10 @@ expect_stdout "step 8: global batch 96 -> 24"
 expect_py \
   "[(c['step'], c['from'], c['to'], c['reason']) for c in L if c.get('type') == 'batch_change'] == [(5, 32, 96, 'replay'), (8, 96, 24, 'replay'), (30, 24, 64, 'replay')]" \
   "(S := [d for d in L if d.get('type') == 'step']) and [d['global_batch'] for d in S[:11]] == [32] * 5 + [96] * 3 + [24] * 2 + [16]" \
-  "all(d['samples'] == 512 * d['epoch'] for d in E)" \
+  "all(d['samples'] == 512 * d['epoch'] for d in E[:-1]) and E[-1]['samples'] <= 512 * E[-1]['epoch']" \
   "E[0]['steps_in_epoch'] == 11 and E[0]['global_batch'] == 24 and E[1]['steps_in_epoch'] == 20" \
-  "L[-1]['batch_changes'] == '5:96,8:24,30:64'"
+  "L[-1]['batch_changes'] == '5:96,8:24,30:64'" \
+  "L[-1]['stop_reason'] == 'iterations' and L[-1]['scale_invariant_iters'] >= 64"
 
 begin_case "resume on 3 ranks from a mid-epoch checkpoint after the changes: bitwise equal, changes kept"
 cp -r "$(R fixed2)/ck" "$WORK/resume-ck"

@@ -11,43 +11,26 @@ the seeds, and each B's accuracy against the reference batch's.
 """
 import argparse
 import json
-import math
 import os
 import shlex
-import subprocess
 import sys
 
-from .metrics import read_summary as finished
-
-
-def mean_sd(values):
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, None
-    m = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
-    return m, sd
+from .run_once import mean_sd, train_once
 
 
 def run_one(args, mode, b, seed):
     """Trains one run unless its directory holds a finished one; returns its summary."""
     name = f"{mode}-B{b:04d}-s{seed}"
     path = os.path.join(args.out, name)
-    summary = finished(path)
-    if summary is not None:
-        print(f"{name}: skip (finished)")
-        return summary
-    os.makedirs(path, exist_ok=True)
     cmd = shlex.split(args.mpirun) + ["-np", str(args.ranks), args.mpitrain, "train", "--config", args.config,
            "--global-batch", str(b), "--seed", str(seed), "--run-dir", path, "--metrics", "",
            "--checkpoint-dir", "", "--checkpoint-every-epochs", "0", "--progress", "none"]
     if mode == "adascale":
         cmd += ["--lr-scaling", "adascale"]
-    with open(os.path.join(path, "log.txt"), "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    summary = finished(path) or {}
-    print(f"{name}: exit {rc}, {summary.get('steps')} steps, {summary.get('epochs')} epochs, "
-          f"test_acc {summary.get('test_acc')}, {summary.get('time_s')} s", flush=True)
+    summary, rc = train_once(path, cmd, name)
+    if rc is not None:
+        print(f"{name}: exit {rc}, {summary.get('steps')} steps, {summary.get('epochs')} epochs, "
+              f"test_acc {summary.get('test_acc')}, {summary.get('time_s')} s", flush=True)
     return summary
 
 

@@ -19,31 +19,23 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 
-from .adascale_compare import mean_sd
-from .metrics import read_summary as finished
+from .run_once import mean_sd, train_once
 
 
 def run_one(args, name, extra):
     """Trains one run unless its directory holds a finished one; returns its summary."""
     path = os.path.join(args.out, name)
-    summary = finished(path)
-    if summary is not None:
-        print(f"{name}: skip (finished)")
-        return summary
-    os.makedirs(path, exist_ok=True)
     cmd = shlex.split(args.launcher) + [args.mpitrain, "train", "--config", args.config, "--target", args.target,
                                         "--stop-at-target", "--eval-every-samples", str(args.eval_every_samples),
                                         "--epochs", str(args.epochs), "--run-dir", path, "--metrics",
                                         os.path.join(path, "metrics.jsonl"), "--checkpoint-dir", "",
                                         "--checkpoint-every-epochs", "0", "--progress", "lines"] + extra
-    with open(os.path.join(path, "log.txt"), "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    summary = finished(path) or {}
-    print(f"{name}: exit {rc}, target {summary.get('target_reached')} at {summary.get('target_time_s')} s, "
-          f"{summary.get('target_step')} steps, batches {summary.get('batch_changes', '-')}", flush=True)
+    summary, rc = train_once(path, cmd, name)
+    if rc is not None:
+        print(f"{name}: exit {rc}, target {summary.get('target_reached')} at {summary.get('target_time_s')} s, "
+              f"{summary.get('target_step')} steps, batches {summary.get('batch_changes', '-')}", flush=True)
     return summary
 
 

@@ -18,11 +18,9 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 
-from .adascale_compare import mean_sd
-from .metrics import read_summary as finished
+from .run_once import mean_sd, train_once
 
 
 def pick_points(frontier, count):
@@ -53,20 +51,14 @@ def sweep_config(sweeps, batch):
 def run_point(args, point, config, seed):
     name = f"P{point['P']}-B{point['B']:05d}-s{seed}"
     path = os.path.join(args.out, name)
-    summary = finished(path)
-    if summary is not None:
-        print(f"{name}: skip (finished)")
-        return summary
-    os.makedirs(path, exist_ok=True)
     cmd = shlex.split(args.launcher.replace("{P}", str(point["P"]))) + [
         args.mpitrain, "train", "--config", config, "--seed", str(seed), "--run-dir", path, "--metrics",
         os.path.join(path, "metrics.jsonl"), "--checkpoint-dir", "", "--checkpoint-every-epochs", "0",
         "--progress", "lines"]
-    with open(os.path.join(path, "log.txt"), "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    summary = finished(path) or {}
-    print(f"{name}: exit {rc}, target at step {summary.get('target_step')}, "
-          f"{summary.get('target_train_time_s')} s of training", flush=True)
+    summary, rc = train_once(path, cmd, name)
+    if rc is not None:
+        print(f"{name}: exit {rc}, target at step {summary.get('target_step')}, "
+              f"{summary.get('target_train_time_s')} s of training", flush=True)
     return summary
 
 

@@ -105,12 +105,9 @@ void hold_out_validation(const Config& c, long long n, RunPlan& p) {
   std::sort(p.train_rows.begin(), p.train_rows.end());
 }
 
-}  // namespace
-
-RunPlan make_run_plan(const Config& c, const Comm& comm) {
-  RunPlan p;
-  p.data = std::make_unique<DatasetFile>(c.data);
-  check_model_fits_data(c, *p.data);
+// Which rows train and which are evaluated: --val-fraction's held-out rows
+// or the file's /val, and whether /test is evaluated.
+void plan_splits(const Config& c, RunPlan& p) {
   const long long n = p.data->split("train").rows;
   p.train_count = n;
   if (c.eval.val_fraction > 0) {
@@ -128,49 +125,59 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     throw UserError("'" + c.data + "' has no /test split: pass --eval-split none or another split");
   if (c.eval.split == "none") p.val_split.clear();
   p.eval_test = c.eval.split == "test" && p.data->split("test").rows > 0;
+}
 
+constexpr long long kMaxSteps = 1LL << 53;
+
+// Every global batch the run may step at (the batch schedule's, the batch
+// changes', and with --global-batch auto every candidate), each checked
+// against the data and the units; sets the phases, changes, candidates and
+// the largest shard. Returns them all.
+std::vector<long long> plan_batches(const Config& c, RunPlan& p, const Comm& comm) {
   p.phases = parse_batch_schedule(c.batch_schedule_text, c.global_batch);
   p.batch_changes = parse_batch_changes(c.batch_adapt.changes_text);
   if (c.batch_adapt.automatic)
     p.batch_candidates = batch_candidates({c.batch_adapt.range_min, c.batch_adapt.range_max});
-  long long max_shard = 0;
-  // Every batch the run may take, and which option set it.
-  std::vector<std::pair<long long, std::string>> batches;
+  // The batches an option names, and which option named it.
+  std::vector<std::pair<long long, std::string>> named;
   for (const auto& phase : p.phases)
-    batches.emplace_back(phase.global_batch, phase.from_epoch == 0 ? "--global-batch" : "--batch-schedule batch");
-  for (const auto& change : p.batch_changes) batches.emplace_back(change.global_batch, "--batch-changes batch");
-  if (c.batch_adapt.automatic) batches.emplace_back(c.batch_adapt.range_max, "--batch-range maximum");
-  for (const auto& [batch, option] : batches) {
+    named.emplace_back(phase.global_batch, phase.from_epoch == 0 ? "--global-batch" : "--batch-schedule batch");
+  for (const auto& change : p.batch_changes) named.emplace_back(change.global_batch, "--batch-changes batch");
+  if (c.batch_adapt.automatic) named.emplace_back(c.batch_adapt.range_max, "--batch-range maximum");
+  std::vector<long long> may_run{c.global_batch};
+  for (const auto& [batch, option] : named) {
     if (batch > p.train_count)
       throw UserError(option + " " + std::to_string(batch) + " is larger than the training set (" +
                       std::to_string(p.train_count) + " rows): choose at most " + std::to_string(p.train_count));
     if (c.step.deterministic && unit_count(batch, c.step.unit_rows) > kMaxUnits)
       throw UserError(option + " " + std::to_string(batch) + " has more than " + std::to_string(kMaxUnits) +
                       " --deterministic units: raise --deterministic-unit");
-    max_shard = std::max(max_shard, max_shard_rows(batch, comm.size(), c.unit_rows()));
+    p.max_shard = std::max(p.max_shard, max_shard_rows(batch, comm.size(), c.unit_rows()));
+    may_run.push_back(batch);
   }
-  // Every batch the run may step at (auto: every candidate): AdaScale's
-  // epochs are bounded by the batch that needs the most of them.
-  std::vector<long long> may_run{c.global_batch};
-  for (const auto& [batch, option] : batches) may_run.push_back(batch);
   may_run.insert(may_run.end(), p.batch_candidates.begin(), p.batch_candidates.end());
-  const long long min_batch = *std::min_element(may_run.begin(), may_run.end());
   // The step counter and the schedule's positions must stay exact: at most
   // 2^53 steps (doubles count them exactly), far beyond any real run.
   long long most_steps = 1;
   for (const auto& phase : p.phases)
     most_steps = std::max(most_steps, steps_per_epoch(p.train_count, phase.global_batch, false));
-  constexpr long long kMaxSteps = 1LL << 53;
   if (c.epochs > kMaxSteps / most_steps)
     throw UserError("--epochs " + std::to_string(c.epochs) + " at " + std::to_string(most_steps) +
                     " steps per epoch is more than 2^53 steps: choose at most " + std::to_string(kMaxSteps / most_steps) +
                     " epochs");
+  return may_run;
+}
+
+// The epochs the loop runs, and the options of the schedule of its steps
+// (and rates, but with AdaScale, whose own schedule counts scale-invariant
+// iterations and whose epochs are bounded by the batch in `may_run` that
+// needs the most).
+ScheduleOptions plan_epochs(const Config& c, RunPlan& p, const std::vector<long long>& may_run) {
   ScheduleOptions steps_only = c.schedule;
   p.epochs = c.epochs;
   if (c.schedule.scaling == LrScaling::kAdaScale) {
-    // The epochs at --ref-batch bound the reference run; the run at B takes
-    // as many of its own as its gains need, at most max_epochs.
     p.adascale = std::make_unique<AdaScaleSchedule>(c.schedule, p.train_count, c.drop_last);
+    const long long min_batch = *std::min_element(may_run.begin(), may_run.end());
     if (static_cast<double>(c.epochs) * static_cast<double>(p.adascale->reference_steps_per_epoch()) *
             std::max(1.0, static_cast<double>(c.schedule.ref_batch) / static_cast<double>(min_batch)) >
         static_cast<double>(kMaxSteps))
@@ -185,7 +192,13 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     steps_only.warmup_steps = 0;
     steps_only.decay = LrDecay::kNone;
   }
-  p.max_shard = max_shard;
+  return steps_only;
+}
+
+// Rows per forward/backward: the micro-batch or the largest shard, in whole
+// --deterministic units.
+void plan_capacity(const Config& c, RunPlan& p) {
+  const long long max_shard = p.max_shard;
   if (c.micro_batch > 0 && c.micro_batch < max_shard && summarize_model(c.model, c.activation).batch_statistics)
     throw UserError("--micro-batch " + std::to_string(c.micro_batch) + " is smaller than a shard (" +
                     std::to_string(max_shard) + " rows), but batchnorm takes its statistics over the whole global "
@@ -196,10 +209,10 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     const int u = c.step.unit_rows;
     p.capacity = c.micro_batch > 0 && c.micro_batch < max_shard ? p.capacity / u * u : (p.capacity + u - 1) / u * u;
   }
-  p.schedule = std::make_unique<LrSchedule>(steps_only, p.phases, p.train_count, c.drop_last);
-  if (p.schedule->total_steps() < 1)
-    throw UserError("no training steps: with --drop-last every epoch needs at least one full global batch");
+}
 
+// --target and --early-stop-metric name metrics the run evaluates.
+void plan_stopping(const Config& c, RunPlan& p) {
   auto needs = [&](const std::string& metric, const std::string& option) {
     if (metric.starts_with("val_") && p.val_split.empty())
       throw UserError(option + " uses " + metric + " but there is no validation split: add --val-fraction F");
@@ -211,14 +224,31 @@ RunPlan make_run_plan(const Config& c, const Comm& comm) {
     needs(p.target->metric, "--target");
   }
   if (c.stop.early_stop_patience > 0) needs(c.stop.early_stop_metric, "--early-stop-metric");
+}
+
+}  // namespace
+
+RunPlan make_run_plan(const Config& c, const Comm& comm) {
+  RunPlan p;
+  p.data = std::make_unique<DatasetFile>(c.data);
+  check_model_fits_data(c, *p.data);
+  plan_splits(c, p);
+  const ScheduleOptions steps_only = plan_epochs(c, p, plan_batches(c, p, comm));
+  plan_capacity(c, p);
+  p.schedule = std::make_unique<LrSchedule>(steps_only, p.phases, p.train_count, c.drop_last);
+  if (p.schedule->total_steps() < 1)
+    throw UserError("no training steps: with --drop-last every epoch needs at least one full global batch");
+  plan_stopping(c, p);
   check_run_dir(c);
   check_metrics_path(c);
   if (comm.rank() == 0) check_output_paths(c);  // rank 0 is the one that writes
   return p;
 }
 
-void print_run_header(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
-                      const Model& m) {
+namespace {
+
+// Ranks, nodes, threads, BLAS kernels and hosts.
+void print_placement(const Comm& comm, const Placement& place) {
   std::printf("mpitrain %s: %d ranks on %d node(s), %d BLAS thread(s) per rank (%s)\n", MPITRAIN_VERSION,
               comm.size(), place.node_count, place.threads_per_rank, place.how.c_str());
   if (!place.slurm_job_id.empty())
@@ -237,6 +267,10 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
     std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
                 place.threads_per_rank, place.cores_on_node);
+}
+
+// The model's layers, batch norm, augmentation and --deterministic.
+void print_model(const Config& c, const Comm& comm, const Model& m) {
   std::printf("model %s (%s), %lld parameters, %.2f MFLOP per sample (training step)\n", m.spec().c_str(),
               activation_name(c.activation), m.param_count(), m.train_flops_per_sample() / 1e6);
   std::fputs(layer_table(m.summary()).c_str(), stdout);
@@ -255,6 +289,10 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
                   c.global_batch, units, c.step.unit_rows, comm.size() - units, comm.size(),
                   std::max(1LL, c.global_batch / comm.size()));
   }
+}
+
+// The data and the global batch: its shards, steps, epochs, and how it changes.
+void print_batches(const Config& c, const Comm& comm, const RunPlan& p) {
   std::printf("data %s: %lld train rows", c.data.c_str(), p.train_count);
   if (p.val_split == "train") std::printf(", %zu val rows held out of /train", p.val_rows.size());
   if (p.val_split == "val") std::printf(", %lld val rows", p.data->split("val").rows);
@@ -279,6 +317,10 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
     for (const auto& ph : p.phases) std::printf(" from epoch %lld B=%lld;", ph.from_epoch + 1, ph.global_batch);
     std::printf(" the rate %s\n", c.schedule.hold_lr_on_batch_change ? "is held" : "follows the scaling rule");
   }
+}
+
+// The optimizer and the learning rate: its rule and the whole plan.
+void print_rate(const Config& c, const RunPlan& p) {
   const LrSchedule& s = *p.schedule;
   std::printf("%s", optimizer_name(c.optim.kind));
   if (c.optim.kind == OptimizerKind::kSgd || c.optim.kind == OptimizerKind::kLars)
@@ -305,6 +347,10 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
   for (const auto& row : (p.adascale ? p.adascale->reference() : s).plan())
     std::printf("  %-16s step %7lld  epoch %7.2f  B %6lld  lr %.6g\n", row.what.c_str(), row.global_step,
                 row.epoch_pos, row.global_batch, row.lr);
+}
+
+// The target and early stopping.
+void print_stopping(const Config& c, const RunPlan& p) {
   if (p.target)
     std::printf("target: %s%s%s\n", p.target->text.c_str(),
                 c.stop.target_hold > 1
@@ -313,6 +359,17 @@ void print_run_header(const Config& c, const Comm& comm, const Placement& place,
                 c.stop.stop_at_target ? " (stop when reached)" : "");
   if (c.stop.early_stop_patience > 0)
     std::printf("early stopping: %s, patience %lld epochs\n", c.stop.early_stop_metric.c_str(), c.stop.early_stop_patience);
+}
+
+}  // namespace
+
+void print_run_header(const Config& c, const Comm& comm, const Placement& place, const RunPlan& p,
+                      const Model& m) {
+  print_placement(comm, place);
+  print_model(c, comm, m);
+  print_batches(c, comm, p);
+  print_rate(c, p);
+  print_stopping(c, p);
   std::fflush(stdout);
 }
 

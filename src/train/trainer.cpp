@@ -64,7 +64,7 @@ class Training {
   long long epoch_batch(long long epoch) const;
   bool eval_due(long long step_rows) const;
   StepPosition position(long long epoch, const Batch& batch) const;
-  void adapt_batch(long long epoch);
+  void adapt_batch(long long epoch, const Batch& batch, double step_s, double allreduce_wait_s);
   double step_rate(const StepPosition& pos, EpochTally& t);
   void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
   bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
@@ -260,13 +260,7 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
     watchdog_.beat(Phase::kCompute, epoch + 1, batch.step + 1);
     update(pos, batch, sums, t);
     if (plan_.adascale && plan_.adascale->done(pr_.adascale_tau)) return StepsEnd::kIterations;
-    if (batch_ctl_.active()) {
-      // The rows of the busiest rank: the all-reduce makes every rank wait for it.
-      batch_ctl_.record_step(pr_.global_step, max_shard_rows(batch.global_rows, comm_.size(), c_.unit_rows()),
-                             now_s() - t_step,
-                             t.times.allreduce_wait - wait_before);
-      adapt_batch(epoch);
-    }
+    if (batch_ctl_.active()) adapt_batch(epoch, batch, now_s() - t_step, t.times.allreduce_wait - wait_before);
     const long long steps = batches_.steps();
 
     if (batch.step + 1 < steps && checkpoints_.due_after_step(pr_.global_step)) {
@@ -290,9 +284,13 @@ Training::StepsEnd Training::run_steps(long long epoch, EpochTally& t) {
   return StepsEnd::kEpoch;
 }
 
-// After a step: --global-batch auto's choice (collective) or --batch-changes'
-// next entry. A change applies from the next step, within this epoch.
-void Training::adapt_batch(long long epoch) {
+// After a step (its wall time and exposed all-reduce): --global-batch auto
+// times it and may choose (collective), or --batch-changes' next entry
+// applies. A change applies from the next step, within this epoch.
+void Training::adapt_batch(long long epoch, const Batch& batch, double step_s, double allreduce_wait_s) {
+  // The rows of the busiest rank: the all-reduce makes every rank wait for it.
+  batch_ctl_.record_step(pr_.global_step, max_shard_rows(batch.global_rows, comm_.size(), c_.unit_rows()), step_s,
+                         allreduce_wait_s);
   const std::optional<BatchDecision> d =
       batch_ctl_.after_step(pr_.global_step, pr_.global_batch, noise_.trace_s(), noise_.g2(), comm_);
   if (!d) return;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mpitrain/comm/exact_sum.hpp"
+#include "mpitrain/comm/exact_sum_kernels.hpp"
 
 namespace mpitrain {
 namespace {
@@ -133,6 +134,54 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   s.add(0, 1, 2);
   s.reduce_into(nullptr, out, sq);
   EXPECT_EQ(out[2], 2.0f);
+}
+
+// The AVX-512 kernels give the narrow kernels' bits: the same integers, the
+// same norms (lanes added in the same order), the same floats back, the same
+// largest value, for every unit count (groups of 4 and the rest) and for
+// tensor sizes that leave every tail (n mod 8 and n mod 4).
+TEST(ExactSumKernels, WideKernelsGiveTheNarrowKernelsBits) {
+  if (!exact_detail::wide_kernels()) GTEST_SKIP() << "this CPU has no AVX-512 (x86-64-v4)";
+  using exact_detail::Lanes;
+  std::mt19937 gen(11);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (long long n : {1LL, 4LL, 7LL, 8LL, 13LL, 100LL, 1003LL}) {
+    for (long long units = 0; units <= 9; ++units) {
+      const long long stride = n + 5;
+      std::vector<float> kept(static_cast<size_t>(std::max(1LL, units) * stride));
+      for (auto& v : kept) v = d(gen) * 1e-3f;
+      if (!kept.empty()) kept[kept.size() / 2] = 0.75f;  // the largest: below 2^0
+      const double scale = std::ldexp(1.0, 47);
+      std::vector<std::int64_t> q1(static_cast<size_t>(n), 7), q2(static_cast<size_t>(n), 9);
+      AlignedBuffer<Lanes> l1(16), l2(16);
+      std::vector<double> s1(static_cast<size_t>(units) + 1, 0.5), s2 = s1;
+      exact_detail::quantize_units_narrow(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q1.data(),
+                                          l1.data(), s1.data());
+      exact_detail::quantize_units_wide(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q2.data(),
+                                        l2.data(), s2.data());
+      const long long m = n - 3 > 0 ? n - 3 : n;
+      EXPECT_EQ(std::memcmp(q1.data(), q2.data(), static_cast<size_t>(m) * sizeof(std::int64_t)), 0)
+          << "n " << n << " units " << units;
+      EXPECT_EQ(std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(double)), 0) << "n " << n << " units " << units;
+      std::vector<float> f1(static_cast<size_t>(m)), f2(static_cast<size_t>(m));
+      exact_detail::to_floats_narrow(q1.data(), m, std::ldexp(1.0, -47), f1.data());
+      exact_detail::to_floats_wide(q1.data(), m, std::ldexp(1.0, -47), f2.data());
+      EXPECT_EQ(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)), 0) << "n " << n << " units " << units;
+      double big1 = 0, big2 = 0;
+      exact_detail::raise_largest_narrow(kept.data(), static_cast<long long>(kept.size()), big1);
+      exact_detail::raise_largest_wide(kept.data(), static_cast<long long>(kept.size()), big2);
+      EXPECT_EQ(big1, big2);
+    }
+  }
+  // A value that is not finite anywhere (also in the last 16) makes the largest infinite on both.
+  for (size_t at : {size_t{0}, size_t{37}, size_t{39}}) {
+    std::vector<float> g(40, 1.0f);
+    g[at] = std::nanf("");
+    double a = 0, b = 0;
+    exact_detail::raise_largest_narrow(g.data(), 40, a);
+    exact_detail::raise_largest_wide(g.data(), 40, b);
+    EXPECT_TRUE(std::isinf(a) && std::isinf(b)) << at;
+  }
 }
 
 TEST(ExactUnitSum, SumIsBitwiseTheSameInAnyOrderAndCloseToTheTrueSum) {

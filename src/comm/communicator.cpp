@@ -62,6 +62,11 @@ void Comm::allreduce_sum(double* data, long long count) const {
                           MPI_SUM, comm_), "MPI_Allreduce");
 }
 
+void Comm::allreduce_sum(std::int32_t* data, long long count) const {
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, checked_int(count, "allreduce count"), MPI_INT32_T,
+                          MPI_SUM, comm_), "MPI_Allreduce");
+}
+
 void Comm::allreduce_sum(std::int64_t* data, long long count) const {
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, checked_int(count, "allreduce count"), MPI_INT64_T,
                           MPI_SUM, comm_), "MPI_Allreduce");

@@ -16,7 +16,6 @@ using exact_detail::quantize_units;
 using exact_detail::raise_largest;
 using exact_detail::to_floats;
 
-constexpr int kGradBits = 62 - 15;  // bits of a tensor's largest value (kMaxUnits = 2^15)
 constexpr int kStatBits = 62 - 20;  // bits of a statistic's largest value (kMaxStatUnits = 2^20)
 
 // The grid exponent for a largest |value| m: values become v * 2^(bits - e), m < 2^e.
@@ -40,9 +39,14 @@ ExactGradientSum::ExactGradientSum(std::vector<std::pair<long long, long long>> 
   std::sort(tensors_.begin(), tensors_.end());
 }
 
-void ExactGradientSum::begin(long long units) {
+void ExactGradientSum::begin(long long units, long long total_units) {
   if (units > max_units_) throw std::logic_error("ExactGradientSum: more units than planned");
+  if (total_units < std::max(1LL, units) || total_units > kMaxUnits)
+    throw std::logic_error("ExactGradientSum: total units out of range");
   units_ = units;
+  // n values of at most 2^bits each (a value below 2^bits may round up to
+  // it) sum to at most 2^30: an int32 with room to spare.
+  bits_ = 30 - static_cast<int>(std::bit_width(static_cast<unsigned long long>(total_units - 1)));
   std::fill(max_.begin(), max_.end(), 0.0);
 }
 
@@ -60,18 +64,18 @@ void ExactGradientSum::reduce_into(const Comm* comm, float* out, double* unit_sq
   const bool many = comm && comm->size() > 1;
   std::fill(unit_sq, unit_sq + units_, 0.0);
   if (many) comm->allreduce_max(max_.data(), static_cast<long long>(max_.size()));
-  std::int64_t* q = sums_.data();
+  std::int32_t* q = sums_.data();
   long long done = 0;  // elements before this tensor (gaps between tensors are zero)
   for (size_t t = 0; t < tensors_.size(); ++t) {
     const auto [begin, n] = tensors_[t];
-    std::fill(q + done, q + begin, std::int64_t{0});
+    std::fill(q + done, q + begin, 0);
     const double m = max_[t];
     // A non-finite tensor sums to NaN below; its norms are then not finite either.
-    const double scale = std::isfinite(m) && m > 0 ? std::ldexp(1.0, kGradBits - grid_exponent(m)) : 0.0;
+    const double scale = std::isfinite(m) && m > 0 ? std::ldexp(1.0, bits_ - grid_exponent(m)) : 0.0;
     quantize_units(kept_.data(), count_, units_, begin, n, scale, q + begin, lanes_.data(), unit_sq);
     done = begin + n;
   }
-  std::fill(q + done, q + count_, std::int64_t{0});
+  std::fill(q + done, q + count_, 0);
   if (many) comm->allreduce_sum(q, count_);
   done = 0;
   for (size_t t = 0; t < tensors_.size(); ++t) {
@@ -81,7 +85,7 @@ void ExactGradientSum::reduce_into(const Comm* comm, float* out, double* unit_sq
     if (!std::isfinite(m))
       std::fill(out + begin, out + begin + n, std::numeric_limits<float>::quiet_NaN());
     else if (m > 0)
-      to_floats(q + begin, n, std::ldexp(1.0, grid_exponent(m) - kGradBits), out + begin);
+      to_floats(q + begin, n, std::ldexp(1.0, grid_exponent(m) - bits_), out + begin);
     else
       std::fill(out + begin, out + begin + n, 0.0f);
     done = begin + n;

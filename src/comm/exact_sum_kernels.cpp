@@ -9,96 +9,104 @@ namespace mpitrain::exact_detail {
 namespace {
 
 // Round-to-nearest of |t| < 2^51, branch-free (vectorises): adding 1.5 * 2^52
-// leaves the rounded integer in the low mantissa bits.
+// leaves the rounded integer in the low mantissa bits, two's complement. The
+// magic's low 32 bits are zero, so for |t| < 2^31 the sum's low 32 bits are
+// the rounded t as an int32.
 constexpr double kMagic = 6755399441055744.0;
-constexpr std::uint64_t kMagicBits = 0x4338000000000000ULL;
 
 // Explicit vectors (GCC vector extensions): the lanes are part of the
 // arithmetic, so every target (SSE2, AVX2, AVX-512) computes the same bits.
 typedef float v4f __attribute__((vector_size(16)));
 typedef Lanes v4d;
-typedef std::int64_t v4l __attribute__((vector_size(32)));
+typedef std::uint64_t v4ul __attribute__((vector_size(32)));
 typedef std::uint32_t v4u __attribute__((vector_size(16)));
+typedef std::int32_t v4i __attribute__((vector_size(16)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
 typedef std::uint64_t v8ul __attribute__((vector_size(64)));
-typedef std::int64_t v8l __attribute__((vector_size(64)));
+typedef std::uint32_t v8u __attribute__((vector_size(32)));
+typedef std::int32_t v8i __attribute__((vector_size(32)));
 typedef std::uint32_t v16u __attribute__((vector_size(64)));
 
-inline v4f load4(const float* p) {
-  v4f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Unaligned loads (a statement expression: a function returning a vector
+// would depend on the caller's ISA) and stores.
+#define MPITRAIN_LOAD(V, p)           \
+  __extension__({                     \
+    V v_;                             \
+    std::memcpy(&v_, (p), sizeof v_); \
+    v_;                               \
+  })
+
+template <class V>
+inline void store(void* p, const V& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// round(g * scale) as an int32 (|g * scale| <= 2^30: the product is exact).
+inline std::uint32_t rounded(float g, double scale) {
+  return static_cast<std::uint32_t>(std::bit_cast<std::uint64_t>(static_cast<double>(g) * scale + kMagic));
+}
+
+// Elements [from, n) of every unit, one at a time, after the vector steps;
+// the norms' lanes continue with a last 4-element step where 4 are left, as
+// the narrow kernel takes it.
+void quantize_tail(const float* g, long long stride, long long units, long long from, long long n, double scale,
+                   std::int32_t* q, const v4d* lanes, double* sq) {
+  for (long long u = 0; u < units; ++u) {
+    const float* gu = g + u * stride;
+    v4d l = lanes[u];
+    long long j = from;
+    if (j + 4 <= n) {
+      const v4d d = __builtin_convertvector(MPITRAIN_LOAD(v4f, gu + j), v4d);
+      l += d * d;
+      j += 4;
+    }
+    double tail = 0;
+    for (; j < n; ++j) tail += static_cast<double>(gu[j]) * static_cast<double>(gu[j]);
+    sq[u] += ((l[0] + l[1]) + (l[2] + l[3])) + tail;
+  }
+  for (long long i = from; i < n; ++i) {
+    std::uint32_t acc = 0;
+    for (long long u = 0; u < units; ++u) acc += rounded(g[u * stride + i], scale);
+    q[i] = static_cast<std::int32_t>(acc);
+  }
 }
 
 }  // namespace
 
 // ---- For every x86-64 CPU (AVX2 where present) -------------------------
 
-// q[i] = sum over units of round(g_u[i] * scale); each element exact or one
-// IEEE rounding (|g * scale| < 2^47: the product is exact, adding 1.5 * 2^52
-// rounds it to an integer in the low mantissa bits). No FMA: AVX2 only.
-// Also adds each unit's squared norm of these values to sq[u] (four lanes,
-// added in a fixed order).
+// Four elements a step, every unit in turn; sums in uint32 (wrap-around is
+// exact: the true sum fits an int32). No FMA in the avx2 clone; where a
+// compiler contracts anyway the products are exact, so the bits agree.
 __attribute__((target_clones("avx2", "default")))
 void quantize_units_narrow(const float* kept, long long stride, long long units, long long begin, long long n,
-                           double scale, std::int64_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
+                           double scale, std::int32_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
   const v4d magic = {kMagic, kMagic, kMagic, kMagic};
-  const auto mb = static_cast<std::int64_t>(kMagicBits);
-  const v4l magic_bits = {mb, mb, mb, mb};
   const v4d s = {scale, scale, scale, scale};
   const float* g = kept + begin;
   for (long long u = 0; u < units; ++u) lanes[u] = v4d{0, 0, 0, 0};
-  long long i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v4l acc = {0, 0, 0, 0};
+  const long long nv = n & ~3LL;
+  for (long long i = 0; i < nv; i += 4) {
+    v4u acc = {0, 0, 0, 0};
     for (long long u = 0; u < units; ++u) {
-      const v4d d = __builtin_convertvector(load4(g + u * stride + i), v4d);
+      const v4d d = __builtin_convertvector(MPITRAIN_LOAD(v4f, g + u * stride + i), v4d);
       lanes[u] += d * d;
-      acc += (v4l)(d * s + magic) - magic_bits;
+      acc += __builtin_convertvector((v4ul)(d * s + magic), v4u);
     }
-    std::memcpy(q + i, &acc, sizeof acc);
+    store(q + i, acc);
   }
-  for (long long u = 0; u < units; ++u) {
-    double tail = 0;
-    for (long long j = i; j < n; ++j) tail += static_cast<double>(g[u * stride + j]) * static_cast<double>(g[u * stride + j]);
-    const v4d l = lanes[u];
-    sq[u] += ((l[0] + l[1]) + (l[2] + l[3])) + tail;
-  }
-  for (; i < n; ++i) {
-    std::int64_t acc = 0;
-    for (long long u = 0; u < units; ++u) {
-      const double m = static_cast<double>(g[u * stride + i]) * scale + kMagic;
-      acc += static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(m) - kMagicBits);
-    }
-    q[i] = acc;
-  }
+  quantize_tail(g, stride, units, nv, n, scale, q, lanes, sq);
 }
 
-// out[i] = float(double(q[i]) * back): the int64 converted as the exact
-// hi * 2^26 + lo with one rounding (the same bits as a direct conversion),
-// which vectorises where a direct conversion does not.
 __attribute__((target_clones("avx2", "default")))
-void to_floats_narrow(const std::int64_t* __restrict q, long long n, double back, float* __restrict out) {
-  const v4d magic = {kMagic, kMagic, kMagic, kMagic};
-  const auto mb = static_cast<std::int64_t>(kMagicBits);
-  const v4l magic_bits = {mb, mb, mb, mb};
-  const v4l low_mask = {(1LL << 26) - 1, (1LL << 26) - 1, (1LL << 26) - 1, (1LL << 26) - 1};
-  const v4d two26 = {0x1p26, 0x1p26, 0x1p26, 0x1p26};
+void to_floats_narrow(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
   const v4d b = {back, back, back, back};
   long long i = 0;
-  for (; i + 4 <= n; i += 4) {
-    v4l v;
-    std::memcpy(&v, q + i, sizeof v);
-    const v4d hi = (v4d)((v >> 26) + magic_bits) - magic;  // |hi| < 2^37: exact
-    const v4d lo = (v4d)((v & low_mask) + magic_bits) - magic;
-    const v4f f = __builtin_convertvector((hi * two26 + lo) * b, v4f);
-    std::memcpy(out + i, &f, sizeof f);
-  }
+  for (; i + 4 <= n; i += 4) store(out + i, __builtin_convertvector(__builtin_convertvector(MPITRAIN_LOAD(v4i, q + i), v4d) * b, v4f));
   for (; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(q[i]) * back);
 }
 
-// Raises `largest` to the largest |value| of g[0, n), found on the bits:
 // |v|'s bits order like |v|, and inf/NaN have the largest bits.
 __attribute__((target_clones("avx2", "default")))
 void raise_largest_narrow(const float* __restrict g, long long n, double& largest) {
@@ -106,7 +114,7 @@ void raise_largest_narrow(const float* __restrict g, long long n, double& larges
   const v4u abs_mask = {0x7fffffffU, 0x7fffffffU, 0x7fffffffU, 0x7fffffffU};
   long long i = 0;
   for (; i + 4 <= n; i += 4) {
-    const v4u b = (v4u)load4(g + i) & abs_mask;
+    const v4u b = MPITRAIN_LOAD(v4u, g + i) & abs_mask;
     big = big > b ? big : b;
   }
   std::uint32_t most = 0;
@@ -120,115 +128,66 @@ void raise_largest_narrow(const float* __restrict g, long long n, double& larges
 // Eight doubles per vector. The norms keep the narrow kernels' four lanes
 // and their order: each 8-element step adds its low half, then its high half.
 
-#define MPITRAIN_QUANTIZE_STEP(k)                                                   \
-  {                                                                                 \
-    v8f f;                                                                          \
-    std::memcpy(&f, g##k + i, sizeof f);                                            \
-    const v8d d = __builtin_convertvector(f, v8d);                                  \
-    const v4d lo = __builtin_shufflevector(d, d, 0, 1, 2, 3);                       \
-    const v4d hi = __builtin_shufflevector(d, d, 4, 5, 6, 7);                       \
-    l##k += lo * lo;                                                                \
-    l##k += hi * hi;                                                                \
-    acc += (v8ul)(d * s + magic);                                                   \
+#define MPITRAIN_QUANTIZE_STEP(k)                                   \
+  {                                                                 \
+    const v8d d = __builtin_convertvector(MPITRAIN_LOAD(v8f, g##k + i), v8d); \
+    const v4d lo = __builtin_shufflevector(d, d, 0, 1, 2, 3);       \
+    const v4d hi = __builtin_shufflevector(d, d, 4, 5, 6, 7);       \
+    l##k += lo * lo;                                                \
+    l##k += hi * hi;                                                \
+    acc += __builtin_convertvector((v8ul)(d * s + magic), v8u);     \
   }
 
-// G (1-4) units from g, g + stride, ...: their lanes stay in registers.
-// q gets the sum (first group) or adds it; n is a multiple of 8. Each
-// rounded value is its double's bits minus the magic's: the G magics are
-// taken off once (unsigned, so the wrap-around is defined).
 namespace {
+// G (1-4) units from g, g + stride, ...: their lanes stay in registers. q
+// gets the sum (first group) or adds it; n is a multiple of 8.
 template <int G>
 __attribute__((target("arch=x86-64-v4"), always_inline)) inline void quantize_group(
-    const float* g, long long stride, long long n, double scale, bool first, std::uint64_t* __restrict q,
+    const float* g, long long stride, long long n, double scale, bool first, std::int32_t* __restrict q,
     v4d* __restrict lanes) {
   const v8d magic = {kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic};
   const v8d s = {scale, scale, scale, scale, scale, scale, scale, scale};
-  const std::uint64_t off = kMagicBits * G;
-  const v8ul offs = {off, off, off, off, off, off, off, off};
   v4d l0 = {0, 0, 0, 0}, l1 = l0, l2 = l0, l3 = l0;
   const float* g0 = g;
   const float* g1 = g + stride;
   const float* g2 = g + 2 * stride;
   const float* g3 = g + 3 * stride;
   for (long long i = 0; i < n; i += 8) {
-    v8ul acc;
-    if (first) {
-      acc = -offs;
-    } else {
-      std::memcpy(&acc, q + i, sizeof acc);
-      acc -= offs;
-    }
+    v8u acc = first ? v8u{0, 0, 0, 0, 0, 0, 0, 0} : MPITRAIN_LOAD(v8u, q + i);
     MPITRAIN_QUANTIZE_STEP(0)
     if (G > 1) MPITRAIN_QUANTIZE_STEP(1)
     if (G > 2) MPITRAIN_QUANTIZE_STEP(2)
     if (G > 3) MPITRAIN_QUANTIZE_STEP(3)
-    std::memcpy(q + i, &acc, sizeof acc);
+    store(q + i, acc);
   }
   lanes[0] = l0;
   if (G > 1) lanes[1] = l1;
   if (G > 2) lanes[2] = l2;
   if (G > 3) lanes[3] = l3;
 }
-#undef MPITRAIN_QUANTIZE_STEP
 }  // namespace
+#undef MPITRAIN_QUANTIZE_STEP
 
 __attribute__((target("arch=x86-64-v4")))
 void quantize_units_wide(const float* kept, long long stride, long long units, long long begin, long long n,
-                         double scale, std::int64_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
+                         double scale, std::int32_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
   const float* g = kept + begin;
-  auto* uq = reinterpret_cast<std::uint64_t*>(q);
   const long long nv = n & ~7LL;
   long long u = 0;
-  for (; u + 4 <= units; u += 4) quantize_group<4>(g + u * stride, stride, nv, scale, u == 0, uq, lanes + u);
+  for (; u + 4 <= units; u += 4) quantize_group<4>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
   const auto rest = static_cast<int>(units - u);
-  if (rest == 3) quantize_group<3>(g + u * stride, stride, nv, scale, u == 0, uq, lanes + u);
-  if (rest == 2) quantize_group<2>(g + u * stride, stride, nv, scale, u == 0, uq, lanes + u);
-  if (rest == 1) quantize_group<1>(g + u * stride, stride, nv, scale, u == 0, uq, lanes + u);
-  if (units == 0) std::fill(q, q + nv, std::int64_t{0});
-  // Elements [nv, n), fewer than 8: a last 4-element step of the lanes, as the narrow kernel takes it.
-  for (u = 0; u < units; ++u) {
-    const float* gu = g + u * stride;
-    v4d l = lanes[u];
-    long long j = nv;
-    if (j + 4 <= n) {
-      v4f f;
-      std::memcpy(&f, gu + j, sizeof f);
-      const v4d d = __builtin_convertvector(f, v4d);
-      l += d * d;
-      j += 4;
-    }
-    double tail = 0;
-    for (; j < n; ++j) tail += static_cast<double>(gu[j]) * static_cast<double>(gu[j]);
-    sq[u] += ((l[0] + l[1]) + (l[2] + l[3])) + tail;
-  }
-  for (long long i = nv; i < n; ++i) {
-    std::int64_t acc = 0;
-    for (u = 0; u < units; ++u) {
-      const double m = static_cast<double>(g[u * stride + i]) * scale + kMagic;
-      acc += static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(m) - kMagicBits);
-    }
-    q[i] = acc;
-  }
+  if (rest == 3) quantize_group<3>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
+  if (rest == 2) quantize_group<2>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
+  if (rest == 1) quantize_group<1>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
+  if (units == 0) std::fill(q, q + nv, 0);
+  quantize_tail(g, stride, units, nv, n, scale, q, lanes, sq);
 }
 
 __attribute__((target("arch=x86-64-v4")))
-void to_floats_wide(const std::int64_t* __restrict q, long long n, double back, float* __restrict out) {
-  const v8d magic = {kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic};
-  const auto mb = static_cast<std::int64_t>(kMagicBits);
-  const v8l magic_bits = {mb, mb, mb, mb, mb, mb, mb, mb};
-  const std::int64_t m26 = (1LL << 26) - 1;
-  const v8l low_mask = {m26, m26, m26, m26, m26, m26, m26, m26};
-  const v8d two26 = {0x1p26, 0x1p26, 0x1p26, 0x1p26, 0x1p26, 0x1p26, 0x1p26, 0x1p26};
+void to_floats_wide(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
   const v8d b = {back, back, back, back, back, back, back, back};
   long long i = 0;
-  for (; i + 8 <= n; i += 8) {
-    v8l v;
-    std::memcpy(&v, q + i, sizeof v);
-    const v8d hi = (v8d)((v >> 26) + magic_bits) - magic;  // |hi| < 2^37: exact; hi * 2^26 too
-    const v8d lo = (v8d)((v & low_mask) + magic_bits) - magic;
-    const v8f f = __builtin_convertvector((hi * two26 + lo) * b, v8f);
-    std::memcpy(out + i, &f, sizeof f);
-  }
+  for (; i + 8 <= n; i += 8) store(out + i, __builtin_convertvector(__builtin_convertvector(MPITRAIN_LOAD(v8i, q + i), v8d) * b, v8f));
   to_floats_narrow(q + i, n - i, back, out + i);
 }
 
@@ -239,9 +198,7 @@ void raise_largest_wide(const float* __restrict g, long long n, double& largest)
   v16u big = {0};
   long long i = 0;
   for (; i + 16 <= n; i += 16) {
-    v16u b;
-    std::memcpy(&b, g + i, sizeof b);
-    b &= abs_mask;
+    const v16u b = MPITRAIN_LOAD(v16u, g + i) & abs_mask;
     big = big > b ? big : b;
   }
   std::uint32_t most = 0;
@@ -263,11 +220,11 @@ bool wide_kernels() {
 }
 
 void quantize_units(const float* kept, long long stride, long long units, long long begin, long long n, double scale,
-                    std::int64_t* q, Lanes* lanes, double* sq) {
+                    std::int32_t* q, Lanes* lanes, double* sq) {
   (wide_kernels() ? quantize_units_wide : quantize_units_narrow)(kept, stride, units, begin, n, scale, q, lanes, sq);
 }
 
-void to_floats(const std::int64_t* q, long long n, double back, float* out) {
+void to_floats(const std::int32_t* q, long long n, double back, float* out) {
   (wide_kernels() ? to_floats_wide : to_floats_narrow)(q, n, back, out);
 }
 

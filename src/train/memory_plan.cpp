@@ -35,7 +35,7 @@ MemoryPlan plan_rank_memory(const ModelSummary& model, int capacity_rows, int st
       rows * ((width_sum + 2 * max_width) * kFloat + model.scratch_bytes_per_row()) + model.scratch_bytes_fixed();
   const double row_bytes = (static_cast<double>(model.input.size()) + std::max(y_width, 1)) * kFloat;
   m.input_bytes = rows * row_bytes * (prefetch ? 2 : 1) + 2 * rows * row_bytes;  // + training and evaluation targets
-  if (units_per_rank > 0) m.unit_bytes = static_cast<double>(units_per_rank) * params * kFloat + params * 8.0;  // + int64 sums
+  if (units_per_rank > 0) m.unit_bytes = static_cast<double>(units_per_rank) * params * kFloat + params * 4.0;  // + int32 sums
   return m;
 }
 

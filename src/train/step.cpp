@@ -53,8 +53,8 @@ UnitGradients::UnitGradients(const Arena& arena, long long max_units)
     : sums_(tensors_of(arena), arena.param_count(), max_units),
       sq_(static_cast<size_t>(max_units)) {}
 
-void UnitGradients::begin(long long first_unit, long long units) {
-  sums_.begin(units);
+void UnitGradients::begin(long long first_unit, long long units, long long total_units) {
+  sums_.begin(units, total_units);
   first_unit_ = first_unit;
 }
 
@@ -140,7 +140,7 @@ StepSums GradientStep::run_units(BatchSource& source, const Batch& batch, StepTi
   const long long u = unit_rows_;
   const long long first_unit = batch.first_row / u;
   const auto units = static_cast<int>((static_cast<long long>(batch.shard_rows) + u - 1) / u);
-  units_->begin(first_unit, units);
+  units_->begin(first_unit, units, (b + u - 1) / u);
   const auto grad_scale = 1.0f / static_cast<float>(b);
   const size_t passes = model_.uses_batch_statistics() ? 1 : batch.chunks;
   int done = 0;  // units of this rank so far

@@ -7,12 +7,16 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "mpitrain/comm/communicator.hpp"
+#include "mpitrain/comm/exact_sum.hpp"
 #include "mpitrain/core/errors.hpp"
 
 namespace mpitrain {
@@ -133,6 +137,48 @@ TEST(Comm, AllreduceSumDouble) {
   EXPECT_EQ(v[0], 1e10 * (p * (p - 1) / 2) + 0.25 * p);
   EXPECT_EQ(v[1], static_cast<double>((p - 1) * p * (2 * p - 1) / 6));
   EXPECT_EQ(v[2], 3.5);
+}
+
+TEST(Comm, AllreduceSumIntegers) {
+  Comm comm;
+  const int p = comm.size(), r = comm.rank();
+  // Near the top of each type, with signs: integer sums are exact.
+  std::int32_t a[2] = {(1 << 28) + r, -(1 << 28) - 2 * r};
+  std::int64_t b[2] = {(1LL << 58) + r, -(1LL << 58)};
+  comm.allreduce_sum(a, 2);
+  comm.allreduce_sum(b, 2);
+  EXPECT_EQ(a[0], p * (1 << 28) + p * (p - 1) / 2);
+  EXPECT_EQ(a[1], -p * (1 << 28) - p * (p - 1));
+  EXPECT_EQ(b[0], p * (1LL << 58) + p * (p - 1) / 2);
+  EXPECT_EQ(b[1], -p * (1LL << 58));
+}
+
+// The exact gradient sum over ranks, each holding a share of 11 units (some
+// ranks none), gives the bits of one process holding them all.
+TEST(Comm, ExactGradientSumOverRanksEqualsOneProcess) {
+  Comm comm;
+  const int p = comm.size(), r = comm.rank();
+  const long long units = 11, n = 1000;
+  std::vector<std::vector<float>> g(units, std::vector<float>(n));
+  for (long long u = 0; u < units; ++u)
+    for (long long i = 0; i < n; ++i)
+      g[u][i] = std::sin(static_cast<float>(u * n + i)) * (i % 7 == 0 ? 1e-4f : 1.0f) / static_cast<float>(u + 1);
+  auto sum = [&](const Comm* c, long long from, long long to) {
+    ExactGradientSum s({{0, 600}, {600, 400}}, n, units);
+    s.begin(to - from, units);
+    for (long long u = from; u < to; ++u) {
+      std::copy(g[u].begin(), g[u].end(), s.unit(u - from));
+      s.add(u - from, 0, 600);
+      s.add(u - from, 600, 400);
+    }
+    std::vector<float> out(n);
+    std::vector<double> sq(units);
+    s.reduce_into(c, out.data(), sq.data());
+    return out;
+  };
+  const std::vector<float> alone = sum(nullptr, 0, units);
+  const std::vector<float> shared = sum(&comm, units * r / p, units * (r + 1) / p);
+  EXPECT_EQ(std::memcmp(alone.data(), shared.data(), n * sizeof(float)), 0) << "rank " << r << " of " << p;
 }
 
 TEST(Comm, AllreduceMaxMin) {

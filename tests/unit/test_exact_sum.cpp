@@ -27,7 +27,7 @@ std::vector<float> random_unit(std::mt19937& gen, int n, float scale) {
 std::vector<float> exact_sum(const std::vector<std::vector<float>>& units, const std::vector<size_t>& order) {
   const auto n = static_cast<long long>(units.front().size());
   ExactGradientSum s({{0, n / 2}, {n / 2, n - n / 2}}, n, static_cast<long long>(units.size()));
-  s.begin(static_cast<long long>(order.size()));
+  s.begin(static_cast<long long>(order.size()), static_cast<long long>(order.size()));
   long long k = 0;
   for (size_t u : order) {
     std::copy(units[u].begin(), units[u].end(), s.unit(k));
@@ -62,27 +62,61 @@ TEST(ExactGradientSum, SumIsBitwiseTheSameInAnyOrderWhereAFloatSumIsNot) {
   EXPECT_TRUE(float_sums_differ) << "the data should show why the exact sum is needed";
 }
 
-TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
-  // The largest value is 12345.678 (< 2^14), so the grid step is 2^(14-47):
-  // every value here is a multiple of it and the sum is exact before rounding.
-  const std::vector<float> values = {1.5f, -0.75f, 3.0e-9f, -2.5e-7f, 12345.678f, -12345.5f, 0.1f, 0.2f, 1.0e-6f};
+// Sums `values` as one unit each, of `total` units in the global batch.
+float exact_sum_of(const std::vector<float>& values, long long total) {
   ExactGradientSum s({{0, 1}}, 1, static_cast<long long>(values.size()));
-  s.begin(static_cast<long long>(values.size()));
-  long double exact = 0;
+  s.begin(static_cast<long long>(values.size()), total);
   for (size_t k = 0; k < values.size(); ++k) {
     *s.unit(static_cast<long long>(k)) = values[k];
     s.add(static_cast<long long>(k), 0, 1);
-    exact += static_cast<long double>(values[k]);
   }
   float out = 0;
   std::vector<double> sq(values.size());
   s.reduce_into(nullptr, &out, sq.data());
-  EXPECT_EQ(out, static_cast<float>(exact));
+  return out;
+}
+
+TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
+  // 9 units: the largest value gets 30 - ceil(log2 9) = 26 bits. It is
+  // 12345.678 (< 2^14), so the grid step is 2^(14-26) = 2^-12: every value
+  // here is a multiple of it and the sum is exact before rounding.
+  const std::vector<float> values = {1.5f, -0.75f, 0x1p-12f, -3 * 0x1p-12f, 12345.678f, -12345.5f, 0.125f, 0.25f, 7.0f};
+  long double exact = 0;
+  for (float v : values) exact += static_cast<long double>(v);
+  EXPECT_EQ(exact_sum_of(values, 9), static_cast<float>(exact));
+}
+
+TEST(ExactGradientSum, OffTheGridTheErrorIsAtMostHalfAStepPerUnit) {
+  // 9 units of 20 in the global batch: 30 - 5 = 25 bits for the largest
+  // (0.9 < 2^0), a step of 2^-25; the sum is within 9 half-steps of the
+  // true sum, plus its rounding to float.
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> d(-0.9f, 0.9f);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<float> values(9);
+    for (auto& v : values) v = d(gen);
+    values[0] = 0.9f;
+    long double exact = 0;
+    for (float v : values) exact += static_cast<long double>(v);
+    const double bound = 9 * 0x1p-26 + std::fabs(static_cast<double>(exact)) * 0x1p-24;
+    EXPECT_LE(std::fabs(static_cast<double>(exact_sum_of(values, 20)) - static_cast<double>(exact)), bound);
+  }
+}
+
+TEST(ExactGradientSum, TheMostUnitsAtTheirLargestDoNotOverflow) {
+  // kMaxUnits units, each at the largest value: 15 bits for it. 0.75 is on
+  // the grid (24576 steps of 2^-15); just below 1 rounds up to 2^15 steps,
+  // and 2^15 of those are 2^30, still an int32.
+  EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, 0.75f), kMaxUnits), 0.75f * static_cast<float>(kMaxUnits));
+  EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, std::nextafter(1.0f, 0.0f)), kMaxUnits),
+            static_cast<float>(kMaxUnits));
+  EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, -std::nextafter(1.0f, 0.0f)), kMaxUnits),
+            -static_cast<float>(kMaxUnits));
 }
 
 TEST(ExactGradientSum, SquaredNormOfEachUnitOverAllTensors) {
   ExactGradientSum s({{0, 3}, {3, 5}}, 8, 2);
-  s.begin(2);
+  s.begin(2, 2);
   const float g[8] = {3.0f, 4.0f, 0.0f, 1.0f, 2.0f, 0.0f, 0.0f, 2.0f};
   std::copy(g, g + 8, s.unit(0));
   std::fill(s.unit(1), s.unit(1) + 8, 0.5f);
@@ -101,7 +135,7 @@ TEST(ExactGradientSum, SquaredNormOfEachUnitOverAllTensors) {
 TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
   for (float bad : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
     ExactGradientSum s({{0, 2}, {2, 1}}, 3, 1);
-    s.begin(1);
+    s.begin(1, 1);
     const float g[3] = {1.0f, bad, 2.0f};
     std::copy(g, g + 3, s.unit(0));
     s.add(0, 0, 2);
@@ -118,7 +152,7 @@ TEST(ExactGradientSum, NonFiniteMakesItsTensorNaNAndLeavesOthers) {
 TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   ExactGradientSum s({{1, 2}}, 4, 2);
   const float a[2] = {1.0f, 2.0f};
-  s.begin(2);
+  s.begin(2, 2);
   std::copy(a, a + 2, s.unit(0) + 1);
   std::copy(a, a + 2, s.unit(1) + 1);
   s.add(0, 1, 2);
@@ -130,7 +164,7 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   EXPECT_EQ(out[1], 2.0f);
   EXPECT_EQ(out[2], 4.0f);
   EXPECT_EQ(out[3], 0.0f);
-  s.begin(1);
+  s.begin(1, 1);
   s.add(0, 1, 2);
   s.reduce_into(nullptr, out, sq);
   EXPECT_EQ(out[2], 2.0f);
@@ -151,8 +185,8 @@ TEST(ExactSumKernels, WideKernelsGiveTheNarrowKernelsBits) {
       std::vector<float> kept(static_cast<size_t>(std::max(1LL, units) * stride));
       for (auto& v : kept) v = d(gen) * 1e-3f;
       if (!kept.empty()) kept[kept.size() / 2] = 0.75f;  // the largest: below 2^0
-      const double scale = std::ldexp(1.0, 47);
-      std::vector<std::int64_t> q1(static_cast<size_t>(n), 7), q2(static_cast<size_t>(n), 9);
+      const double scale = std::ldexp(1.0, 26);
+      std::vector<std::int32_t> q1(static_cast<size_t>(n), 7), q2(static_cast<size_t>(n), 9);
       AlignedBuffer<Lanes> l1(16), l2(16);
       std::vector<double> s1(static_cast<size_t>(units) + 1, 0.5), s2 = s1;
       exact_detail::quantize_units_narrow(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q1.data(),
@@ -160,12 +194,12 @@ TEST(ExactSumKernels, WideKernelsGiveTheNarrowKernelsBits) {
       exact_detail::quantize_units_wide(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q2.data(),
                                         l2.data(), s2.data());
       const long long m = n - 3 > 0 ? n - 3 : n;
-      EXPECT_EQ(std::memcmp(q1.data(), q2.data(), static_cast<size_t>(m) * sizeof(std::int64_t)), 0)
+      EXPECT_EQ(std::memcmp(q1.data(), q2.data(), static_cast<size_t>(m) * sizeof(std::int32_t)), 0)
           << "n " << n << " units " << units;
       EXPECT_EQ(std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(double)), 0) << "n " << n << " units " << units;
       std::vector<float> f1(static_cast<size_t>(m)), f2(static_cast<size_t>(m));
-      exact_detail::to_floats_narrow(q1.data(), m, std::ldexp(1.0, -47), f1.data());
-      exact_detail::to_floats_wide(q1.data(), m, std::ldexp(1.0, -47), f2.data());
+      exact_detail::to_floats_narrow(q1.data(), m, std::ldexp(1.0, -26), f1.data());
+      exact_detail::to_floats_wide(q1.data(), m, std::ldexp(1.0, -26), f2.data());
       EXPECT_EQ(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)), 0) << "n " << n << " units " << units;
       double big1 = 0, big2 = 0;
       exact_detail::raise_largest_narrow(kept.data(), static_cast<long long>(kept.size()), big1);

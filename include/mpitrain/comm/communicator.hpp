@@ -53,7 +53,8 @@ class Comm {
   // In-place sums over all ranks.
   void allreduce_sum(float* data, long long count) const;
   void allreduce_sum(double* data, long long count) const;
-  void allreduce_sum(std::int64_t* data, long long count) const;  // exact: integer sums do not depend on order
+  void allreduce_sum(std::int32_t* data, long long count) const;  // exact: integer sums do not depend on order
+  void allreduce_sum(std::int64_t* data, long long count) const;  // exact too
   void allreduce_max(double* data, long long count) const;
   void allreduce_min(double* data, long long count) const;
   void broadcast(void* data, long long bytes, int root) const;

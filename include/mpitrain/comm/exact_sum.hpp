@@ -6,12 +6,18 @@
 // - Gradients (ExactGradientSum): each unit's gradient is kept (floats, this
 //   rank's units only) until backward is done. Then the ranks agree on the
 //   largest |value| of each tensor over all units (an MPI_MAX all-reduce of
-//   one double per tensor), every value becomes an int64 on the power-of-two
-//   grid that gives that largest value 47 bits, so kMaxUnits (2^15) of them
-//   cannot overflow, and one MPI_SUM of int64 adds them. The sum is exact on
-//   the grid; a value 2^-23 of its tensor's largest still keeps a float's 24
-//   bits. A non-finite value makes its tensor's sum NaN (the trainer's
-//   divergence check stops the run).
+//   one double per tensor), every value becomes an int32 on the power-of-two
+//   grid that gives that largest value 30 - ceil(log2 n) bits, for the n
+//   units of the global batch (27 bits for 8 units, 15 for kMaxUnits =
+//   2^15), so the n of them cannot overflow, and one MPI_SUM of int32 adds
+//   them: the same bytes as the float all-reduce of the default mode.
+//   The sum is exact on the grid, and off the true sum by at most n
+//   half-steps: 2^-(31 - ceil(log2 n)) of the largest possible sum (float
+//   precision up to 256 units, 16 bits at 2^15). Typically, with errors of
+//   both signs and units of about 1/n of the sum, about sqrt(n) * 2^-31 of
+//   the tensor's largest mean-gradient value. (Small values keep an
+//   absolute, not a relative, precision.) A non-finite value makes its
+//   tensor's sum NaN (the trainer's divergence check stops the run).
 // - Statistics (ExactUnitSum): a few doubles per unit (batch-norm sums, the
 //   loss, the noise-scale norms, evaluation counts), the same way with a
 //   grid that leaves room for kMaxStatUnits (2^20) values: the largest keeps
@@ -36,8 +42,9 @@ class ExactGradientSum {
   // floats (the arena's views); room for max_units units on this rank.
   ExactGradientSum(std::vector<std::pair<long long, long long>> tensors, long long count, long long max_units);
   long long count() const { return count_; }
-  // A step with `units` units on this rank (at most max_units).
-  void begin(long long units);
+  // A step with `units` units on this rank (at most max_units), of
+  // `total_units` over all ranks (1 to kMaxUnits; it sets the grid).
+  void begin(long long units, long long total_units);
   // Unit k's (0-based on this rank) buffer, `count` floats: write a unit's
   // values there, then add() them.
   float* unit(long long k) { return kept_.data() + k * count_; }
@@ -54,11 +61,12 @@ class ExactGradientSum {
 
   std::vector<std::pair<long long, long long>> tensors_;  // sorted by offset
   long long count_, max_units_, units_ = 0;
+  int bits_ = 0;                       // the largest value's bits on this step's grid
   AlignedBuffer<float> kept_;          // (max_units, count): this step's unit gradients
   typedef double Lanes __attribute__((vector_size(32)));
   AlignedBuffer<Lanes> lanes_;         // per unit: the norm's four lanes over one tensor
   std::vector<double> max_;            // per tensor: largest |value| (inf: not finite)
-  AlignedBuffer<std::int64_t> sums_;   // (count) the integer sums
+  AlignedBuffer<std::int32_t> sums_;   // (count) the integer sums
 };
 
 class ExactUnitSum {

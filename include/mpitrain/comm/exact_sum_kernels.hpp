@@ -1,13 +1,15 @@
-// The vector kernels of the exact sums (comm/exact_sum.hpp): a unit
-// gradient's largest |value|, its conversion to integers on a tensor's grid
-// with each unit's squared norm, and the integer sums back to floats.
+// The vector kernels of the exact gradient sum (comm/exact_sum.hpp): a unit
+// gradient's largest |value|, the conversion of a tensor's units to one
+// int32 sum per element on the tensor's grid (with each unit's squared
+// norm), and the summed integers back to floats.
 //
 // Every kernel gives the same bits on every CPU: the integer results are
 // exact, and the norms add in an order fixed by the code (four lanes, each
 // over the elements i = k mod 4 in increasing i, then ((l0 + l1) + (l2 + l3))
 // + the scalar tail), whatever the vector width. Each kernel has a version
-// for AVX-512 CPUs (x86-64-v4: twice the width, 2-3x faster here) and one
-// for the others (AVX2 or SSE2); the choice is made once, from the CPU.
+// for AVX-512 CPUs (x86-64-v4: twice the width, 2-3x faster on the
+// conversion) and one for the others (AVX2 or SSE2); the choice is made
+// once, from the CPU.
 #pragma once
 #include <cstdint>
 
@@ -15,16 +17,17 @@ namespace mpitrain::exact_detail {
 
 typedef double Lanes __attribute__((vector_size(32)));
 
-// Rounds g * scale to the nearest integer for every unit and element of one
-// tensor: q[i] = sum over units u < `units` of round(kept[u * stride + begin
-// + i] * scale), for i < n. |g * scale| must be below 2^47 (the product is
-// then exact). Adds each unit's squared norm over these elements to sq[u];
-// lanes has room for `units` vectors of scratch.
+// q[i] = sum over units u < `units` of round(kept[u * stride + begin + i] *
+// scale), for i < n, rounding to nearest even. Each |g * scale| must be at
+// most 2^30 and the sum must fit an int32 (the caller's grid sees to both);
+// a value that is not finite gives an unspecified q. Adds each unit's
+// squared norm over these elements to sq[u]; lanes has room for `units`
+// vectors of scratch.
 void quantize_units(const float* kept, long long stride, long long units, long long begin, long long n, double scale,
-                    std::int64_t* q, Lanes* lanes, double* sq);
+                    std::int32_t* q, Lanes* lanes, double* sq);
 
 // out[i] = float(double(q[i]) * back), one rounding, for i < n.
-void to_floats(const std::int64_t* q, long long n, double back, float* out);
+void to_floats(const std::int32_t* q, long long n, double back, float* out);
 
 // Raises `largest` to the largest |value| of g[0, n), or to +infinity if a
 // value is not finite.
@@ -34,11 +37,11 @@ void raise_largest(const float* g, long long n, double& largest);
 // the same bits); the wide ones only where wide_kernels() is true.
 bool wide_kernels();
 void quantize_units_narrow(const float* kept, long long stride, long long units, long long begin, long long n,
-                           double scale, std::int64_t* q, Lanes* lanes, double* sq);
+                           double scale, std::int32_t* q, Lanes* lanes, double* sq);
 void quantize_units_wide(const float* kept, long long stride, long long units, long long begin, long long n,
-                         double scale, std::int64_t* q, Lanes* lanes, double* sq);
-void to_floats_narrow(const std::int64_t* q, long long n, double back, float* out);
-void to_floats_wide(const std::int64_t* q, long long n, double back, float* out);
+                         double scale, std::int32_t* q, Lanes* lanes, double* sq);
+void to_floats_narrow(const std::int32_t* q, long long n, double back, float* out);
+void to_floats_wide(const std::int32_t* q, long long n, double back, float* out);
 void raise_largest_narrow(const float* g, long long n, double& largest);
 void raise_largest_wide(const float* g, long long n, double& largest);
 

@@ -61,8 +61,9 @@ class CommBatchSum final : public BatchSum {
 class UnitGradients final : public UnitSink {
  public:
   UnitGradients(const Arena& arena, long long max_units);
-  // A step whose units on this rank are [first_unit, first_unit + units).
-  void begin(long long first_unit, long long units);
+  // A step whose units on this rank are [first_unit, first_unit + units), of
+  // total_units in the global batch.
+  void begin(long long first_unit, long long units, long long total_units);
   float* unit_grads(long long unit) override { return sums_.unit(unit - first_unit_); }
   void add(long long unit, long long offset, long long count) override;
   // The exact sum over all ranks' units into `out`; afterwards unit_sq(k) is

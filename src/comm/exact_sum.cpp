@@ -45,8 +45,9 @@ void ExactGradientSum::begin(long long units, long long total_units) {
     throw std::logic_error("ExactGradientSum: total units out of range");
   units_ = units;
   // n values of at most 2^bits each (a value below 2^bits may round up to
-  // it) sum to at most 2^30: an int32 with room to spare.
-  bits_ = 30 - static_cast<int>(std::bit_width(static_cast<unsigned long long>(total_units - 1)));
+  // it) sum to at most n 2^bits <= (2^w - 1) 2^(31 - w) < 2^31, w the bit
+  // width of n: an int32.
+  bits_ = 31 - static_cast<int>(std::bit_width(static_cast<unsigned long long>(total_units)));
   std::fill(max_.begin(), max_.end(), 0.0);
 }
 

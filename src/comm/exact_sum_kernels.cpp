@@ -1,5 +1,7 @@
 #include "mpitrain/comm/exact_sum_kernels.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -15,18 +17,13 @@ namespace {
 constexpr double kMagic = 6755399441055744.0;
 
 // Explicit vectors (GCC vector extensions): the lanes are part of the
-// arithmetic, so every target (SSE2, AVX2, AVX-512) computes the same bits.
+// arithmetic, so every target computes the same bits.
 typedef float v4f __attribute__((vector_size(16)));
 typedef Lanes v4d;
 typedef std::uint64_t v4ul __attribute__((vector_size(32)));
 typedef std::uint32_t v4u __attribute__((vector_size(16)));
 typedef std::int32_t v4i __attribute__((vector_size(16)));
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
-typedef std::uint64_t v8ul __attribute__((vector_size(64)));
 typedef std::uint32_t v8u __attribute__((vector_size(32)));
-typedef std::int32_t v8i __attribute__((vector_size(32)));
-typedef std::uint32_t v16u __attribute__((vector_size(64)));
 
 // Unaligned loads (a statement expression: a function returning a vector
 // would depend on the caller's ISA) and stores.
@@ -49,7 +46,7 @@ inline std::uint32_t rounded(float g, double scale) {
 
 // Elements [from, n) of every unit, one at a time, after the vector steps;
 // the norms' lanes continue with a last 4-element step where 4 are left, as
-// the narrow kernel takes it.
+// the generic kernel takes it.
 void quantize_tail(const float* g, long long stride, long long units, long long from, long long n, double scale,
                    std::int32_t* q, const v4d* lanes, double* sq) {
   for (long long u = 0; u < units; ++u) {
@@ -74,14 +71,15 @@ void quantize_tail(const float* g, long long stride, long long units, long long 
 
 }  // namespace
 
-// ---- For every x86-64 CPU (AVX2 where present) -------------------------
+// ---- Generic: every x86-64 CPU (SSE2; an AVX2 clone where present) -------
 
-// Four elements a step, every unit in turn; sums in uint32 (wrap-around is
-// exact: the true sum fits an int32). No FMA in the avx2 clone; where a
-// compiler contracts anyway the products are exact, so the bits agree.
+// Four elements a step, every unit in turn, rounding in double; sums in
+// uint32 (wrap-around is exact: the true sum fits an int32). Where a
+// compiler contracts into FMA the products are exact, so the bits agree.
 __attribute__((target_clones("avx2", "default")))
-void quantize_units_narrow(const float* kept, long long stride, long long units, long long begin, long long n,
-                           double scale, std::int32_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
+void quantize_units_generic(const float* kept, long long stride, long long units, long long begin, long long n,
+                            double scale, std::int32_t* __restrict q, Lanes* __restrict lanes,
+                            double* __restrict sq) {
   const v4d magic = {kMagic, kMagic, kMagic, kMagic};
   const v4d s = {scale, scale, scale, scale};
   const float* g = kept + begin;
@@ -100,16 +98,17 @@ void quantize_units_narrow(const float* kept, long long stride, long long units,
 }
 
 __attribute__((target_clones("avx2", "default")))
-void to_floats_narrow(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
+void to_floats_generic(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
   const v4d b = {back, back, back, back};
   long long i = 0;
-  for (; i + 4 <= n; i += 4) store(out + i, __builtin_convertvector(__builtin_convertvector(MPITRAIN_LOAD(v4i, q + i), v4d) * b, v4f));
+  for (; i + 4 <= n; i += 4)
+    store(out + i, __builtin_convertvector(__builtin_convertvector(MPITRAIN_LOAD(v4i, q + i), v4d) * b, v4f));
   for (; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(q[i]) * back);
 }
 
 // |v|'s bits order like |v|, and inf/NaN have the largest bits.
 __attribute__((target_clones("avx2", "default")))
-void raise_largest_narrow(const float* __restrict g, long long n, double& largest) {
+void raise_largest_generic(const float* __restrict g, long long n, double& largest) {
   v4u big = {0, 0, 0, 0};
   const v4u abs_mask = {0x7fffffffU, 0x7fffffffU, 0x7fffffffU, 0x7fffffffU};
   long long i = 0;
@@ -124,112 +123,113 @@ void raise_largest_narrow(const float* __restrict g, long long n, double& larges
                                 : std::max(largest, static_cast<double>(std::bit_cast<float>(most)));
 }
 
-// ---- For AVX-512 CPUs (x86-64-v4) ---------------------------------------
-// Eight doubles per vector. The norms keep the narrow kernels' four lanes
-// and their order: each 8-element step adds its low half, then its high half.
-
-#define MPITRAIN_QUANTIZE_STEP(k)                                   \
-  {                                                                 \
-    const v8d d = __builtin_convertvector(MPITRAIN_LOAD(v8f, g##k + i), v8d); \
-    const v4d lo = __builtin_shufflevector(d, d, 0, 1, 2, 3);       \
-    const v4d hi = __builtin_shufflevector(d, d, 4, 5, 6, 7);       \
-    l##k += lo * lo;                                                \
-    l##k += hi * hi;                                                \
-    acc += __builtin_convertvector((v8ul)(d * s + magic), v8u);     \
-  }
+// ---- Fast: AVX2 + FMA CPUs (x86-64-v3, also every AVX-512 CPU) ----------
+// The conversion rounds in float: g * scale is exact in float too (a
+// power-of-two scale, a result of at most 2^30 in magnitude, below 2^-126
+// only where it rounds to 0 either way), and cvtps2dq rounds to nearest
+// even as the generic kernel does, eight values per instruction. The norms
+// keep the generic kernel's four double lanes and their order: each
+// 8-element step adds its low half, then its high half (FMA: the squares
+// are exact).
 
 namespace {
 // G (1-4) units from g, g + stride, ...: their lanes stay in registers. q
 // gets the sum (first group) or adds it; n is a multiple of 8.
 template <int G>
-__attribute__((target("arch=x86-64-v4"), always_inline)) inline void quantize_group(
-    const float* g, long long stride, long long n, double scale, bool first, std::int32_t* __restrict q,
+__attribute__((target("avx2,fma"), always_inline)) inline void quantize_group(
+    const float* g, long long stride, long long n, float scale, bool first, std::int32_t* __restrict q,
     v4d* __restrict lanes) {
-  const v8d magic = {kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic, kMagic};
-  const v8d s = {scale, scale, scale, scale, scale, scale, scale, scale};
-  v4d l0 = {0, 0, 0, 0}, l1 = l0, l2 = l0, l3 = l0;
-  const float* g0 = g;
-  const float* g1 = g + stride;
-  const float* g2 = g + 2 * stride;
-  const float* g3 = g + 3 * stride;
+  const __m256 s = _mm256_set1_ps(scale);
+  __m256d l[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
   for (long long i = 0; i < n; i += 8) {
-    v8u acc = first ? v8u{0, 0, 0, 0, 0, 0, 0, 0} : MPITRAIN_LOAD(v8u, q + i);
-    MPITRAIN_QUANTIZE_STEP(0)
-    if (G > 1) MPITRAIN_QUANTIZE_STEP(1)
-    if (G > 2) MPITRAIN_QUANTIZE_STEP(2)
-    if (G > 3) MPITRAIN_QUANTIZE_STEP(3)
-    store(q + i, acc);
+    __m256i acc = first ? _mm256_setzero_si256() : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i));
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const __m256 f = _mm256_loadu_ps(g + k * stride + i);
+      acc = _mm256_add_epi32(acc, _mm256_cvtps_epi32(_mm256_mul_ps(f, s)));
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+      l[k] = _mm256_fmadd_pd(lo, lo, l[k]);
+      l[k] = _mm256_fmadd_pd(hi, hi, l[k]);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), acc);
   }
-  lanes[0] = l0;
-  if (G > 1) lanes[1] = l1;
-  if (G > 2) lanes[2] = l2;
-  if (G > 3) lanes[3] = l3;
+  for (int k = 0; k < G; ++k) std::memcpy(&lanes[k], &l[k], sizeof(v4d));
 }
 }  // namespace
-#undef MPITRAIN_QUANTIZE_STEP
 
-__attribute__((target("arch=x86-64-v4")))
-void quantize_units_wide(const float* kept, long long stride, long long units, long long begin, long long n,
+__attribute__((target("avx2,fma")))
+void quantize_units_fast(const float* kept, long long stride, long long units, long long begin, long long n,
                          double scale, std::int32_t* __restrict q, Lanes* __restrict lanes, double* __restrict sq) {
+  // A scale a float cannot hold (a tensor whose largest value is below
+  // 2^-96): the generic kernel, which gives the same integers.
+  if (scale > 0x1p126) {
+    quantize_units_generic(kept, stride, units, begin, n, scale, q, lanes, sq);
+    return;
+  }
   const float* g = kept + begin;
+  const auto fs = static_cast<float>(scale);
   const long long nv = n & ~7LL;
   long long u = 0;
-  for (; u + 4 <= units; u += 4) quantize_group<4>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
+  for (; u + 4 <= units; u += 4) quantize_group<4>(g + u * stride, stride, nv, fs, u == 0, q, lanes + u);
   const auto rest = static_cast<int>(units - u);
-  if (rest == 3) quantize_group<3>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
-  if (rest == 2) quantize_group<2>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
-  if (rest == 1) quantize_group<1>(g + u * stride, stride, nv, scale, u == 0, q, lanes + u);
+  if (rest == 3) quantize_group<3>(g + u * stride, stride, nv, fs, u == 0, q, lanes + u);
+  if (rest == 2) quantize_group<2>(g + u * stride, stride, nv, fs, u == 0, q, lanes + u);
+  if (rest == 1) quantize_group<1>(g + u * stride, stride, nv, fs, u == 0, q, lanes + u);
   if (units == 0) std::fill(q, q + nv, 0);
   quantize_tail(g, stride, units, nv, n, scale, q, lanes, sq);
 }
 
-__attribute__((target("arch=x86-64-v4")))
-void to_floats_wide(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
-  const v8d b = {back, back, back, back, back, back, back, back};
+__attribute__((target("avx2,fma")))
+void to_floats_fast(const std::int32_t* __restrict q, long long n, double back, float* __restrict out) {
+  const __m256d b = _mm256_set1_pd(back);
   long long i = 0;
-  for (; i + 8 <= n; i += 8) store(out + i, __builtin_convertvector(__builtin_convertvector(MPITRAIN_LOAD(v8i, q + i), v8d) * b, v8f));
-  to_floats_narrow(q + i, n - i, back, out + i);
+  for (; i + 4 <= n; i += 4) {
+    const __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i))), b);
+    _mm_storeu_ps(out + i, _mm256_cvtpd_ps(d));
+  }
+  for (; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(q[i]) * back);
 }
 
-__attribute__((target("arch=x86-64-v4")))
-void raise_largest_wide(const float* __restrict g, long long n, double& largest) {
+__attribute__((target("avx2,fma")))
+void raise_largest_fast(const float* __restrict g, long long n, double& largest) {
   const std::uint32_t a = 0x7fffffffU;
-  const v16u abs_mask = {a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a};
-  v16u big = {0};
+  const v8u abs_mask = {a, a, a, a, a, a, a, a};
+  v8u big = {0, 0, 0, 0, 0, 0, 0, 0};
   long long i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const v16u b = MPITRAIN_LOAD(v16u, g + i) & abs_mask;
+  for (; i + 8 <= n; i += 8) {
+    const v8u b = MPITRAIN_LOAD(v8u, g + i) & abs_mask;
     big = big > b ? big : b;
   }
   std::uint32_t most = 0;
-  for (int k = 0; k < 16; ++k) most = std::max(most, big[k]);
+  for (int k = 0; k < 8; ++k) most = std::max(most, big[k]);
   if (most >= 0x7f800000U) {
     largest = std::numeric_limits<double>::infinity();
     return;
   }
   largest = std::max(largest, static_cast<double>(std::bit_cast<float>(most)));
-  raise_largest_narrow(g + i, n - i, largest);
+  raise_largest_generic(g + i, n - i, largest);
 }
 
-bool wide_kernels() {
-  static const bool wide = [] {
+bool fast_kernels() {
+  static const bool fast = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4") != 0;
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
   }();
-  return wide;
+  return fast;
 }
 
 void quantize_units(const float* kept, long long stride, long long units, long long begin, long long n, double scale,
                     std::int32_t* q, Lanes* lanes, double* sq) {
-  (wide_kernels() ? quantize_units_wide : quantize_units_narrow)(kept, stride, units, begin, n, scale, q, lanes, sq);
+  (fast_kernels() ? quantize_units_fast : quantize_units_generic)(kept, stride, units, begin, n, scale, q, lanes, sq);
 }
 
 void to_floats(const std::int32_t* q, long long n, double back, float* out) {
-  (wide_kernels() ? to_floats_wide : to_floats_narrow)(q, n, back, out);
+  (fast_kernels() ? to_floats_fast : to_floats_generic)(q, n, back, out);
 }
 
 void raise_largest(const float* g, long long n, double& largest) {
-  (wide_kernels() ? raise_largest_wide : raise_largest_narrow)(g, n, largest);
+  (fast_kernels() ? raise_largest_fast : raise_largest_generic)(g, n, largest);
 }
 
 }  // namespace mpitrain::exact_detail

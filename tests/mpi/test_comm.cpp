@@ -142,15 +142,15 @@ TEST(Comm, AllreduceSumDouble) {
 TEST(Comm, AllreduceSumIntegers) {
   Comm comm;
   const int p = comm.size(), r = comm.rank();
-  // Near the top of each type, with signs: integer sums are exact.
-  std::int32_t a[2] = {(1 << 28) + r, -(1 << 28) - 2 * r};
-  std::int64_t b[2] = {(1LL << 58) + r, -(1LL << 58)};
+  // Far beyond a float's 24 bits, with signs (room for 64 ranks): integer sums are exact.
+  std::int32_t a[2] = {(1 << 24) + r, -(1 << 24) - 2 * r};
+  std::int64_t b[2] = {(1LL << 56) + r, -(1LL << 56)};
   comm.allreduce_sum(a, 2);
   comm.allreduce_sum(b, 2);
-  EXPECT_EQ(a[0], p * (1 << 28) + p * (p - 1) / 2);
-  EXPECT_EQ(a[1], -p * (1 << 28) - p * (p - 1));
-  EXPECT_EQ(b[0], p * (1LL << 58) + p * (p - 1) / 2);
-  EXPECT_EQ(b[1], -p * (1LL << 58));
+  EXPECT_EQ(a[0], p * (1 << 24) + p * (p - 1) / 2);
+  EXPECT_EQ(a[1], -p * (1 << 24) - p * (p - 1));
+  EXPECT_EQ(b[0], p * (1LL << 56) + p * (p - 1) / 2);
+  EXPECT_EQ(b[1], -p * (1LL << 56));
 }
 
 // The exact gradient sum over ranks, each holding a share of 11 units (some

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "mpitrain/comm/exact_sum.hpp"
@@ -77,8 +79,8 @@ float exact_sum_of(const std::vector<float>& values, long long total) {
 }
 
 TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
-  // 9 units: the largest value gets 30 - ceil(log2 9) = 26 bits. It is
-  // 12345.678 (< 2^14), so the grid step is 2^(14-26) = 2^-12: every value
+  // 9 units: the largest value gets 31 - bit_width(9) = 27 bits. It is
+  // 12345.678 (< 2^14), so the grid step is 2^(14-27) = 2^-13: every value
   // here is a multiple of it and the sum is exact before rounding.
   const std::vector<float> values = {1.5f, -0.75f, 0x1p-12f, -3 * 0x1p-12f, 12345.678f, -12345.5f, 0.125f, 0.25f, 7.0f};
   long double exact = 0;
@@ -87,9 +89,9 @@ TEST(ExactGradientSum, SumIsTheExactSumRoundedToFloatWhenOnTheGrid) {
 }
 
 TEST(ExactGradientSum, OffTheGridTheErrorIsAtMostHalfAStepPerUnit) {
-  // 9 units of 20 in the global batch: 30 - 5 = 25 bits for the largest
-  // (0.9 < 2^0), a step of 2^-25; the sum is within 9 half-steps of the
-  // true sum, plus its rounding to float.
+  // 9 units of 20 in the global batch: 31 - bit_width(20) = 26 bits for
+  // the largest (0.9 < 2^0), a step of 2^-26; the sum is within 9
+  // half-steps of the true sum, plus its rounding to float.
   std::mt19937 gen(5);
   std::uniform_real_distribution<float> d(-0.9f, 0.9f);
   for (int trial = 0; trial < 50; ++trial) {
@@ -98,20 +100,23 @@ TEST(ExactGradientSum, OffTheGridTheErrorIsAtMostHalfAStepPerUnit) {
     values[0] = 0.9f;
     long double exact = 0;
     for (float v : values) exact += static_cast<long double>(v);
-    const double bound = 9 * 0x1p-26 + std::fabs(static_cast<double>(exact)) * 0x1p-24;
+    const double bound = 9 * 0x1p-27 + std::fabs(static_cast<double>(exact)) * 0x1p-24;
     EXPECT_LE(std::fabs(static_cast<double>(exact_sum_of(values, 20)) - static_cast<double>(exact)), bound);
   }
 }
 
 TEST(ExactGradientSum, TheMostUnitsAtTheirLargestDoNotOverflow) {
-  // kMaxUnits units, each at the largest value: 15 bits for it. 0.75 is on
-  // the grid (24576 steps of 2^-15); just below 1 rounds up to 2^15 steps,
-  // and 2^15 of those are 2^30, still an int32.
+  // kMaxUnits units, each at the largest value: 31 - bit_width(2^15) = 15
+  // bits for it. 0.75 is on the grid (24576 steps of 2^-15); just below 1
+  // rounds up to 2^15 steps, and 2^15 of those are 2^30, an int32. And 2^15
+  // - 1 units get 16 bits: (2^15 - 1) 2^16 < 2^31.
   EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, 0.75f), kMaxUnits), 0.75f * static_cast<float>(kMaxUnits));
   EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, std::nextafter(1.0f, 0.0f)), kMaxUnits),
             static_cast<float>(kMaxUnits));
   EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits, -std::nextafter(1.0f, 0.0f)), kMaxUnits),
             -static_cast<float>(kMaxUnits));
+  EXPECT_EQ(exact_sum_of(std::vector<float>(kMaxUnits - 1, -std::nextafter(1.0f, 0.0f)), kMaxUnits - 1),
+            -static_cast<float>(kMaxUnits - 1));
 }
 
 TEST(ExactGradientSum, SquaredNormOfEachUnitOverAllTensors) {
@@ -170,50 +175,85 @@ TEST(ExactGradientSum, EachStepStartsFromZeroAndGapsStayZero) {
   EXPECT_EQ(out[2], 2.0f);
 }
 
-// The AVX-512 kernels give the narrow kernels' bits: the same integers, the
-// same norms (lanes added in the same order), the same floats back, the same
-// largest value, for every unit count (groups of 4 and the rest) and for
-// tensor sizes that leave every tail (n mod 8 and n mod 4).
-TEST(ExactSumKernels, WideKernelsGiveTheNarrowKernelsBits) {
-  if (!exact_detail::wide_kernels()) GTEST_SKIP() << "this CPU has no AVX-512 (x86-64-v4)";
-  using exact_detail::Lanes;
-  std::mt19937 gen(11);
+// Values that probe the conversion on the grid of 2^(e - bits): random
+// magnitudes, exact ties (k + 1/2 steps), subnormals, and a largest value that is negative and a power
+// of two (or just below one).
+std::vector<float> probe_values(std::mt19937& gen, size_t count, int e, int bits) {
   std::normal_distribution<float> d(0.0f, 1.0f);
-  for (long long n : {1LL, 4LL, 7LL, 8LL, 13LL, 100LL, 1003LL}) {
-    for (long long units = 0; units <= 9; ++units) {
-      const long long stride = n + 5;
-      std::vector<float> kept(static_cast<size_t>(std::max(1LL, units) * stride));
-      for (auto& v : kept) v = d(gen) * 1e-3f;
-      if (!kept.empty()) kept[kept.size() / 2] = 0.75f;  // the largest: below 2^0
-      const double scale = std::ldexp(1.0, 26);
-      std::vector<std::int32_t> q1(static_cast<size_t>(n), 7), q2(static_cast<size_t>(n), 9);
-      AlignedBuffer<Lanes> l1(16), l2(16);
-      std::vector<double> s1(static_cast<size_t>(units) + 1, 0.5), s2 = s1;
-      exact_detail::quantize_units_narrow(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q1.data(),
-                                          l1.data(), s1.data());
-      exact_detail::quantize_units_wide(kept.data(), stride, units, 3, n - 3 > 0 ? n - 3 : n, scale, q2.data(),
-                                        l2.data(), s2.data());
-      const long long m = n - 3 > 0 ? n - 3 : n;
-      EXPECT_EQ(std::memcmp(q1.data(), q2.data(), static_cast<size_t>(m) * sizeof(std::int32_t)), 0)
-          << "n " << n << " units " << units;
-      EXPECT_EQ(std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(double)), 0) << "n " << n << " units " << units;
-      std::vector<float> f1(static_cast<size_t>(m)), f2(static_cast<size_t>(m));
-      exact_detail::to_floats_narrow(q1.data(), m, std::ldexp(1.0, -26), f1.data());
-      exact_detail::to_floats_wide(q1.data(), m, std::ldexp(1.0, -26), f2.data());
-      EXPECT_EQ(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)), 0) << "n " << n << " units " << units;
-      double big1 = 0, big2 = 0;
-      exact_detail::raise_largest_narrow(kept.data(), static_cast<long long>(kept.size()), big1);
-      exact_detail::raise_largest_wide(kept.data(), static_cast<long long>(kept.size()), big2);
-      EXPECT_EQ(big1, big2);
+  std::uniform_int_distribution<int> kind(0, 5);
+  std::vector<float> v(count);
+  for (auto& x : v) {
+    switch (kind(gen)) {
+      case 0: x = std::ldexp(std::round(d(gen) * 1000.0f) + 0.5f, e - bits); break;  // a tie: k + 1/2 steps
+      case 1: x = std::numeric_limits<float>::denorm_min() * static_cast<float>(1 + (gen() % 1000)); break;
+      case 2: x = -std::ldexp(1.0f, e - 1 - static_cast<int>(gen() % 30)); break;
+      default: x = std::ldexp(d(gen), e - 3); break;
     }
   }
-  // A value that is not finite anywhere (also in the last 16) makes the largest infinite on both.
+  if (!v.empty()) v[v.size() / 2] = -std::ldexp(1.0f, e - 1);  // the largest: -2^(e-1)
+  return v;
+}
+
+// The fast kernels (AVX2 + FMA) give the generic kernels' bits: the same
+// integers, the same norms (lanes added in the same order), the same floats
+// back, the same largest value, for 0-12 units (groups of 4 and the rest)
+// and every tail length mod 8, at grids of 10 to 30 bits and at a scale a
+// float cannot hold.
+TEST(ExactSumKernels, FastKernelsGiveTheGenericKernelsBits) {
+  if (!exact_detail::fast_kernels()) GTEST_SKIP() << "this CPU has no AVX2 + FMA";
+  using exact_detail::Lanes;
+  std::mt19937 gen(11);
+  AlignedBuffer<Lanes> l1(16), l2(16);
+  int checked = 0;
+  for (int e : {1, -6, -60, -110}) {  // the largest value is 2^(e-1); e = -110 needs a scale above 2^126
+    for (int bits : {10, 27, 30}) {
+      const double scale = std::ldexp(1.0, bits - e);
+      for (long long m = 0; m < 16; ++m) {
+        const long long n = m == 15 ? 1003 : m;  // every length mod 8, and a long one
+        for (long long units : {0LL, 1LL, 2LL, 3LL, 4LL, 5LL, 7LL, 8LL, 12LL}) {
+          if (bits == 30 && units > 1) continue;  // 2^30 per value leaves room for one unit
+          if (bits == 27 && units > 8) continue;
+          const long long stride = n + 5, begin = 3;
+          std::vector<float> kept = probe_values(gen, static_cast<size_t>(std::max(1LL, units) * stride), e, bits);
+          std::vector<std::int32_t> q1(static_cast<size_t>(n) + 1, 7), q2(static_cast<size_t>(n) + 1, 9);
+          std::vector<double> s1(static_cast<size_t>(units) + 1, 0.5), s2 = s1;
+          exact_detail::quantize_units_generic(kept.data(), stride, units, begin, n, scale, q1.data(), l1.data(),
+                                               s1.data());
+          exact_detail::quantize_units_fast(kept.data(), stride, units, begin, n, scale, q2.data(), l2.data(),
+                                            s2.data());
+          const std::string at = "e " + std::to_string(e) + " bits " + std::to_string(bits) + " n " +
+                                 std::to_string(n) + " units " + std::to_string(units);
+          ASSERT_EQ(std::memcmp(q1.data(), q2.data(), static_cast<size_t>(n) * sizeof(std::int32_t)), 0) << at;
+          ASSERT_EQ(std::memcmp(s1.data(), s2.data(), s1.size() * sizeof(double)), 0) << at;
+          // Against the definition: the sum of round-half-even of each exact product.
+          for (long long i = 0; i < n; ++i) {
+            long long want = 0;
+            for (long long u = 0; u < units; ++u)
+              want += std::llrint(static_cast<long double>(kept[static_cast<size_t>(u * stride + begin + i)]) *
+                                  static_cast<long double>(scale));
+            ASSERT_EQ(q2[static_cast<size_t>(i)], want) << at << " i " << i;
+          }
+          std::vector<float> f1(static_cast<size_t>(n)), f2(static_cast<size_t>(n));
+          exact_detail::to_floats_generic(q1.data(), n, 1.0 / scale, f1.data());
+          exact_detail::to_floats_fast(q1.data(), n, 1.0 / scale, f2.data());
+          ASSERT_EQ(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)), 0) << at;
+          double big1 = 0, big2 = 0;
+          exact_detail::raise_largest_generic(kept.data(), static_cast<long long>(kept.size()), big1);
+          exact_detail::raise_largest_fast(kept.data(), static_cast<long long>(kept.size()), big2);
+          ASSERT_EQ(big1, big2) << at;
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 500);
+  // A value that is not finite anywhere (also in the last 8) makes the largest infinite on both.
   for (size_t at : {size_t{0}, size_t{37}, size_t{39}}) {
     std::vector<float> g(40, 1.0f);
     g[at] = std::nanf("");
     double a = 0, b = 0;
-    exact_detail::raise_largest_narrow(g.data(), 40, a);
-    exact_detail::raise_largest_wide(g.data(), 40, b);
+    exact_detail::raise_largest_generic(g.data(), 40, a);
+    exact_detail::raise_largest_fast(g.data(), 40, b);
     EXPECT_TRUE(std::isinf(a) && std::isinf(b)) << at;
   }
 }

@@ -7,17 +7,16 @@
 //   rank's units only) until backward is done. Then the ranks agree on the
 //   largest |value| of each tensor over all units (an MPI_MAX all-reduce of
 //   one double per tensor), every value becomes an int32 on the power-of-two
-//   grid that gives that largest value 30 - ceil(log2 n) bits, for the n
-//   units of the global batch (27 bits for 8 units, 15 for kMaxUnits =
-//   2^15), so the n of them cannot overflow, and one MPI_SUM of int32 adds
-//   them: the same bytes as the float all-reduce of the default mode.
-//   The sum is exact on the grid, and off the true sum by at most n
-//   half-steps: 2^-(31 - ceil(log2 n)) of the largest possible sum (float
-//   precision up to 256 units, 16 bits at 2^15). Typically, with errors of
-//   both signs and units of about 1/n of the sum, about sqrt(n) * 2^-31 of
-//   the tensor's largest mean-gradient value. (Small values keep an
-//   absolute, not a relative, precision.) A non-finite value makes its
-//   tensor's sum NaN (the trainer's divergence check stops the run).
+//   grid that gives that largest value 31 - w bits, w the bit width of the
+//   global batch's unit count n (28 bits for 5 units, 27 for 8, 15 for
+//   kMaxUnits = 2^15), so the n of them cannot overflow, and one MPI_SUM of
+//   int32 adds them: the same bytes as the float all-reduce of the default
+//   mode. The sum is exact on the grid and off the true sum by at most n
+//   half-steps, at most 2^-(31 - w) of n times the largest value (about
+//   float precision up to 127 units, 2^-15 at 2^15); errors of both signs
+//   usually make it smaller. Small values keep an absolute, not a relative,
+//   precision. A non-finite value makes its tensor's sum NaN (the trainer's
+//   divergence check stops the run).
 // - Statistics (ExactUnitSum): a few doubles per unit (batch-norm sums, the
 //   loss, the noise-scale norms, evaluation counts), the same way with a
 //   grid that leaves room for kMaxStatUnits (2^20) values: the largest keeps

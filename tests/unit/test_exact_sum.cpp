@@ -233,10 +233,10 @@ TEST(ExactSumKernels, FastKernelsGiveTheGenericKernelsBits) {
                                   static_cast<long double>(scale));
             ASSERT_EQ(q2[static_cast<size_t>(i)], want) << at << " i " << i;
           }
-          std::vector<float> f1(static_cast<size_t>(n)), f2(static_cast<size_t>(n));
+          std::vector<float> f1(static_cast<size_t>(n) + 1), f2(static_cast<size_t>(n) + 1);  // + 1: never empty
           exact_detail::to_floats_generic(q1.data(), n, 1.0 / scale, f1.data());
           exact_detail::to_floats_fast(q1.data(), n, 1.0 / scale, f2.data());
-          ASSERT_EQ(std::memcmp(f1.data(), f2.data(), f1.size() * sizeof(float)), 0) << at;
+          ASSERT_EQ(std::memcmp(f1.data(), f2.data(), static_cast<size_t>(n) * sizeof(float)), 0) << at;
           double big1 = 0, big2 = 0;
           exact_detail::raise_largest_generic(kept.data(), static_cast<long long>(kept.size()), big1);
           exact_detail::raise_largest_fast(kept.data(), static_cast<long long>(kept.size()), big2);

@@ -190,7 +190,8 @@ void check_batch_adapt(const Config& c) {
           std::string(what) + " changes the batch during an epoch, so the rate must follow it: add --lr-scaling adascale");
 }
 
-void validate(Config& c) {
+// The data, the model and its input, and the global batch.
+void validate_model_and_batch(Config& c) {
   require(!c.data.empty(), "--data is empty: pass the HDF5 dataset file to train on");
   c.activation = parse_activation(c.activation_name);
   const ModelSummary model = summarize_model(c.model, c.activation);  // refused here, before any file is read
@@ -201,7 +202,11 @@ void validate(Config& c) {
   parse_global_batch(c);
   require(c.micro_batch >= 0, "--micro-batch must be >= 0 (0: the whole shard at once)");
   check_deterministic_options(c);
+}
 
+// The learning-rate schedule, the optimizer, and what AdaScale and an
+// adapting batch need of them.
+void validate_rate(Config& c) {
   ScheduleOptions& s = c.schedule;
   s.scaling = parse_lr_scaling(c.lr_scaling_name);
   s.decay = parse_lr_decay(c.lr_decay_name);
@@ -228,7 +233,10 @@ void validate(Config& c) {
   }
 
   check_batch_adapt(c);
+}
 
+// Evaluation, the target and the stopping rules.
+void validate_eval_and_stop(const Config& c) {
   require(std::isfinite(c.eval.val_fraction) && c.eval.val_fraction >= 0 && c.eval.val_fraction < 1,
           "--val-fraction must be in [0, 1) (got " + to_text(c.eval.val_fraction) + ")");
   require(c.eval.split == "test" || c.eval.split == "val" || c.eval.split == "none",
@@ -242,6 +250,11 @@ void validate(Config& c) {
   require(std::isfinite(c.stop.early_stop_min_delta) && c.stop.early_stop_min_delta >= 0, "--early-stop-min-delta must be >= 0");
   require(std::isfinite(c.stop.divergence_factor) && c.stop.divergence_factor >= 0,
           "--divergence-factor must be >= 0 (0: only non-finite values count as divergence)");
+}
+
+// Checkpoints, the watchdog, the noise scale, the step's resources, how often to evaluate, and the
+// progress output.
+void validate_runtime(const Config& c) {
   require(c.checkpoint.every_epochs >= 0 && c.checkpoint.every_steps >= 0 && c.checkpoint.keep_last >= 0,
           "--checkpoint-every-epochs, --checkpoint-every-steps and --keep-last must be >= 0");
   require(std::isfinite(c.checkpoint.every_s) && c.checkpoint.every_s >= 0, "--checkpoint-every-s must be >= 0");
@@ -264,6 +277,14 @@ void validate(Config& c) {
           "--progress-interval-s must be > 0");
   require(c.progress.mode == "auto" || c.progress.mode == "live" || c.progress.mode == "lines" || c.progress.mode == "none",
           "--progress must be auto, live, lines or none (got '" + c.progress.mode + "')");
+}
+
+// Every check, in this order: the first bad option is the one reported.
+void validate(Config& c) {
+  validate_model_and_batch(c);
+  validate_rate(c);
+  validate_eval_and_stop(c);
+  validate_runtime(c);
 }
 
 }  // namespace

@@ -69,6 +69,7 @@ class Training {
   void update(const StepPosition& pos, const Batch& batch, const StepSums& sums, EpochTally& t);
   bool evaluate_mid_epoch(long long epoch, long long step, EpochTally& t);
   bool end_epoch(long long epoch, const EpochTally& t, StepsEnd how);
+  bool goes_on(bool reached_now, StepsEnd how, const StopPolicy::EpochVerdict& verdict);
   void evaluate(EpochMetrics& em);
   [[noreturn]] void diverged(const StepPosition& pos, double lr, double loss, double grad_norm, const std::string& why);
   const TrainProgress& snapshot();
@@ -438,6 +439,11 @@ bool Training::end_epoch(long long epoch, const EpochTally& t, StepsEnd how) {
     checkpoints_.save(Checkpointer::epoch_name(epoch + 1), snapshot(), model_, *optimizer_, log_, true);
   if (verdict.new_best) checkpoints_.save("best.h5", snapshot(), model_, *optimizer_, log_, false);
   result_.epochs_done = epoch + 1;
+  return goes_on(reached_now, how, verdict);
+}
+
+// Whether training continues after an epoch; if not, result_.stop_reason says why.
+bool Training::goes_on(bool reached_now, StepsEnd how, const StopPolicy::EpochVerdict& verdict) {
   if ((reached_now || how == StepsEnd::kTarget) && stop_.stop_at_target()) {
     result_.stop_reason = "target";
     return false;

@@ -62,14 +62,29 @@ std::pair<int, int> kernel_dims(const LayerToken& t, const LayerContext& ctx) {
   return {to_int(t.dims.substr(0, x), ctx, "the kernel height"), to_int(t.dims.substr(x + 1), ctx, "the kernel width")};
 }
 
+// algo=auto|im2col|winograd (nn/conv2d.hpp): winograd needs stride 1 and a
+// square kernel of 3 to 7.
+ConvAlgorithm conv_algorithm(const LayerToken& t, const LayerContext& ctx, Shape in, const Conv2DGeometry& g) {
+  const std::string algo = option(t, ctx, "algo", "auto", {"stride", "pad", "algo"});
+  if (algo == "auto") return auto_conv_algorithm(in, g);
+  if (algo == "im2col") return ConvAlgorithm::kIm2col;
+  if (algo != "winograd")
+    throw UserError(ctx.what + ": algo must be auto, im2col or winograd (got '" + printable(algo) + "')");
+  if (!Winograd::applies(g))
+    throw UserError(ctx.what + ": algo=winograd needs stride 1 and a square kernel of 3x3 to 7x7; use algo=im2col "
+                    "(or auto) for this convolution");
+  return ConvAlgorithm::kWinograd;
+}
+
 std::unique_ptr<Layer> make_conv(const LayerToken& t, const LayerContext& ctx) {
   needs_map(ctx, "conv");
   if (t.dims.empty() || t.value.empty())
-    throw UserError(ctx.what + ": write convKxK:CHANNELS, e.g. conv5x5:32 (options ,stride=S ,pad=same|valid|N)");
+    throw UserError(ctx.what + ": write convKxK:CHANNELS, e.g. conv5x5:32 (options ,stride=S ,pad=same|valid|N "
+                    ",algo=auto|im2col|winograd)");
   const auto [kh, kw] = kernel_dims(t, ctx);
   const int out = to_int(t.value, ctx, "the channel count");
-  const int stride = to_int(option(t, ctx, "stride", "1", {"stride", "pad"}), ctx, "stride");
-  const std::string pad_text = option(t, ctx, "pad", "same", {"stride", "pad"});
+  const int stride = to_int(option(t, ctx, "stride", "1", {"stride", "pad", "algo"}), ctx, "stride");
+  const std::string pad_text = option(t, ctx, "pad", "same", {"stride", "pad", "algo"});
   int pad = -1;
   if (pad_text == "valid") pad = 0;
   else if (pad_text != "same") {
@@ -78,8 +93,8 @@ std::unique_ptr<Layer> make_conv(const LayerToken& t, const LayerContext& ctx) {
     if (pad_text.empty() || ec != std::errc() || ptr != pad_text.data() + pad_text.size() || pad < 0)
       throw UserError(ctx.what + ": pad must be same, valid or a number of pixels (got '" + printable(pad_text) + "')");
   }
-  return std::make_unique<Conv2D>(ctx.name, ctx.in, out, conv_geometry(ctx.in, kh, kw, stride, pad, ctx.what),
-                                  ctx.fused);
+  const Conv2DGeometry g = conv_geometry(ctx.in, kh, kw, stride, pad, ctx.what);
+  return std::make_unique<Conv2D>(ctx.name, ctx.in, out, g, ctx.fused, conv_algorithm(t, ctx, ctx.in, g));
 }
 
 std::unique_ptr<Layer> make_pool(const LayerToken& t, const LayerContext& ctx, Pool2D::Kind kind) {
@@ -200,7 +215,7 @@ std::string layer_name_prefix(const std::string& kind) {
 }
 
 std::string layer_kinds_help() {
-  return "use convKxK:C (options ,stride=S ,pad=same|valid|N), maxpoolK, avgpoolK (option ,stride=S), gap, flatten, "
+  return "use convKxK:C (options ,stride=S ,pad=same|valid|N ,algo=auto|im2col|winograd), maxpoolK, avgpoolK (option ,stride=S), gap, flatten, "
          "dense:N, dropout:P, batchnorm (or bn), relu, tanh, gelu";
 }
 

@@ -60,8 +60,9 @@ const std::vector<ConvCase>& conv_cases() {
 struct ConvUnderTest {
   Arena arena;
   Conv2D conv;
-  ConvUnderTest(const ConvCase& c, std::uint64_t seed, FusedActivation act = FusedActivation::kNone)
-      : conv("c", c.in, c.out_c, conv_geometry(c.in, c.kh, c.kw, c.stride, c.pad, "test conv"), act) {
+  ConvUnderTest(const ConvCase& c, std::uint64_t seed, FusedActivation act = FusedActivation::kNone,
+                ConvAlgorithm algo = ConvAlgorithm::kIm2col)
+      : conv("c", c.in, c.out_c, conv_geometry(c.in, c.kh, c.kw, c.stride, c.pad, "test conv"), act, algo) {
     gradcheck::bind_to_own_arena(conv, arena, seed);
     for (int j = 0; j < c.out_c; ++j) b()[j] = static_cast<float>(0.1 * (j + 1) * (j % 2 ? -1 : 1));
   }
@@ -92,6 +93,33 @@ struct ConvUnderTest {
     return y;
   }
 };
+
+// Winograd's cases: every tile size it picks (F(4,3), F(4,4), F(4,5),
+// F(3,6), F(2,7)), outputs that are not a multiple of the tile (partial edge
+// tiles), same/valid/explicit padding, odd sizes, channels > 1.
+const std::vector<ConvCase>& winograd_cases() {
+  static const std::vector<ConvCase> cases = {
+      {"3x3 same 7x6, 3 -> 2", Shape{3, 7, 6}, 2, 3, 3, 1, -1, 2},
+      {"5x5 same 14x14, 8 -> 4", Shape{8, 14, 14}, 4, 5, 5, 1, -1, 2},
+      {"5x5 valid 9x8, 2 -> 3", Shape{2, 9, 8}, 3, 5, 5, 1, 0, 2},
+      {"3x3 pad 2 on 5x5", Shape{2, 5, 5}, 3, 3, 3, 1, 2, 2},
+      {"4x4 same (uneven padding) 6x7", Shape{3, 6, 7}, 2, 4, 4, 1, -1, 1},
+      {"6x6 same 9x9", Shape{2, 9, 9}, 2, 6, 6, 1, -1, 1},
+      {"7x7 same 11x10", Shape{2, 11, 10}, 3, 7, 7, 1, -1, 1},
+  };
+  return cases;
+}
+
+// Largest |y - naive| relative to 1 + |naive| over a forward of `rows` rows.
+double forward_error(ConvUnderTest& t, int rows, std::uint64_t seed) {
+  const auto x = random_floats(static_cast<size_t>(rows) * t.conv.in_width(), seed);
+  std::vector<float> y(static_cast<size_t>(rows) * t.conv.out_width());
+  t.conv.forward(x.data(), y.data(), rows);
+  const std::vector<double> ref = t.naive(x, rows);
+  double worst = 0.0;
+  for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::abs(y[i] - ref[i]) / (1.0 + std::abs(ref[i])));
+  return worst;
+}
 
 // n distinct values 0.01 apart (far more than the checker's 2 * eps), in a
 // random order: max pooling has no ties and no argmax changes under the step.
@@ -158,6 +186,96 @@ TEST(Conv2D, ForwardEqualsNaiveConvolution) {
       }
     EXPECT_EQ(bad, 0u);
   }
+}
+
+TEST(Conv2DWinograd, ForwardEqualsNaiveConvolution) {
+  for (const ConvCase& c : winograd_cases()) {
+    SCOPED_TRACE(c.label);
+    ConvUnderTest t(c, 35, FusedActivation::kNone, ConvAlgorithm::kWinograd);
+    ASSERT_EQ(t.conv.algorithm(), ConvAlgorithm::kWinograd);
+    EXPECT_LT(forward_error(t, 3, 36), 2e-5);
+  }
+}
+
+// The CNN job's conv1 shape (32 -> 64 channels, 5x5 same on 14x14): F(4x4,
+// 5x5) in float stays within a few 1e-5 of the double-precision direct sum
+// over its 800 products (im2col's sgemm: about 1e-6).
+TEST(Conv2DWinograd, AccurateAtTheCnnJobsShape) {
+  const ConvCase c{"conv1", Shape{32, 14, 14}, 64, 5, 5, 1, -1, 2};
+  ConvUnderTest wino(c, 37, FusedActivation::kNone, ConvAlgorithm::kWinograd);
+  ConvUnderTest direct(c, 37);
+  const double we = forward_error(wino, 2, 38), de = forward_error(direct, 2, 38);
+  EXPECT_LT(we, 5e-5) << "im2col " << de;
+  EXPECT_GT(we, 0.0);
+}
+
+// Winograd's forward rounds about 100x more than a direct sum (1e-5, not
+// 6e-8), which at the checker's step of 1e-3 drowns the difference quotient.
+// The layer is linear in x and in W, so a central difference is exact at any
+// step: a step of 0.25 keeps the rounding 250x smaller relative to it.
+TEST(Conv2DWinograd, GradientsMatchFiniteDifferences) {
+  gradcheck::Options options;
+  options.eps = 0.25;
+  for (const ConvCase& c : winograd_cases()) {
+    SCOPED_TRACE(c.label);
+    ConvUnderTest t(c, 47, FusedActivation::kNone, ConvAlgorithm::kWinograd);
+    const auto x = random_floats(static_cast<size_t>(c.rows) * c.in.size(), 48);
+    const auto dy = random_floats(static_cast<size_t>(c.rows) * t.conv.out_width(), 49);
+    const gradcheck::Report report = gradcheck::check_layer(t.conv, &t.arena, x, dy, c.rows, options, chw(c.in));
+    EXPECT_TRUE(report.passed()) << report;
+    ASSERT_EQ(report.tensors.size(), 3u);
+    EXPECT_GT(report.largest_numeric(), 0.2);
+  }
+}
+
+// Both algorithms give the same gradients (to Winograd's rounding, 1e-5 of
+// the largest value) on one draw, with a fused ReLU and more rows than the
+// input gradient's row groups.
+TEST(Conv2DWinograd, GradientsEqualIm2col) {
+  const ConvCase c{"5x5 same 10x9, 8 -> 6", Shape{8, 10, 9}, 6, 5, 5, 1, -1, Conv2D::kInputGradRows + 3};
+  ConvUnderTest wino(c, 50, FusedActivation::kRelu, ConvAlgorithm::kWinograd);
+  ConvUnderTest direct(c, 50, FusedActivation::kRelu);
+  const auto x = random_floats(static_cast<size_t>(c.rows) * c.in.size(), 51);
+  const auto dy0 = random_floats(static_cast<size_t>(c.rows) * wino.conv.out_width(), 52);
+  std::vector<float> dx[2];
+  ConvUnderTest* both[2] = {&wino, &direct};
+  for (int k = 0; k < 2; ++k) {
+    ConvUnderTest& t = *both[k];
+    t.arena.zero_grads();
+    std::vector<float> y(dy0.size()), dy = dy0;
+    dx[k].assign(x.size(), 0.0f);
+    t.conv.forward(x.data(), y.data(), c.rows);
+    t.conv.backward(x.data(), y.data(), dy.data(), dx[k].data(), c.rows);
+  }
+  auto largest = [](const float* v, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::abs(v[i])));
+    return m;
+  };
+  const double dx_tol = 2e-5 * largest(dx[1].data(), dx[1].size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(dx[0][i], dx[1][i], dx_tol) << "dx " << i;
+  const size_t n = static_cast<size_t>(wino.arena.param_count());
+  const double grad_tol = 2e-5 * largest(direct.arena.grads(), n);
+  for (size_t i = 0; i < n; ++i) EXPECT_NEAR(wino.arena.grads()[i], direct.arena.grads()[i], grad_tol) << "grad " << i;
+  EXPECT_GT(grad_tol, 0.0);
+}
+
+TEST(Conv2DWinograd, AutoPicksWinogradForStrideOneSquareKernelsOnEightChannels) {
+  EXPECT_EQ(auto_conv_algorithm(Shape{32, 14, 14}, conv_geometry(Shape{32, 14, 14}, 5, 5, 1, -1, "t")),
+            ConvAlgorithm::kWinograd);
+  EXPECT_EQ(auto_conv_algorithm(Shape{8, 6, 6}, conv_geometry(Shape{8, 6, 6}, 3, 3, 1, 0, "t")),
+            ConvAlgorithm::kWinograd);
+  // One input channel (the first layer): im2col's K = 25 beats sgemm calls with K = 1.
+  EXPECT_EQ(auto_conv_algorithm(Shape{1, 28, 28}, conv_geometry(Shape{1, 28, 28}, 5, 5, 1, -1, "t")),
+            ConvAlgorithm::kIm2col);
+  EXPECT_EQ(auto_conv_algorithm(Shape{8, 8, 8}, conv_geometry(Shape{8, 8, 8}, 3, 3, 2, -1, "t")),
+            ConvAlgorithm::kIm2col);
+  EXPECT_EQ(auto_conv_algorithm(Shape{8, 8, 8}, conv_geometry(Shape{8, 8, 8}, 3, 2, 1, -1, "t")),
+            ConvAlgorithm::kIm2col);
+  EXPECT_EQ(auto_conv_algorithm(Shape{8, 12, 12}, conv_geometry(Shape{8, 12, 12}, 1, 1, 1, -1, "t")),
+            ConvAlgorithm::kIm2col);
+  EXPECT_EQ(auto_conv_algorithm(Shape{8, 12, 12}, conv_geometry(Shape{8, 12, 12}, 9, 9, 1, -1, "t")),
+            ConvAlgorithm::kIm2col);
 }
 
 TEST(Conv2D, FusedReluForwardIsReluOfNaive) {

@@ -4,7 +4,8 @@
 // or a UserError that names the token and says what to write instead.
 //
 // Token grammar: KIND[DIMS][:VALUE][,KEY=VALUE...], e.g.
-//   conv5x5:32,stride=1,pad=same  (pad: same, valid or a number)
+//   conv5x5:32,stride=1,pad=same  (pad: same, valid or a number;
+//                                  algo=auto|im2col|winograd, nn/conv2d.hpp)
 //   maxpool2 avgpool3,stride=2    (window, stride defaults to the window)
 //   dense:128 dropout:0.5 batchnorm (or bn) gap flatten relu tanh gelu
 #pragma once

@@ -1,0 +1,290 @@
+#include "mpitrain/nn/winograd.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+// V16 below is a GCC vector type, passed only between always-inline helpers
+// inside one clone, so the ABI note about AVX-512 vectors does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace mpitrain {
+namespace {
+
+// The geometry the transforms need, as plain values (the clones below are
+// free functions: multiversioning is simplest on those).
+struct TileGeo {
+  int m, n, r, c, o, h, w, oh, ow, pad_top, pad_left, tiles_h, tiles_w;
+  long long in_row() const { return static_cast<long long>(h) * w * c; }
+  long long out_row() const { return static_cast<long long>(oh) * ow * o; }
+};
+
+#define MPITRAIN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+// A small transform matrix as its non-zero entries row by row (B^T is
+// half zeros): row a has entries [start[a], start[a + 1]) of idx/coef.
+struct Sparse {
+  int rows = 0, cols = 0;
+  int start[9] = {};
+  int idx[64] = {};
+  float coef[64] = {};
+};
+
+Sparse sparse_of(const float* mat, int rows, int cols) {
+  Sparse s;
+  s.rows = rows;
+  s.cols = cols;
+  int k = 0;
+  for (int a = 0; a < rows; ++a) {
+    s.start[a] = k;
+    for (int i = 0; i < cols; ++i)
+      if (mat[a * cols + i] != 0.0f) {
+        s.idx[k] = i;
+        s.coef[k++] = mat[a * cols + i];
+      }
+  }
+  s.start[rows] = k;
+  return s;
+}
+
+// 16 floats; in each clone the compiler lowers it to that clone's vectors
+// (one zmm, two ymm or four xmm registers).
+typedef float V16 __attribute__((vector_size(64)));
+
+__attribute__((always_inline)) inline V16 load16(const float* p) {
+  V16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+__attribute__((always_inline)) inline void store16(float* p, V16 v) { std::memcpy(p, &v, sizeof v); }
+
+// out[a][b][:] (= or +=) sum_i sum_j L[a][i] R[b][j] in[i][j][:], L (na, ni),
+// R (nb, nj) as Sparse; in vector (i, j) at in + (i * nj + j) * in_stride,
+// out vector (a, b) at out + (a * nb + b) * out_stride, each `len` floats.
+// 16 channels at a time in registers (one load of each input, one store of
+// each output); the channels past a multiple of 16 one at a time. Inlined
+// into each clone, so it compiles for that clone's instruction set.
+__attribute__((always_inline)) inline void two_sided(const Sparse& L, const Sparse& R, const float* in,
+                                                     long long in_stride, float* out, long long out_stride, int len,
+                                                     bool accumulate) {
+  const int na = L.rows, ni = L.cols, nb = R.rows, nj = R.cols;
+  int q = 0;
+  for (; q + 16 <= len; q += 16) {
+    V16 t[8][8];  // t[a][j] = sum_i L[a][i] in[i][j]
+    for (int j = 0; j < nj; ++j) {
+      V16 x[8];
+      for (int i = 0; i < ni; ++i) x[i] = load16(in + (i * nj + j) * in_stride + q);
+      for (int a = 0; a < na; ++a) {
+        V16 acc = {};
+        for (int e = L.start[a]; e < L.start[a + 1]; ++e) acc += L.coef[e] * x[L.idx[e]];
+        t[a][j] = acc;
+      }
+    }
+    for (int a = 0; a < na; ++a)
+      for (int b = 0; b < nb; ++b) {
+        float* d = out + (a * nb + b) * out_stride + q;
+        V16 acc = accumulate ? load16(d) : V16{};
+        for (int e = R.start[b]; e < R.start[b + 1]; ++e) acc += R.coef[e] * t[a][R.idx[e]];
+        store16(d, acc);
+      }
+  }
+  for (; q < len; ++q) {
+    float t[8][8];
+    for (int a = 0; a < na; ++a)
+      for (int j = 0; j < nj; ++j) {
+        float acc = 0.0f;
+        for (int e = L.start[a]; e < L.start[a + 1]; ++e) acc += L.coef[e] * in[(L.idx[e] * nj + j) * in_stride + q];
+        t[a][j] = acc;
+      }
+    for (int a = 0; a < na; ++a)
+      for (int b = 0; b < nb; ++b) {
+        float* d = out + (a * nb + b) * out_stride + q;
+        float acc = accumulate ? *d : 0.0f;
+        for (int e = R.start[b]; e < R.start[b + 1]; ++e) acc += R.coef[e] * t[a][R.idx[e]];
+        *d = acc;
+      }
+  }
+}
+
+// The n x n (or m x m) window of an image (rows of w pixels, `ch` channels)
+// whose top-left pixel is (y0, x0), zeros outside the image, into patch.
+__attribute__((always_inline)) inline void read_window(const float* img, int h, int w, int ch, int y0, int x0, int size,
+                                                       float* patch) {
+  const int jlo = std::clamp(-x0, 0, size), jhi = std::clamp(w - x0, jlo, size);
+  for (int i = 0; i < size; ++i) {
+    float* __restrict p = patch + static_cast<long long>(i) * size * ch;
+    const int iy = y0 + i;
+    if (iy < 0 || iy >= h) {
+      std::fill(p, p + static_cast<long long>(size) * ch, 0.0f);
+      continue;
+    }
+    const float* __restrict s = img + (static_cast<long long>(iy) * w + x0) * ch;
+    std::fill(p, p + static_cast<long long>(jlo) * ch, 0.0f);
+    for (long long q = static_cast<long long>(jlo) * ch; q < static_cast<long long>(jhi) * ch; ++q) p[q] = s[q];
+    std::fill(p + static_cast<long long>(jhi) * ch, p + static_cast<long long>(size) * ch, 0.0f);
+  }
+}
+
+MPITRAIN_CLONES void input_to_v_impl(const TileGeo& g, const Sparse& bt, const float* x, int rows, float* v,
+                                     long long plane, float* tmp) {
+  float* patch = tmp;
+  long long t = 0;
+  for (int row = 0; row < rows; ++row)
+    for (int ty = 0; ty < g.tiles_h; ++ty)
+      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
+        read_window(x + row * g.in_row(), g.h, g.w, g.c, ty * g.m - g.pad_top, tx * g.m - g.pad_left, g.n, patch);
+        two_sided(bt, bt, patch, g.c, v + t * g.c, plane, g.c, false);
+      }
+}
+
+MPITRAIN_CLONES void z_to_output_impl(const TileGeo& g, const Sparse& at, const float* z, long long plane,
+                                      const float* bias, int rows, float* y, float* tmp) {
+  float* block = tmp;
+  long long t = 0;
+  for (int row = 0; row < rows; ++row)
+    for (int ty = 0; ty < g.tiles_h; ++ty)
+      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
+        two_sided(at, at, z + t * g.o, plane, block, g.o, g.o, false);
+        for (int i = 0; i < g.m && ty * g.m + i < g.oh; ++i)
+          for (int j = 0; j < g.m && tx * g.m + j < g.ow; ++j) {
+            float* __restrict d = y + row * g.out_row() + (static_cast<long long>(ty * g.m + i) * g.ow + tx * g.m + j) * g.o;
+            const float* __restrict s = block + (i * g.m + j) * g.o;
+            for (int q = 0; q < g.o; ++q) d[q] = s[q] + bias[q];
+          }
+      }
+}
+
+MPITRAIN_CLONES void dy_to_m_impl(const TileGeo& g, const Sparse& a, const float* dy, int rows, float* mt,
+                                  long long plane, float* tmp) {
+  float* patch = tmp;
+  long long t = 0;
+  for (int row = 0; row < rows; ++row)
+    for (int ty = 0; ty < g.tiles_h; ++ty)
+      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
+        read_window(dy + row * g.out_row(), g.oh, g.ow, g.o, ty * g.m, tx * g.m, g.m, patch);
+        two_sided(a, a, patch, g.o, mt + t * g.o, plane, g.o, false);
+      }
+}
+
+MPITRAIN_CLONES void dv_to_dx_impl(const TileGeo& g, const Sparse& b, const float* dv, long long plane, int rows,
+                                   float* dx, float* tmp) {
+  float* block = tmp;
+  long long t = 0;
+  for (int row = 0; row < rows; ++row)
+    for (int ty = 0; ty < g.tiles_h; ++ty)
+      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
+        two_sided(b, b, dv + t * g.c, plane, block, g.c, g.c, false);
+        const int y0 = ty * g.m - g.pad_top, x0 = tx * g.m - g.pad_left;
+        for (int i = std::max(0, -y0); i < g.n && y0 + i < g.h; ++i)
+          for (int j = std::max(0, -x0); j < g.n && x0 + j < g.w; ++j) {
+            float* __restrict d = dx + row * g.in_row() + (static_cast<long long>(y0 + i) * g.w + x0 + j) * g.c;
+            const float* __restrict s = block + (i * g.n + j) * g.c;
+            for (int q = 0; q < g.c; ++q) d[q] += s[q];
+          }
+      }
+}
+
+MPITRAIN_CLONES void weights_impl(const Sparse& L, const float* in, float* out, int len, bool accumulate) {
+  two_sided(L, L, in, len, out, len, len, accumulate);
+}
+
+double power(double p, int k) {
+  double v = 1.0;
+  for (int i = 0; i < k; ++i) v *= p;
+  return v;
+}
+
+}  // namespace
+
+bool Winograd::applies(const Conv2DGeometry& g) { return g.stride == 1 && g.kh == g.kw && g.kh >= 3 && g.kh <= 7; }
+
+Winograd::Winograd(Shape in, int out_c, const Conv2DGeometry& g) : in_(in), out_c_(out_c), g_(g), r_(g.kh) {
+  m_ = std::min(4, 9 - r_);  // n = m + r - 1 <= 8: F(4,3), F(4,5), F(3,6), F(2,7)
+  n_ = m_ + r_ - 1;
+  tiles_h_ = (g.out_h + m_ - 1) / m_;
+  tiles_w_ = (g.out_w + m_ - 1) / m_;
+  static constexpr double kPoints[] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
+  const int finite = n_ - 1;
+  const int m = m_, n = n_, r = r_;
+  std::vector<double> at(static_cast<size_t>(m * n), 0.0), gm(static_cast<size_t>(n * r), 0.0),
+      bt(static_cast<size_t>(n * n), 0.0);
+  // Coefficients (ascending powers) of prod over the finite points except `skip`.
+  auto product = [&](int skip) {
+    std::vector<double> c{1.0};
+    for (int q = 0; q < finite; ++q) {
+      if (q == skip) continue;
+      std::vector<double> next(c.size() + 1, 0.0);
+      for (size_t k = 0; k < c.size(); ++k) {
+        next[k + 1] += c[k];
+        next[k] -= kPoints[q] * c[k];
+      }
+      c = next;
+    }
+    return c;
+  };
+  for (int i = 0; i < finite; ++i) {
+    const double p = kPoints[i];
+    double f = 1.0;
+    for (int q = 0; q < finite; ++q)
+      if (q != i) f *= p - kPoints[q];
+    for (int j = 0; j < m; ++j) at[j * n + i] = power(p, j);
+    for (int k = 0; k < r; ++k) gm[i * r + k] = power(p, k) / f;
+    const std::vector<double> c = product(i);
+    for (size_t k = 0; k < c.size(); ++k) bt[i * n + k] = c[k];
+  }
+  at[(m - 1) * n + (n - 1)] = 1.0;
+  gm[(n - 1) * r + (r - 1)] = 1.0;
+  const std::vector<double> c = product(-1);
+  for (size_t k = 0; k < c.size(); ++k) bt[(n - 1) * n + k] = c[k];
+
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  auto transpose = [](const std::vector<double>& v, int rows, int cols) {
+    std::vector<float> t(v.size());
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j) t[j * rows + i] = static_cast<float>(v[i * cols + j]);
+    return t;
+  };
+  at_ = to_float(at);
+  a_ = transpose(at, m, n);
+  bt_ = to_float(bt);
+  b_ = transpose(bt, n, n);
+  g_mat_ = to_float(gm);
+  gt_ = transpose(gm, n, r);
+}
+
+std::size_t Winograd::tile_tmp_floats() const {
+  return static_cast<std::size_t>(n_) * n_ * std::max<long long>(in_.c, out_c_);
+}
+
+void Winograd::weights_to_u(const float* w, float* u) const {
+  weights_impl(sparse_of(g_mat_.data(), n_, r_), w, u, static_cast<int>(in_.c * out_c_), false);
+}
+
+void Winograd::du_to_dw(const float* du, float* dw, bool overwrite) const {
+  weights_impl(sparse_of(gt_.data(), r_, n_), du, dw, static_cast<int>(in_.c * out_c_), !overwrite);
+}
+
+namespace {
+TileGeo tile_geo(Shape in, int out_c, const Conv2DGeometry& g, int m, int n, int r, int th, int tw) {
+  return TileGeo{m, n, r, static_cast<int>(in.c), out_c, static_cast<int>(in.h), static_cast<int>(in.w), g.out_h,
+                 g.out_w, g.pad_top, g.pad_left, th, tw};
+}
+}  // namespace
+
+void Winograd::input_to_v(const float* x, int rows, float* v, long long plane, float* tmp) const {
+  input_to_v_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(bt_.data(), n_, n_), x, rows, v, plane, tmp);
+}
+
+void Winograd::z_to_output(const float* z, long long plane, const float* bias, int rows, float* y, float* tmp) const {
+  z_to_output_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(at_.data(), m_, n_), z, plane, bias,
+                   rows, y, tmp);
+}
+
+void Winograd::dy_to_m(const float* dy, int rows, float* mt, long long plane, float* tmp) const {
+  dy_to_m_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(a_.data(), n_, m_), dy, rows, mt, plane, tmp);
+}
+
+void Winograd::dv_to_dx(const float* dv, long long plane, int rows, float* dx, float* tmp) const {
+  dv_to_dx_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(b_.data(), n_, n_), dv, plane, rows, dx, tmp);
+}
+
+}  // namespace mpitrain

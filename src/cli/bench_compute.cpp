@@ -74,21 +74,27 @@ void profile_layers(const Comm& comm, Model& model, const TargetBuffers& targets
   }
   model.set_layer_timer(nullptr);
   if (root)
-    std::printf("per layer at shard %d (rank 0, seconds per step): forward, backward, its sgemm calls alone, fraction\n",
+    std::printf("per layer at shard %d (rank 0, seconds per step): forward, backward, its sgemm calls alone, fraction;\n"
+                "  for layers that time them, their sgemm calls in the layer and alone / in the layer\n",
                 rows);
   std::vector<JsonObject> rows_json;
   for (size_t l = 0; l < n; ++l) {
-    const double fwd = seconds[l].forward / iters, bwd = seconds[l].backward / iters;
+    const double fwd = seconds[l].forward / iters, bwd = seconds[l].backward / iters, inside = seconds[l].sgemm / iters;
     const double gemm = model.layers()[l]->gemm_shapes(rows, l > 0).empty()
                             ? 0.0
                             : time_iterations(comm, o.warmup, o.iters, [&] { ceiling.layer_pass(l, rows); });
     const double frac = gemm > 0 ? gemm / (fwd + bwd) : 0.0;
-    if (root)
-      std::printf("  %-14s %10.3e %10.3e %10.3e  %s\n", model.layers()[l]->name().c_str(), fwd, bwd, gemm,
+    const double inside_frac = inside > 0 ? gemm / inside : 0.0;
+    if (root) {
+      std::printf("  %-14s %10.3e %10.3e %10.3e  %s", model.layers()[l]->name().c_str(), fwd, bwd, gemm,
                   gemm > 0 ? std::to_string(frac).substr(0, 5).c_str() : "-");
+      if (inside > 0) std::printf("  %10.3e  %s", inside, std::to_string(inside_frac).substr(0, 5).c_str());
+      std::printf("\n");
+    }
     JsonObject j;
     j.add("name", model.layers()[l]->name()).add("kind", model.layers()[l]->kind()).add("shard", static_cast<long long>(rows))
-        .add("forward_s", fwd).add("backward_s", bwd).add("sgemm_s", gemm).add("fraction_of_sgemm", frac);
+        .add("forward_s", fwd).add("backward_s", bwd).add("sgemm_s", gemm).add("fraction_of_sgemm", frac)
+        .add("sgemm_in_layer_s", inside).add("sgemm_alone_over_in_layer", inside_frac);
     rows_json.push_back(j);
   }
   out.add_array("layer_profile", rows_json);

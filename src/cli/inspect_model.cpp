@@ -92,6 +92,7 @@ void print_model_json(const Model& model, const ModelQuery& q, const std::vector
     JsonObject o;
     o.add("index", static_cast<long long>(i)).add("name", l.name).add("kind", l.kind);
     if (!l.activation.empty()) o.add("activation", l.activation);
+    if (const std::string method = model.layers()[i]->method(); !method.empty()) o.add("method", method);
     o.add("in", model.layers()[i]->in_width()).add("out", model.layers()[i]->out_width())
         .add("in_shape", model.layers()[i]->in_shape().text()).add("out_shape", model.layers()[i]->out_shape().text())
         .add("params", l.params)

@@ -24,6 +24,12 @@ Conv2D::Conv2D(std::string name, Shape in, int out_channels, const Conv2DGeometr
 
 std::string Conv2D::name() const { return name_ + nn_detail::fused_suffix(act_); }
 
+std::string Conv2D::method() const {
+  if (!wino_) return "im2col";
+  const std::string m = std::to_string(wino_->m()), r = std::to_string(g_.kh);
+  return "winograd F(" + m + "x" + m + "," + r + "x" + r + ")";
+}
+
 void Conv2D::register_params(Arena& arena) {
   w_offset_ = arena.add(name_ + "/W", {g_.kh, g_.kw, in_shape().c, out_c_});
   b_offset_ = arena.add(name_ + "/b", {out_c_}, kNoDecayParam);
@@ -113,9 +119,11 @@ void Conv2D::forward(const float* x, float* y, int rows) {
   // One sgemm over the chunk, or one per unit (nn/pass.hpp).
   pass().for_units(rows, [&](int r0, int count, long long) {
     const long long p0 = static_cast<long long>(r0) * pixels();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(count * pixels()), out_c_,
-                static_cast<int>(patch()), 1.0f, cols_ + p0 * patch(), static_cast<int>(patch()), w_, out_c_, 1.0f,
-                y + p0 * out_c_, out_c_);
+    timed_gemm([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(count * pixels()), out_c_,
+                  static_cast<int>(patch()), 1.0f, cols_ + p0 * patch(), static_cast<int>(patch()), w_, out_c_, 1.0f,
+                  y + p0 * out_c_, out_c_);
+    });
   });
   nn_detail::apply_fused(act_, y, n * out_c_);
 }
@@ -134,8 +142,10 @@ void Conv2D::backward_params(const float* x, const float* y, float* dy, int rows
     float* d = dy + p0 * out_c_;
     nn_detail::fused_backward(act_, d, y + p0 * out_c_, db, n, out_c_);
     // dW (K, O) += cols^T (K, N) . dy (N, O)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
-                cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, per_unit ? 0.0f : 1.0f, dw, out_c_);
+    timed_gemm([&] {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(patch()), out_c_, static_cast<int>(n), 1.0f,
+                  cols_ + p0 * patch(), static_cast<int>(patch()), d, out_c_, per_unit ? 0.0f : 1.0f, dw, out_c_);
+    });
     if (per_unit) {
       pass().unit_sink->add(unit, w_offset_, patch() * out_c_);
       pass().unit_sink->add(unit, b_offset_, out_c_);
@@ -153,8 +163,10 @@ void Conv2D::backward_input(const float*, const float*, const float* dy, float* 
     for (int r0 = u0; r0 < u0 + unit_rows; r0 += kInputGradRows) {
       const int group = std::min(kInputGradRows, u0 + unit_rows - r0);
       const long long n = group * pixels();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f,
-                  dy + r0 * pixels() * out_c_, out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
+      timed_gemm([&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(patch()), out_c_, 1.0f,
+                    dy + r0 * pixels() * out_c_, out_c_, w_, out_c_, 0.0f, dcols_, static_cast<int>(patch()));
+      });
       col2im(dcols_, group, in, g_, dx + static_cast<long long>(r0) * in.size());
     }
   });
@@ -183,9 +195,11 @@ void Conv2D::forward_winograd(const float* x, float* y, int rows) {
   for_blocks(rows, [&](int r0, int count, bool, bool, long long) {
     const long long t = static_cast<long long>(count) * wino_->tiles(), pv = t * c, pz = t * out_c_;
     wino_->input_to_v(x + r0 * in_shape().size(), count, vb_, pv, ttmp_);
-    for (int xi = 0; xi < wino_->points(); ++xi)  // Z[xi] (t, O) = V[xi] (t, C) . U[xi] (C, O)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), out_c_, c, 1.0f, vb_ + xi * pv, c,
-                  u_ + static_cast<long long>(xi) * c * out_c_, out_c_, 0.0f, zb_ + xi * pz, out_c_);
+    timed_gemm([&] {
+      for (int xi = 0; xi < wino_->points(); ++xi)  // Z[xi] (t, O) = V[xi] (t, C) . U[xi] (C, O)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), out_c_, c, 1.0f, vb_ + xi * pv, c,
+                    u_ + static_cast<long long>(xi) * c * out_c_, out_c_, 0.0f, zb_ + xi * pz, out_c_);
+    });
     wino_->z_to_output(zb_, pz, b_, count, y + r0 * out_width(), ttmp_);
   });
   nn_detail::apply_fused(act_, y, rows * pixels() * out_c_);
@@ -203,9 +217,11 @@ void Conv2D::backward_params_winograd(const float* x, float* dy, const float* y,
     nn_detail::fused_backward(act_, d, y + r0 * out_width(), db, count * pixels(), out_c_);
     wino_->input_to_v(x + r0 * in_shape().size(), count, vb_, pv, ttmp_);
     wino_->dy_to_m(d, count, zb_, pz, ttmp_);
-    for (int xi = 0; xi < wino_->points(); ++xi)  // dU[xi] (C, O) += V[xi]^T (C, t) . M[xi] (t, O)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, out_c_, static_cast<int>(t), 1.0f, vb_ + xi * pv, c,
-                  zb_ + xi * pz, out_c_, first ? 0.0f : 1.0f, du_ + static_cast<long long>(xi) * c * out_c_, out_c_);
+    timed_gemm([&] {
+      for (int xi = 0; xi < wino_->points(); ++xi)  // dU[xi] (C, O) += V[xi]^T (C, t) . M[xi] (t, O)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c, out_c_, static_cast<int>(t), 1.0f, vb_ + xi * pv, c,
+                    zb_ + xi * pz, out_c_, first ? 0.0f : 1.0f, du_ + static_cast<long long>(xi) * c * out_c_, out_c_);
+    });
     if (!last) return;
     wino_->du_to_dw(du_, dw, per_unit);
     if (per_unit) {
@@ -220,9 +236,11 @@ void Conv2D::backward_input_winograd(const float* dy, float* dx, int rows) {
   for_blocks(rows, [&](int r0, int count, bool, bool, long long) {
     const long long t = static_cast<long long>(count) * wino_->tiles(), pv = t * c, pz = t * out_c_;
     wino_->dy_to_m(dy + r0 * out_width(), count, zb_, pz, ttmp_);
-    for (int xi = 0; xi < wino_->points(); ++xi)  // dV[xi] (t, C) = M[xi] (t, O) . U[xi]^T (O, C)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), c, out_c_, 1.0f, zb_ + xi * pz, out_c_,
-                  u_ + static_cast<long long>(xi) * c * out_c_, out_c_, 0.0f, vb_ + xi * pv, c);
+    timed_gemm([&] {
+      for (int xi = 0; xi < wino_->points(); ++xi)  // dV[xi] (t, C) = M[xi] (t, O) . U[xi]^T (O, C)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), c, out_c_, 1.0f, zb_ + xi * pz, out_c_,
+                    u_ + static_cast<long long>(xi) * c * out_c_, out_c_, 0.0f, vb_ + xi * pv, c);
+    });
     float* d = dx + r0 * in_shape().size();
     std::fill(d, d + count * in_shape().size(), 0.0f);
     wino_->dv_to_dx(vb_, pv, count, d, ttmp_);

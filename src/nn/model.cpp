@@ -66,6 +66,11 @@ double Model::train_flops_per_sample() const {
 
 ModelSummary Model::summary() const { return summarize(input_shape_, layers_); }
 
+void Model::set_layer_timer(std::vector<LayerSeconds>* times) {
+  timer_ = times;
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->set_gemm_clock(times ? &(*times)[i].sgemm : nullptr);
+}
+
 float* Model::forward(int rows, const float* x) {
   input_ = x ? x : acts_.front().data();
   for (size_t i = 0; i < layers_.size(); ++i) {

@@ -148,7 +148,7 @@ ModelSummary summarize(Shape input, const std::vector<std::unique_ptr<Layer>>& l
   for (const auto& layer : layers) {
     s.layers.push_back(LayerSummary{layer->name(), layer->kind(), layer->in_shape(), layer->out_shape(), layer->param_count(),
                                     layer->forward_flops_per_sample(), static_cast<double>(layer->scratch_bytes_per_row()),
-                                    static_cast<double>(layer->scratch_bytes_fixed())});
+                                    static_cast<double>(layer->scratch_bytes_fixed()), layer->method()});
     s.batch_statistics = s.batch_statistics || layer->uses_batch_statistics();
   }
   return s;
@@ -159,15 +159,16 @@ double train_flops(double forward_flops, size_t layer) { return forward_flops * 
 std::string layer_table(const ModelSummary& m) {
   std::string out;
   char line[192];
-  std::snprintf(line, sizeof line, "  %3s  %-14s %-12s %12s %16s %16s\n", "#", "layer", "output", "params",
-                "forward FLOPs", "training FLOPs");
+  std::snprintf(line, sizeof line, "  %3s  %-14s %-12s %12s %16s %16s  %s\n", "#", "layer", "output", "params",
+                "forward FLOPs", "training FLOPs", "computed as");
   out += line;
   std::snprintf(line, sizeof line, "  %3s  %-14s %-12s\n", "", "input", m.input.text().c_str());
   out += line;
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerSummary& l = m.layers[i];
-    std::snprintf(line, sizeof line, "  %3zu  %-14s %-12s %12.0f %16.0f %16.0f\n", i, l.name.c_str(), l.out.text().c_str(),
-                  l.params, l.forward_flops, train_flops(l.forward_flops, i));
+    std::snprintf(line, sizeof line, "  %3zu  %-14s %-12s %12.0f %16.0f %16.0f%s%s\n", i, l.name.c_str(),
+                  l.out.text().c_str(), l.params, l.forward_flops, train_flops(l.forward_flops, i),
+                  l.method.empty() ? "" : "  ", l.method.c_str());
     out += line;
   }
   return out;

@@ -18,7 +18,13 @@ struct TileGeo {
   long long out_row() const { return static_cast<long long>(oh) * ow * o; }
 };
 
-#define MPITRAIN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// AVX-512, AVX2 and baseline clones of the per-tile loops (GCC and clang;
+// clang 14 dispatches "arch=" clones wrongly, feature names correctly).
+#if defined(__x86_64__)
+#define MPITRAIN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MPITRAIN_CLONES
+#endif
 
 // A small transform matrix as its non-zero entries row by row (B^T is
 // half zeros): row a has entries [start[a], start[a + 1]) of idx/coef.
@@ -50,12 +56,8 @@ Sparse sparse_of(const float* mat, int rows, int cols) {
 // (one zmm, two ymm or four xmm registers).
 typedef float V16 __attribute__((vector_size(64)));
 
-__attribute__((always_inline)) inline V16 load16(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-__attribute__((always_inline)) inline void store16(float* p, V16 v) { std::memcpy(p, &v, sizeof v); }
+__attribute__((always_inline)) inline void load16(V16& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+__attribute__((always_inline)) inline void store16(float* p, const V16& v) { std::memcpy(p, &v, sizeof v); }
 
 // out[a][b][:] (= or +=) sum_i sum_j L[a][i] R[b][j] in[i][j][:], L (na, ni),
 // R (nb, nj) as Sparse; in vector (i, j) at in + (i * nj + j) * in_stride,
@@ -72,7 +74,7 @@ __attribute__((always_inline)) inline void two_sided(const Sparse& L, const Spar
     V16 t[8][8];  // t[a][j] = sum_i L[a][i] in[i][j]
     for (int j = 0; j < nj; ++j) {
       V16 x[8];
-      for (int i = 0; i < ni; ++i) x[i] = load16(in + (i * nj + j) * in_stride + q);
+      for (int i = 0; i < ni; ++i) load16(x[i], in + (i * nj + j) * in_stride + q);
       for (int a = 0; a < na; ++a) {
         V16 acc = {};
         for (int e = L.start[a]; e < L.start[a + 1]; ++e) acc += L.coef[e] * x[L.idx[e]];
@@ -82,7 +84,8 @@ __attribute__((always_inline)) inline void two_sided(const Sparse& L, const Spar
     for (int a = 0; a < na; ++a)
       for (int b = 0; b < nb; ++b) {
         float* d = out + (a * nb + b) * out_stride + q;
-        V16 acc = accumulate ? load16(d) : V16{};
+        V16 acc = {};
+        if (accumulate) load16(acc, d);
         for (int e = R.start[b]; e < R.start[b + 1]; ++e) acc += R.coef[e] * t[a][R.idx[e]];
         store16(d, acc);
       }
@@ -117,9 +120,12 @@ __attribute__((always_inline)) inline void read_window(const float* img, int h, 
       std::fill(p, p + static_cast<long long>(size) * ch, 0.0f);
       continue;
     }
-    const float* __restrict s = img + (static_cast<long long>(iy) * w + x0) * ch;
     std::fill(p, p + static_cast<long long>(jlo) * ch, 0.0f);
-    for (long long q = static_cast<long long>(jlo) * ch; q < static_cast<long long>(jhi) * ch; ++q) p[q] = s[q];
+    if (jhi > jlo) {
+      const float* __restrict s = img + (static_cast<long long>(iy) * w + x0 + jlo) * ch;  // inside the image
+      const long long count = static_cast<long long>(jhi - jlo) * ch;
+      for (long long q = 0; q < count; ++q) p[jlo * ch + q] = s[q];
+    }
     std::fill(p + static_cast<long long>(jhi) * ch, p + static_cast<long long>(size) * ch, 0.0f);
   }
 }
@@ -256,11 +262,11 @@ std::size_t Winograd::tile_tmp_floats() const {
 }
 
 void Winograd::weights_to_u(const float* w, float* u) const {
-  weights_impl(sparse_of(g_mat_.data(), n_, r_), w, u, static_cast<int>(in_.c * out_c_), false);
+  weights_impl(sparse_of(g_mat_.data(), n_, r_), w, u, static_cast<int>(static_cast<long long>(in_.c) * out_c_), false);
 }
 
 void Winograd::du_to_dw(const float* du, float* dw, bool overwrite) const {
-  weights_impl(sparse_of(gt_.data(), r_, n_), du, dw, static_cast<int>(in_.c * out_c_), !overwrite);
+  weights_impl(sparse_of(gt_.data(), r_, n_), du, dw, static_cast<int>(static_cast<long long>(in_.c) * out_c_), !overwrite);
 }
 
 namespace {

@@ -101,6 +101,8 @@ bad_case kernel-same "a 9x9 kernel on an 8x8 input (default pad=same)" "9x9 kern
   --model "1x8x8 conv9x9:2 dense:4"
 bad_case input-shape "spec input 1x9x9 (81 values) for 64 features" "does not match the data's 64 features per row" \
   --model "1x9x9 conv3x3:2 dense:4"
+bad_case winograd-stride "algo=winograd on a stride-2 convolution" "algo=winograd needs stride 1" \
+  --model "1x8x8 conv3x3:4,stride=2,algo=winograd dense:4"
 bad_case not-flat "the spec ends with a map" "--model ends with a 4x8x8 map" --model "1x8x8 conv3x3:4"
 bad_case conv-after-flat "conv after a flat input" "needs a CxHxW map but follows a flat vector (or 1x1 map)" \
   --model "64 dense:8 conv3x3:2"

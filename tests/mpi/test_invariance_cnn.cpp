@@ -17,9 +17,10 @@ namespace {
 
 constexpr int kImageC = 2, kImageH = 6, kImageW = 6, kImageClasses = 3;
 constexpr std::uint64_t kImageTrainRows = 97, kImageTestRows = 40, kTinyTrainRows = 25;
-// conv (same padding) -> 4x6x6, bn over 4 channels, maxpool2 -> 4x3x3,
+// conv (same padding) -> 4x6x6, bn over 4 channels, a Winograd conv
+// (F(4x4, 3x3): partial edge tiles on 6x6) -> 4x6x6, maxpool2 -> 4x3x3,
 // dropout, dense to 3 classes.
-const std::string kSpec = "2x6x6 conv3x3:4 relu bn maxpool2 dropout:0.25 dense:3";
+const std::string kSpec = "2x6x6 conv3x3:4 relu bn conv3x3:4,algo=winograd relu maxpool2 dropout:0.25 dense:3";
 
 // Class 0: a bright horizontal bar in channel 0; class 1: a vertical bar in
 // channel 0; class 2: a bar of either kind in channel 1. Noise elsewhere, so

@@ -8,6 +8,8 @@
 #include <barrier>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -106,6 +108,10 @@ const std::vector<ConvCase>& winograd_cases() {
       {"4x4 same (uneven padding) 6x7", Shape{3, 6, 7}, 2, 4, 4, 1, -1, 1},
       {"6x6 same 9x9", Shape{2, 9, 9}, 2, 6, 6, 1, -1, 1},
       {"7x7 same 11x10", Shape{2, 11, 10}, 3, 7, 7, 1, -1, 1},
+      {"3x3 pad 4 (tiles wholly in padding) 5x6", Shape{2, 5, 6}, 2, 3, 3, 1, 4, 1},
+      // 16-wide transforms and their one-channel tail, on inputs and outputs.
+      {"5x5 same 6x7, 20 -> 17", Shape{20, 6, 7}, 17, 5, 5, 1, -1, 1},
+      {"3x3 same 5x5, 17 -> 33", Shape{17, 5, 5}, 33, 3, 3, 1, -1, 1},
   };
   return cases;
 }
@@ -258,6 +264,79 @@ TEST(Conv2DWinograd, GradientsEqualIm2col) {
   const double grad_tol = 2e-5 * largest(direct.arena.grads(), n);
   for (size_t i = 0; i < n; ++i) EXPECT_NEAR(wino.arena.grads()[i], direct.arena.grads()[i], grad_tol) << "grad " << i;
   EXPECT_GT(grad_tol, 0.0);
+}
+
+// The --deterministic contract (nn/pass.hpp) for Winograd: with units of 8
+// rows (3 blocks of 3, 3 and 2 rows each on 20x20 maps: 25 tiles per row),
+// a unit's outputs, gradients and input gradient are the same bits whether
+// it is the second unit of a 16-row chunk or a chunk of its own; the units'
+// gradients sum to the chunk's (and the input gradient is the chunk's to
+// rounding: its blocks differ). 17 and 20 channels take the 16-wide path
+// and the tail of the transforms.
+namespace {
+struct KeepUnits final : UnitSink {
+  long long size;
+  std::map<long long, std::vector<float>> grads;
+  explicit KeepUnits(long long n) : size(n) {}
+  // The same buffer for every call of a unit, as the trainer's sink; NaN
+  // until the layer writes it, so every value must be written.
+  float* unit_grads(long long unit) override {
+    auto [it, fresh] = grads.try_emplace(unit);
+    if (fresh) it->second.assign(static_cast<size_t>(size), std::nanf(""));
+    return it->second.data();
+  }
+  void add(long long, long long, long long) override {}
+};
+}  // namespace
+
+TEST(Conv2DWinograd, UnitsAreBitwiseTheSameInAnyChunk) {
+  const ConvCase c{"5x5 same 20x20, 17 -> 20", Shape{17, 20, 20}, 20, 5, 5, 1, -1, 16};
+  ConvUnderTest t(c, 60, FusedActivation::kRelu, ConvAlgorithm::kWinograd);
+  const long long in = c.in.size(), out = t.conv.out_width(), n = t.arena.param_count();
+  const auto x = random_floats(static_cast<size_t>(c.rows * in), 61);
+  const auto dy0 = random_floats(static_cast<size_t>(c.rows * out), 62);
+  struct Result {
+    std::vector<float> y, dx;
+    KeepUnits sink;
+  };
+  // Rows [first, first + rows) of x as one chunk at global row `first`.
+  auto run = [&](int first, int rows) {
+    Result r{{}, {}, KeepUnits(n)};
+    Pass pass;
+    pass.unit_rows = 8;
+    pass.unit_sink = &r.sink;
+    pass.first_row = first;
+    t.conv.set_pass(&pass);
+    r.y.assign(static_cast<size_t>(rows * out), 0.0f);
+    r.dx.assign(static_cast<size_t>(rows * in), 0.0f);
+    std::vector<float> dy(dy0.begin() + first * out, dy0.begin() + (first + rows) * out);
+    t.conv.forward(x.data() + first * in, r.y.data(), rows);
+    t.conv.backward(x.data() + first * in, r.y.data(), dy.data(), r.dx.data(), rows);
+    t.conv.set_pass(nullptr);
+    return r;
+  };
+  const Result both = run(0, 16), second = run(8, 8);
+  ASSERT_EQ(both.sink.grads.size(), 2u);
+  ASSERT_EQ(second.sink.grads.count(1), 1u);
+  EXPECT_TRUE(std::equal(second.y.begin(), second.y.end(), both.y.begin() + 8 * out));
+  EXPECT_TRUE(std::equal(second.dx.begin(), second.dx.end(), both.dx.begin() + 8 * in));
+  for (const ParamView& v : t.arena.views())
+    EXPECT_EQ(std::memcmp(second.sink.grads.at(1).data() + v.offset, both.sink.grads.at(1).data() + v.offset,
+                          sizeof(float) * v.size), 0) << v.name;
+  for (const ParamView& v : t.arena.views())  // (the arena pads between tensors; padding is never written)
+    for (long long i = v.offset; i < v.offset + v.size; ++i) ASSERT_FALSE(std::isnan(both.sink.grads.at(0)[i])) << v.name;
+
+  // The units' sum against one pass over the chunk without units.
+  t.arena.zero_grads();
+  std::vector<float> y(static_cast<size_t>(c.rows * out)), dx(x.size()), dy = dy0;
+  t.conv.forward(x.data(), y.data(), c.rows);
+  t.conv.backward(x.data(), y.data(), dy.data(), dx.data(), c.rows);
+  double largest = 0.0;
+  for (long long i = 0; i < n; ++i) largest = std::max(largest, static_cast<double>(std::abs(t.arena.grads()[i])));
+  for (const ParamView& v : t.arena.views())
+    for (long long i = v.offset; i < v.offset + v.size; ++i)
+      ASSERT_NEAR(both.sink.grads.at(0)[i] + both.sink.grads.at(1)[i], t.arena.grads()[i], 1e-5 * largest) << v.name;
+  for (size_t i = 0; i < dx.size(); ++i) ASSERT_NEAR(dx[i], both.dx[i], 1e-5 * (1 + std::abs(dx[i]))) << i;
 }
 
 TEST(Conv2DWinograd, AutoPicksWinogradForStrideOneSquareKernelsOnEightChannels) {

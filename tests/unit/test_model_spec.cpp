@@ -78,12 +78,16 @@ TEST(ModelSpec, LayerListTableByHand) {
                                       128 * 10 + 10};
   const std::vector<double> flops = {2.0 * 28 * 28 * 25 * 1 * 32, 32 * 14 * 14 * 4.0, 2.0 * 14 * 14 * 25 * 32 * 64,
                                      64 * 7 * 7 * 4.0, 2.0 * 3136 * 128, 2.0 * 128 * 10};
-  // Scratch per row: a convolution's cols (pixels x patch floats); besides,
-  // a fixed dcols of Conv2D::kInputGradRows rows. Max pooling keeps none
-  // (backward finds the argmax from x and y).
-  const std::vector<double> scratch = {28 * 28 * 25 * 4.0, 0, 14 * 14 * 800 * 4.0, 0, 0, 0};
+  // Scratch per row: an im2col convolution's cols (pixels x patch floats);
+  // besides, a fixed dcols of Conv2D::kInputGradRows rows. conv1 (32 input
+  // channels) runs Winograd F(4x4, 5x5) by default: no scratch per row; fixed
+  // U and dU (64 points x 32 x 64), one block's V and Z planes (6 rows of 16
+  // tiles, 64 points, 32 and 64 channels) and one 8x8x64 tile. Max pooling
+  // keeps none (backward finds the argmax from x and y).
+  const std::vector<double> scratch = {28 * 28 * 25 * 4.0, 0, 0, 0, 0, 0};
   const double g = Conv2D::kInputGradRows;
-  const std::vector<double> fixed = {g * 28 * 28 * 25 * 4.0, 0, g * 14 * 14 * 800 * 4.0, 0, 0, 0};
+  const double wino = 4.0 * (2 * 64 * 32 * 64 + 6 * 16 * 64 * (32 + 64) + 64 * 64);
+  const std::vector<double> fixed = {g * 28 * 28 * 25 * 4.0, 0, wino, 0, 0, 0};
   for (size_t i = 0; i < 6; ++i) {
     SCOPED_TRACE(s.layers[i].name);
     EXPECT_EQ(s.layers[i].out, shapes[i]);
@@ -92,6 +96,9 @@ TEST(ModelSpec, LayerListTableByHand) {
     EXPECT_EQ(s.layers[i].scratch_bytes, scratch[i]);
     EXPECT_EQ(s.layers[i].scratch_fixed, fixed[i]);
   }
+  EXPECT_EQ(s.layers[0].method, "im2col");
+  EXPECT_EQ(s.layers[1].method, "");
+  EXPECT_EQ(s.layers[2].method, "winograd F(4x4,5x5)");
   EXPECT_EQ(s.layers[0].out.text(), "32x28x28");
   EXPECT_EQ(s.output(), (Shape{10, 1, 1}));
   EXPECT_EQ(s.params(), 832.0 + 51264 + 401536 + 1290);
@@ -173,6 +180,16 @@ TEST(ModelSpec, LayerOptions) {
     EXPECT_EQ(conv->geometry().pad_left, 1);
   }
   EXPECT_EQ(one("1x9x9 conv3x3:8,pad=3").layers[0]->out_shape(), (Shape{8, 13, 13}));
+  auto algo = [&](const std::string& spec) {
+    const ModelLayers m = one(spec);
+    return dynamic_cast<const Conv2D&>(*m.layers[0]).algorithm();
+  };
+  EXPECT_EQ(algo("8x9x9 conv5x5:4"), ConvAlgorithm::kWinograd);  // auto: stride 1, square, 8 channels
+  EXPECT_EQ(algo("8x9x9 conv5x5:4,algo=auto"), ConvAlgorithm::kWinograd);
+  EXPECT_EQ(algo("8x9x9 conv5x5:4,algo=im2col"), ConvAlgorithm::kIm2col);
+  EXPECT_EQ(algo("1x9x9 conv3x3:4"), ConvAlgorithm::kIm2col);  // auto: one input channel
+  EXPECT_EQ(algo("1x9x9 conv3x3:4,algo=winograd"), ConvAlgorithm::kWinograd);
+  EXPECT_EQ(algo("8x9x9 conv3x3:4,stride=2"), ConvAlgorithm::kIm2col);
   EXPECT_EQ(one("1x9x9 conv3x3:8,stride=2").layers[0]->out_shape(), (Shape{8, 5, 5}));  // same by default
   EXPECT_EQ(one("1x9x9 conv3x3:8,pad=same,stride=2").layers[0]->out_shape(), (Shape{8, 5, 5}));
   EXPECT_EQ(one("2x9x8 conv3:4").layers[0]->out_shape(), (Shape{4, 9, 8}));  // "3" is 3x3
@@ -261,7 +278,10 @@ TEST(ModelSpec, BadSpecsNameTheTokenAndSayWhatToWrite) {
       {"1x8x8 dropout:x", {"'dropout:x'", "in [0, 1)", "dropout:0.5"}},
       {"1x8x8 dropout", {"'dropout'", "dropout:RATE"}},
       {"1x8x8 dense", {"'dense'", "dense:UNITS, e.g. dense:128"}},
-      {"1x8x8 conv3x3:4,foo=1", {"'conv3x3:4,foo=1'", "unknown option 'foo'", "use stride, pad"}},
+      {"1x8x8 conv3x3:4,foo=1", {"'conv3x3:4,foo=1'", "unknown option 'foo'", "use stride, pad, algo"}},
+      {"1x8x8 conv3x3:4,algo=fft", {"'conv3x3:4,algo=fft'", "algo must be auto, im2col or winograd", "'fft'"}},
+      {"1x8x8 conv3x3:4,stride=2,algo=winograd", {"'conv3x3:4,stride=2,algo=winograd'", "needs stride 1 and a square kernel", "algo=im2col"}},
+      {"1x8x8 conv3x2:4,algo=winograd", {"'conv3x2:4,algo=winograd'", "needs stride 1 and a square kernel"}},
       {"1x8x8 maxpool2,pad=1", {"'maxpool2,pad=1'", "unknown option 'pad'", "use stride"}},
       {"1x8x8 dense:4,stride=2", {"'dense:4,stride=2'", "unknown option 'stride'", "takes none"}},
       {"1x8x8 relu:3", {"'relu:3'", "takes no size or value"}},

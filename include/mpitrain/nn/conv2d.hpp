@@ -49,6 +49,7 @@ class Conv2D final : public Layer {
   ConvAlgorithm algorithm() const { return wino_ ? ConvAlgorithm::kWinograd : ConvAlgorithm::kIm2col; }
   std::string kind() const override { return "conv"; }
   std::string name() const override;
+  std::string method() const override;
   const Conv2DGeometry& geometry() const { return g_; }
   FusedActivation fused_activation() const { return act_; }
   void register_params(Arena& arena) override;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "mpitrain/core/arena.hpp"
+#include "mpitrain/core/clock.hpp"
 #include "mpitrain/core/rng.hpp"
 #include "mpitrain/nn/pass.hpp"
 #include "mpitrain/core/shape.hpp"
@@ -38,6 +39,9 @@ class Layer {
   virtual std::string name() const = 0;
   // The registry's kind ("conv", "dense", "maxpool", "batchnorm", ...).
   virtual std::string kind() const { return "other"; }
+  // How the layer computes, where it has a choice (the layer table's last
+  // column): "im2col", "winograd F(4x4,5x5)"; empty otherwise.
+  virtual std::string method() const { return ""; }
   Shape in_shape() const { return in_; }
   Shape out_shape() const { return out_; }
   long long in_width() const { return in_.size(); }
@@ -90,14 +94,25 @@ class Layer {
   // The pass the model runs (set once by the model; a layer on its own runs
   // a training pass on local rows).
   void set_pass(const Pass* pass) { pass_ = pass; }
+  // A profile (mpitrain bench): when set, layers that wrap their sgemm calls
+  // in timed_gemm add those calls' seconds here (Conv2D does).
+  void set_gemm_clock(double* seconds) { gemm_clock_ = seconds; }
 
  protected:
   Layer(Shape in, Shape out) : in_(in), out_(out) {}
   const Pass& pass() const { return pass_ ? *pass_ : default_pass_; }
+  template <class F>
+  void timed_gemm(F&& gemm_calls) const {
+    if (!gemm_clock_) return gemm_calls();
+    const double t0 = now_s();
+    gemm_calls();
+    *gemm_clock_ += now_s() - t0;
+  }
 
  private:
   Shape in_, out_;
   const Pass* pass_ = nullptr;
+  double* gemm_clock_ = nullptr;
   static inline const Pass default_pass_{};
 };
 

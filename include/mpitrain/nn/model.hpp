@@ -65,11 +65,12 @@ class Model {
   void backward(int rows, BackwardHook* hook = nullptr);
 
   // A profile (mpitrain bench): when set, forward and backward add each
-  // layer's seconds into times[i] (sized to the layer count).
+  // layer's seconds into times[i] (sized to the layer count), and the
+  // layers that time their sgemm calls (Layer::timed_gemm) add those.
   struct LayerSeconds {
-    double forward = 0, backward = 0;
+    double forward = 0, backward = 0, sgemm = 0;
   };
-  void set_layer_timer(std::vector<LayerSeconds>* times) { timer_ = times; }
+  void set_layer_timer(std::vector<LayerSeconds>* times);
 
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }

@@ -37,6 +37,7 @@ struct LayerSummary {
   double forward_flops = 0;  // per sample
   double scratch_bytes = 0;  // per row
   double scratch_fixed = 0;  // bytes, whatever the rows
+  std::string method;        // Layer::method()
 };
 
 struct ModelSummary {

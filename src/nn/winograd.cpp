@@ -130,63 +130,61 @@ __attribute__((always_inline)) inline void read_window(const float* img, int h, 
   }
 }
 
-MPITRAIN_CLONES void input_to_v_impl(const TileGeo& g, const Sparse& bt, const float* x, int rows, float* v,
-                                     long long plane, float* tmp) {
-  float* patch = tmp;
+// Calls f(row, ty, tx, t) for every tile of `rows` rows, t counting from 0.
+// f is an always-inline lambda, so it compiles inside the calling clone.
+template <class F>
+__attribute__((always_inline)) inline void for_tiles(const TileGeo& g, int rows, F&& f) {
   long long t = 0;
   for (int row = 0; row < rows; ++row)
     for (int ty = 0; ty < g.tiles_h; ++ty)
-      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
-        read_window(x + row * g.in_row(), g.h, g.w, g.c, ty * g.m - g.pad_top, tx * g.m - g.pad_left, g.n, patch);
-        two_sided(bt, bt, patch, g.c, v + t * g.c, plane, g.c, false);
-      }
+      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) f(row, ty, tx, t);
+}
+
+MPITRAIN_CLONES void input_to_v_impl(const TileGeo& g, const Sparse& bt, const float* x, int rows, float* v,
+                                     long long plane, float* tmp) {
+  float* patch = tmp;
+  for_tiles(g, rows, [&](int row, int ty, int tx, long long t) __attribute__((always_inline)) {
+    read_window(x + row * g.in_row(), g.h, g.w, g.c, ty * g.m - g.pad_top, tx * g.m - g.pad_left, g.n, patch);
+    two_sided(bt, bt, patch, g.c, v + t * g.c, plane, g.c, false);
+  });
 }
 
 MPITRAIN_CLONES void z_to_output_impl(const TileGeo& g, const Sparse& at, const float* z, long long plane,
                                       const float* bias, int rows, float* y, float* tmp) {
   float* block = tmp;
-  long long t = 0;
-  for (int row = 0; row < rows; ++row)
-    for (int ty = 0; ty < g.tiles_h; ++ty)
-      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
-        two_sided(at, at, z + t * g.o, plane, block, g.o, g.o, false);
-        for (int i = 0; i < g.m && ty * g.m + i < g.oh; ++i)
-          for (int j = 0; j < g.m && tx * g.m + j < g.ow; ++j) {
-            float* __restrict d = y + row * g.out_row() + (static_cast<long long>(ty * g.m + i) * g.ow + tx * g.m + j) * g.o;
-            const float* __restrict s = block + (i * g.m + j) * g.o;
-            for (int q = 0; q < g.o; ++q) d[q] = s[q] + bias[q];
-          }
+  for_tiles(g, rows, [&](int row, int ty, int tx, long long t) __attribute__((always_inline)) {
+    two_sided(at, at, z + t * g.o, plane, block, g.o, g.o, false);
+    for (int i = 0; i < g.m && ty * g.m + i < g.oh; ++i)
+      for (int j = 0; j < g.m && tx * g.m + j < g.ow; ++j) {
+        float* __restrict d = y + row * g.out_row() + (static_cast<long long>(ty * g.m + i) * g.ow + tx * g.m + j) * g.o;
+        const float* __restrict s = block + (i * g.m + j) * g.o;
+        for (int q = 0; q < g.o; ++q) d[q] = s[q] + bias[q];
       }
+  });
 }
 
 MPITRAIN_CLONES void dy_to_m_impl(const TileGeo& g, const Sparse& a, const float* dy, int rows, float* mt,
                                   long long plane, float* tmp) {
   float* patch = tmp;
-  long long t = 0;
-  for (int row = 0; row < rows; ++row)
-    for (int ty = 0; ty < g.tiles_h; ++ty)
-      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
-        read_window(dy + row * g.out_row(), g.oh, g.ow, g.o, ty * g.m, tx * g.m, g.m, patch);
-        two_sided(a, a, patch, g.o, mt + t * g.o, plane, g.o, false);
-      }
+  for_tiles(g, rows, [&](int row, int ty, int tx, long long t) __attribute__((always_inline)) {
+    read_window(dy + row * g.out_row(), g.oh, g.ow, g.o, ty * g.m, tx * g.m, g.m, patch);
+    two_sided(a, a, patch, g.o, mt + t * g.o, plane, g.o, false);
+  });
 }
 
 MPITRAIN_CLONES void dv_to_dx_impl(const TileGeo& g, const Sparse& b, const float* dv, long long plane, int rows,
                                    float* dx, float* tmp) {
   float* block = tmp;
-  long long t = 0;
-  for (int row = 0; row < rows; ++row)
-    for (int ty = 0; ty < g.tiles_h; ++ty)
-      for (int tx = 0; tx < g.tiles_w; ++tx, ++t) {
-        two_sided(b, b, dv + t * g.c, plane, block, g.c, g.c, false);
-        const int y0 = ty * g.m - g.pad_top, x0 = tx * g.m - g.pad_left;
-        for (int i = std::max(0, -y0); i < g.n && y0 + i < g.h; ++i)
-          for (int j = std::max(0, -x0); j < g.n && x0 + j < g.w; ++j) {
-            float* __restrict d = dx + row * g.in_row() + (static_cast<long long>(y0 + i) * g.w + x0 + j) * g.c;
-            const float* __restrict s = block + (i * g.n + j) * g.c;
-            for (int q = 0; q < g.c; ++q) d[q] += s[q];
-          }
+  for_tiles(g, rows, [&](int row, int ty, int tx, long long t) __attribute__((always_inline)) {
+    two_sided(b, b, dv + t * g.c, plane, block, g.c, g.c, false);
+    const int y0 = ty * g.m - g.pad_top, x0 = tx * g.m - g.pad_left;
+    for (int i = std::max(0, -y0); i < g.n && y0 + i < g.h; ++i)
+      for (int j = std::max(0, -x0); j < g.n && x0 + j < g.w; ++j) {
+        float* __restrict d = dx + row * g.in_row() + (static_cast<long long>(y0 + i) * g.w + x0 + j) * g.c;
+        const float* __restrict s = block + (i * g.n + j) * g.c;
+        for (int q = 0; q < g.c; ++q) d[q] += s[q];
       }
+  });
 }
 
 MPITRAIN_CLONES void weights_impl(const Sparse& L, const float* in, float* out, int len, bool accumulate) {

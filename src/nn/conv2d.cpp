@@ -14,8 +14,6 @@ ConvAlgorithm auto_conv_algorithm(Shape in, const Conv2DGeometry& g) {
   return Winograd::applies(g) && in.c >= 8 ? ConvAlgorithm::kWinograd : ConvAlgorithm::kIm2col;
 }
 
-const char* conv_algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kWinograd ? "winograd" : "im2col"; }
-
 Conv2D::Conv2D(std::string name, Shape in, int out_channels, const Conv2DGeometry& g, FusedActivation act,
                ConvAlgorithm algo)
     : Layer(in, Shape{out_channels, g.out_h, g.out_w}), name_(std::move(name)), out_c_(out_channels), g_(g), act_(act) {
@@ -64,7 +62,7 @@ std::size_t Conv2D::scratch_bytes_fixed() const {
   return static_cast<std::size_t>(kInputGradRows * pixels() * patch()) * sizeof(float);
 }
 
-void Conv2D::bind_scratch(void* scratch, [[maybe_unused]] int capacity_rows) {
+void Conv2D::bind_scratch(void* scratch, int capacity_rows) {
   float* f = static_cast<float*>(scratch);
   if (wino_) {
     const long long u = static_cast<long long>(wino_->points()) * in_shape().c * out_c_;

@@ -38,7 +38,6 @@ enum class ConvAlgorithm { kIm2col, kWinograd };
 // the input has at least 8 channels (below that its sgemm calls have K < 8
 // and im2col's K = KH*KW*C is the better shape); im2col otherwise.
 ConvAlgorithm auto_conv_algorithm(Shape in, const Conv2DGeometry& g);
-const char* conv_algorithm_name(ConvAlgorithm a);
 
 class Conv2D final : public Layer {
  public:

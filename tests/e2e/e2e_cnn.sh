@@ -25,7 +25,8 @@ N=320  # train rows (test: 80), 64 features, 4 classes
 DATA="$WORK/img.h5"
 "$MAKE_DS" good "$DATA" "$N" 64 || { echo "FATAL: make_test_dataset good failed"; exit 1; }
 
-SPEC="1x8x8 conv3x3:4 relu bn maxpool2 dropout:0.25 dense:4"
+# conv1 runs Winograd F(4x4,3x3), so resume and P-invariance cover both algorithms.
+SPEC="1x8x8 conv3x3:4 relu bn conv3x3:4,algo=winograd relu maxpool2 dropout:0.25 dense:4"
 B=32  # 10 steps per epoch; step checkpoints every 6 global steps: epoch 1 step 6, epoch 2 steps 2 and 8
 TRAIN=("$MPITRAIN" train --data "$DATA" --model "$SPEC" --threads 1 --progress none --global-batch "$B"
   --lr 0.02 --momentum 0.9 --lr-scaling none --seed 5)
@@ -188,6 +189,7 @@ expect_count "$OUT" "model spec: $SPEC" 1
 expect_count "$OUT" "checksum OK" 1
 expect_count "$OUT" "world size: 2 ranks" 1
 expect_stdout "conv0/W"
+expect_stdout "conv1/W"
 expect_stdout "bn0/gamma"
 expect_stdout "bn0/running_mean"
 expect_stdout "dense0/W"

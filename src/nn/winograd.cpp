@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 // V16 below is a GCC vector type, passed only between always-inline helpers
 // inside one clone, so the ABI note about AVX-512 vectors does not apply.
@@ -10,13 +11,8 @@
 namespace mpitrain {
 namespace {
 
-// The geometry the transforms need, as plain values (the clones below are
-// free functions: multiversioning is simplest on those).
-struct TileGeo {
-  int m, n, r, c, o, h, w, oh, ow, pad_top, pad_left, tiles_h, tiles_w;
-  long long in_row() const { return static_cast<long long>(h) * w * c; }
-  long long out_row() const { return static_cast<long long>(oh) * ow * o; }
-};
+using winograd_detail::Sparse;
+using winograd_detail::TileGeo;
 
 // AVX-512, AVX2 and baseline clones of the per-tile loops (GCC and clang;
 // clang 14 dispatches "arch=" clones wrongly, feature names correctly).
@@ -25,15 +21,6 @@ struct TileGeo {
 #else
 #define MPITRAIN_CLONES
 #endif
-
-// A small transform matrix as its non-zero entries row by row (B^T is
-// half zeros): row a has entries [start[a], start[a + 1]) of idx/coef.
-struct Sparse {
-  int rows = 0, cols = 0;
-  int start[9] = {};
-  int idx[64] = {};
-  float coef[64] = {};
-};
 
 Sparse sparse_of(const float* mat, int rows, int cols) {
   Sparse s;
@@ -201,14 +188,12 @@ double power(double p, int k) {
 
 bool Winograd::applies(const Conv2DGeometry& g) { return g.stride == 1 && g.kh == g.kw && g.kh >= 3 && g.kh <= 7; }
 
-Winograd::Winograd(Shape in, int out_c, const Conv2DGeometry& g) : in_(in), out_c_(out_c), g_(g), r_(g.kh) {
-  m_ = std::min(4, 9 - r_);  // n = m + r - 1 <= 8: F(4,3), F(4,5), F(3,6), F(2,7)
-  n_ = m_ + r_ - 1;
-  tiles_h_ = (g.out_h + m_ - 1) / m_;
-  tiles_w_ = (g.out_w + m_ - 1) / m_;
+Winograd::Winograd(Shape in, int out_c, const Conv2DGeometry& g) {
+  const int r = g.kh, m = std::min(4, 9 - r), n = m + r - 1;  // n <= 8: F(4,3), F(4,5), F(3,6), F(2,7)
+  geo_ = TileGeo{m, n, in.c, out_c, in.h, in.w, g.out_h, g.out_w, g.pad_top, g.pad_left,
+                 (g.out_h + m - 1) / m, (g.out_w + m - 1) / m};
   static constexpr double kPoints[] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
-  const int finite = n_ - 1;
-  const int m = m_, n = n_, r = r_;
+  const int finite = n - 1;
   std::vector<double> at(static_cast<size_t>(m * n), 0.0), gm(static_cast<size_t>(n * r), 0.0),
       bt(static_cast<size_t>(n * n), 0.0);
   // Coefficients (ascending powers) of prod over the finite points except `skip`.
@@ -240,55 +225,47 @@ Winograd::Winograd(Shape in, int out_c, const Conv2DGeometry& g) : in_(in), out_
   const std::vector<double> c = product(-1);
   for (size_t k = 0; k < c.size(); ++k) bt[(n - 1) * n + k] = c[k];
 
-  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-  auto transpose = [](const std::vector<double>& v, int rows, int cols) {
-    std::vector<float> t(v.size());
+  // Each matrix in float, as it is and transposed, then as its non-zero entries.
+  auto sparse = [](const std::vector<double>& v, int rows, int cols, bool transposed) {
+    std::vector<float> f(v.size());
     for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < cols; ++j) t[j * rows + i] = static_cast<float>(v[i * cols + j]);
-    return t;
+      for (int j = 0; j < cols; ++j) f[transposed ? j * rows + i : i * cols + j] = static_cast<float>(v[i * cols + j]);
+    return transposed ? sparse_of(f.data(), cols, rows) : sparse_of(f.data(), rows, cols);
   };
-  at_ = to_float(at);
-  a_ = transpose(at, m, n);
-  bt_ = to_float(bt);
-  b_ = transpose(bt, n, n);
-  g_mat_ = to_float(gm);
-  gt_ = transpose(gm, n, r);
+  at_ = sparse(at, m, n, false);
+  a_ = sparse(at, m, n, true);
+  bt_ = sparse(bt, n, n, false);
+  b_ = sparse(bt, n, n, true);
+  g_ = sparse(gm, n, r, false);
+  gt_ = sparse(gm, n, r, true);
 }
 
 std::size_t Winograd::tile_tmp_floats() const {
-  return static_cast<std::size_t>(n_) * n_ * std::max<long long>(in_.c, out_c_);
+  return static_cast<std::size_t>(geo_.n) * geo_.n * std::max(geo_.c, geo_.o);
 }
 
 void Winograd::weights_to_u(const float* w, float* u) const {
-  weights_impl(sparse_of(g_mat_.data(), n_, r_), w, u, static_cast<int>(static_cast<long long>(in_.c) * out_c_), false);
+  weights_impl(g_, w, u, geo_.c * geo_.o, false);
 }
 
 void Winograd::du_to_dw(const float* du, float* dw, bool overwrite) const {
-  weights_impl(sparse_of(gt_.data(), r_, n_), du, dw, static_cast<int>(static_cast<long long>(in_.c) * out_c_), !overwrite);
+  weights_impl(gt_, du, dw, geo_.c * geo_.o, !overwrite);
 }
-
-namespace {
-TileGeo tile_geo(Shape in, int out_c, const Conv2DGeometry& g, int m, int n, int r, int th, int tw) {
-  return TileGeo{m, n, r, static_cast<int>(in.c), out_c, static_cast<int>(in.h), static_cast<int>(in.w), g.out_h,
-                 g.out_w, g.pad_top, g.pad_left, th, tw};
-}
-}  // namespace
 
 void Winograd::input_to_v(const float* x, int rows, float* v, long long plane, float* tmp) const {
-  input_to_v_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(bt_.data(), n_, n_), x, rows, v, plane, tmp);
+  input_to_v_impl(geo_, bt_, x, rows, v, plane, tmp);
 }
 
 void Winograd::z_to_output(const float* z, long long plane, const float* bias, int rows, float* y, float* tmp) const {
-  z_to_output_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(at_.data(), m_, n_), z, plane, bias,
-                   rows, y, tmp);
+  z_to_output_impl(geo_, at_, z, plane, bias, rows, y, tmp);
 }
 
 void Winograd::dy_to_m(const float* dy, int rows, float* mt, long long plane, float* tmp) const {
-  dy_to_m_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(a_.data(), n_, m_), dy, rows, mt, plane, tmp);
+  dy_to_m_impl(geo_, a_, dy, rows, mt, plane, tmp);
 }
 
 void Winograd::dv_to_dx(const float* dv, long long plane, int rows, float* dx, float* tmp) const {
-  dv_to_dx_impl(tile_geo(in_, out_c_, g_, m_, n_, r_, tiles_h_, tiles_w_), sparse_of(b_.data(), n_, n_), dv, plane, rows, dx, tmp);
+  dv_to_dx_impl(geo_, b_, dv, plane, rows, dx, tmp);
 }
 
 }  // namespace mpitrain

@@ -30,12 +30,29 @@
 // the transformed tiles live as n*n planes, V[xi] at v + xi * plane, with
 // tile t's C values at t * C in the plane (plane = T * C for T tiles).
 #pragma once
-#include <vector>
+#include <cstddef>
 
 #include "mpitrain/core/shape.hpp"
 #include "mpitrain/nn/im2col.hpp"
 
 namespace mpitrain {
+
+namespace winograd_detail {
+// The geometry the tile loops need, as plain values.
+struct TileGeo {
+  int m, n, c, o, h, w, oh, ow, pad_top, pad_left, tiles_h, tiles_w;
+  long long in_row() const { return static_cast<long long>(h) * w * c; }
+  long long out_row() const { return static_cast<long long>(oh) * ow * o; }
+};
+// A transform matrix (at most 8 x 8) as its non-zero entries row by row (B^T
+// is half zeros): row a has entries [start[a], start[a + 1]) of idx/coef.
+struct Sparse {
+  int rows = 0, cols = 0;
+  int start[9] = {};
+  int idx[64] = {};
+  float coef[64] = {};
+};
+}  // namespace winograd_detail
 
 class Winograd {
  public:
@@ -43,10 +60,10 @@ class Winograd {
   static bool applies(const Conv2DGeometry& g);
   Winograd(Shape in, int out_c, const Conv2DGeometry& g);
 
-  int m() const { return m_; }
-  int n() const { return n_; }
-  int points() const { return n_ * n_; }
-  int tiles() const { return tiles_h_ * tiles_w_; }  // per row (sample)
+  int m() const { return geo_.m; }
+  int n() const { return geo_.n; }
+  int points() const { return geo_.n * geo_.n; }
+  int tiles() const { return geo_.tiles_h * geo_.tiles_w; }  // per row (sample)
 
   // u (n*n, C, O) from w (r, r, C, O).
   void weights_to_u(const float* w, float* u) const;
@@ -65,12 +82,9 @@ class Winograd {
   std::size_t tile_tmp_floats() const;
 
  private:
-  Shape in_;
-  int out_c_;
-  Conv2DGeometry g_;
-  int r_, m_, n_, tiles_h_, tiles_w_;
-  // Row-major: at_ (m, n), a_ (n, m), bt_ (n, n), b_ (n, n), g_mat_ (n, r), gt_ (r, n).
-  std::vector<float> at_, a_, bt_, b_, g_mat_, gt_;
+  winograd_detail::TileGeo geo_;
+  // A^T (m, n) and A (n, m), B^T and B (n, n), G (n, r) and G^T (r, n).
+  winograd_detail::Sparse at_, a_, bt_, b_, g_, gt_;
 };
 
 }  // namespace mpitrain

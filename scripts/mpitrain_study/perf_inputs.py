@@ -118,8 +118,10 @@ def load_bench(path):
              grad_buckets=(obj.get("gradient_allreduce") or {}).get("buckets")
              if isinstance(obj.get("gradient_allreduce"), dict) else None,
              layer_profile=[r for r in obj.get("layer_profile") or [] if isinstance(r, dict)])
-    # Ranks per core on the bench's busiest node (> 1: oversubscribed).
+    # Ranks per core on the bench's busiest node (> 1: oversubscribed), or on
+    # its machine when nodes share one kernel (emulated hosts share its cores).
     rn, cn = finite_num(obj.get("ranks_on_node")), finite_num(obj.get("cores_on_node"))
+    rn = max(rn or 0, finite_num(obj.get("ranks_on_machine")) or 0)
     b["ranks_per_core"] = max(1.0, rn / cn) if rn and cn and rn > 0 and cn > 0 else 1.0
     # A per-step optimizer time, if a newer bench measures one.
     for key in ("optimizer_s_per_step", "optimizer_s", "time_optimizer_s"):

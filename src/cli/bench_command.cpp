@@ -303,7 +303,8 @@ int bench_command(const std::vector<std::string>& args) {
 
     JsonObject out;
     out.add("ranks", comm.size()).add("threads_per_rank", place.threads_per_rank).add("nodes", place.node_count)
-        .add("ranks_on_node", place.ranks_on_node).add("cores_on_node", place.cores_on_node).add("model", o.model)
+        .add("ranks_on_node", place.ranks_on_node).add("ranks_on_machine", place.ranks_on_machine)
+        .add("cores_on_node", place.cores_on_node).add("model", o.model)
         .add("params", model.param_count()).add("flops_per_sample", model.train_flops_per_sample())
         .add("blas_core", place.blas_core).add("blas_coretype_env", place.blas_coretype_env);
     if (root)

@@ -7,11 +7,34 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "mpitrain/core/errors.hpp"
 
 namespace mpitrain {
+namespace {
+
+// The ranks whose kernel has this rank's boot id: one machine, whatever the
+// host names say. Without a readable boot id, each rank counts as its own
+// machine (the node split then decides alone).
+int count_ranks_on_machine(const Comm& comm) {
+  constexpr int kId = 48;
+  char id[kId] = {};
+  if (std::FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+    if (!std::fgets(id, kId, f)) id[0] = '\0';
+    std::fclose(f);
+  }
+  if (id[0] == '\0') std::snprintf(id, kId, "unknown-%d", comm.rank());
+  std::vector<char> all(static_cast<size_t>(kId) * comm.size());
+  check_mpi(MPI_Allgather(id, kId, MPI_CHAR, all.data(), kId, MPI_CHAR, comm.get()), "MPI_Allgather");
+  int same = 0;
+  for (int r = 0; r < comm.size(); ++r)
+    if (std::strncmp(all.data() + static_cast<size_t>(r) * kId, id, kId) == 0) ++same;
+  return same;
+}
+
+}  // namespace
 
 Placement configure_threads(const Comm& comm, int requested_threads) {
   Placement p;
@@ -26,6 +49,7 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   comm.allreduce_sum(&leaders, 1);
   p.node_count = static_cast<int>(leaders);
   p.cores_on_node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  p.ranks_on_machine = std::max(count_ranks_on_machine(comm), p.ranks_on_node);
 
   if (requested_threads > 0) {
     p.threads_per_rank = requested_threads;
@@ -33,6 +57,9 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   } else if (const char* s = std::getenv("SLURM_CPUS_PER_TASK"); s && std::atoi(s) > 0) {
     p.threads_per_rank = std::atoi(s);
     p.how = "SLURM_CPUS_PER_TASK";
+  } else if (p.ranks_on_machine > p.ranks_on_node) {
+    p.threads_per_rank = std::max(1, p.cores_on_node / p.ranks_on_machine);
+    p.how = "cores / ranks on the machine, whose nodes share one kernel";
   } else {
     p.threads_per_rank = std::max(1, p.cores_on_node / p.ranks_on_node);
     p.how = "cores per node / ranks per node";

@@ -79,7 +79,8 @@ JsonObject RunLog::header_json(const Config& c, const Comm& comm, const Placemen
   JsonObject h;
   h.add("type", "header").add("version", MPITRAIN_VERSION).add("ranks", comm.size())
       .add("nodes", place.node_count).add("threads_per_rank", place.threads_per_rank)
-      .add("threads_rule", place.how)
+      .add("threads_rule", place.how).add("ranks_on_node", place.ranks_on_node)
+      .add("ranks_on_machine", place.ranks_on_machine).add("cores_on_node", place.cores_on_node)
       .add("blas_core", place.blas_core).add("blas_coretype_env", place.blas_coretype_env)
       .add("blas_pinned", place.blas_pinned).add("model", m.spec()).add("params", m.param_count())
       .add("flops_per_sample", m.train_flops_per_sample())

@@ -264,9 +264,10 @@ void print_placement(const Comm& comm, const Placement& place) {
     for (size_t i = 0; i < ranks.size(); ++i) std::printf("%s%d", i ? "," : " ", ranks[i]);
     std::printf("\n");
   }
-  if (place.ranks_on_node * place.threads_per_rank > place.cores_on_node)
-    std::printf("warning: %d ranks x %d threads exceed the %d cores of a node\n", place.ranks_on_node,
-                place.threads_per_rank, place.cores_on_node);
+  if (ranks_sharing_machine(place) * place.threads_per_rank > place.cores_on_node)
+    std::printf("warning: %d ranks x %d threads exceed the %d cores of a %s\n", ranks_sharing_machine(place),
+                place.threads_per_rank, place.cores_on_node,
+                place.ranks_on_machine > place.ranks_on_node ? "machine (its nodes share one kernel)" : "node");
 }
 
 // The model's layers, batch norm, augmentation and --deterministic.

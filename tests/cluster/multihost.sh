@@ -3,7 +3,9 @@
 # one network + UTS namespace per host, a bridge between them). Checks that
 #   - training on 2 and 4 hosts (and 2 hosts x 2 ranks) gives the single-host
 #     result (the math does not depend on the rank count),
-#   - the metrics header names the emulated hosts and their ranks,
+#   - the metrics header names the emulated hosts and their ranks, and counts
+#     them all on one machine (one kernel), whose cores the default BLAS
+#     threads divide among them,
 #   - ranks on different hosts talk through TCP sockets between namespaces,
 #   - a rank killed with SIGKILL, or a host whose link is cut, ends the whole
 #     job quickly with a non-zero exit and leaves no process behind,
@@ -121,12 +123,14 @@ train_case() {
   expect_rc 0
   echo "  mpirun on $hosts host(s) x $ppn rank(s): ${ELAPSED}s"
   # The trainer counts nodes with an MPI shared-memory split (one per orted,
-  # i.e. per emulated host) and gathers every rank's gethostname().
+  # i.e. per emulated host) and gathers every rank's gethostname(); the hosts
+  # share one kernel (boot id): every rank is on the same machine.
   expect_py \
     "H['ranks'] == $((hosts * ppn))" \
     "H['nodes'] == $hosts" \
     "H['hosts'] == $expect_hosts" \
     "'$REAL_HOST' not in [h['host'] for h in H['hosts']]" \
+    "H['ranks_on_node'] == $ppn and H['ranks_on_machine'] == $((hosts * ppn))" \
     "len(E) == len(R := epochs_of('$REF')) == $EPOCHS" \
     "all(abs(e[k] - r[k]) <= 1e-5 * abs(r[k]) for e, r in zip(E, R) for k in ('train_loss', 'test_loss'))" \
     "all(e[k] == r[k] for e, r in zip(E, R) for k in ('train_acc', 'test_acc', 'step', 'samples'))"
@@ -140,6 +144,19 @@ train_case "4 hosts x 1 rank = single host" 4 1 \
   "[{'host': 'mptci-h%d' % k, 'ranks': str(k - 1)} for k in (1, 2, 3, 4)]"
 train_case "2 hosts x 2 ranks = single host" 2 2 \
   "[{'host': 'mptci-h1', 'ranks': '0,1'}, {'host': 'mptci-h2', 'ranks': '2,3'}]"
+
+# Without --threads: the 4 hosts share this machine's kernel and cores, so
+# the default rule divides the machine's cores among all 4 ranks (each host
+# alone would take every core: 4 x cores BLAS threads on the cores).
+case_ "default BLAS threads on 4 emulated hosts: the machine's cores / its 4 ranks"
+METRICS="$WORK/threads4.jsonl"
+NO_THREADS=() prev=""
+for a in "${TRAIN[@]}"; do [ "$a" = "--threads" ] || [ "${prev:-}" = "--threads" ] || NO_THREADS+=("$a"); prev=$a; done
+run_cmd 60 bash "$CLUSTER_SCRIPT" mpirun --hosts 4 -- "${NO_THREADS[@]}" --epochs 1 --metrics "$METRICS"
+expect_rc 0
+expect_py "H['ranks_on_node'] == 1 and H['ranks_on_machine'] == 4" \
+  "H['threads_rule'] == 'cores / ranks on the machine, whose nodes share one kernel'" \
+  "H['threads_per_rank'] == max(1, H['cores_on_node'] // 4)"
 
 # ---------------------------------------------------------------------------
 # --deterministic: bitwise the same on 1 rank in the root namespace and on 4

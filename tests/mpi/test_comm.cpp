@@ -17,6 +17,7 @@
 
 #include "mpitrain/comm/communicator.hpp"
 #include "mpitrain/comm/exact_sum.hpp"
+#include "mpitrain/comm/placement.hpp"
 #include "mpitrain/core/errors.hpp"
 
 namespace mpitrain {
@@ -106,6 +107,25 @@ TEST(Comm, TcpEagerLimitIsRaisedBeforeInit) {
   // -1: the TCP transport is not loaded (e.g. OMPI_MCA_btl=self,vader), so there is nothing to check.
   if (value == -1) GTEST_SKIP() << "Open MPI's TCP transport is not loaded: btl_tcp_eager_limit not registered";
   EXPECT_EQ(value, MpiEnvironment::kTcpEagerLimitBytes) << "Open MPI's btl_tcp_eager_limit";
+}
+
+// mpiexec puts every rank on this machine: one node, one kernel, so the
+// ranks on the machine are those on the node and the default threads divide
+// the node's cores among them; --threads wins over the rule.
+TEST(Placement, RanksOnOneMachineAreTheNodesRanks) {
+  Comm comm;
+  const Placement p = configure_threads(comm, 0);
+  EXPECT_EQ(p.ranks_on_node, comm.size());
+  EXPECT_EQ(p.ranks_on_machine, comm.size());
+  EXPECT_EQ(ranks_sharing_machine(p), comm.size());
+  if (std::getenv("SLURM_CPUS_PER_TASK") == nullptr) {
+    EXPECT_EQ(p.how, "cores per node / ranks per node");
+    EXPECT_EQ(p.threads_per_rank, std::max(1, p.cores_on_node / comm.size()));
+  }
+  const Placement q = configure_threads(comm, 3);
+  EXPECT_EQ(q.threads_per_rank, 3);
+  EXPECT_EQ(q.how, "--threads");
+  configure_threads(comm, 1);  // the tests' one thread per rank again
 }
 
 TEST(Comm, AllreduceSumFloat) {

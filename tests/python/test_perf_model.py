@@ -157,13 +157,17 @@ def test_two_benches_and_steps_from_a_sweep(model, bench1, bench4, work):
     assert "Steps to the target from the sweep" in r.stdout
 
 
-def test_a_bench_with_step_rows(model, work):
-    # bench4 plus the step pattern of 4 ranks on 2 cores: t_sample 4e-5 at 16
+@pytest.mark.parametrize("layout", [dict(ranks_on_node=4), dict(ranks_on_node=1, ranks_on_machine=4, nodes=4)],
+                         ids=["one-node", "emulated-hosts"])
+def test_a_bench_with_step_rows(model, work, layout):
+    # bench4 plus the step pattern of 4 ranks on 2 cores (one node, or 4
+    # emulated hosts of one rank on one machine, whose cores they share, so
+    # the reads count twice either way): t_sample 4e-5 at 16
     # rows and 1e-5 at 256 (the compute as the job sees it), the gradient
     # all-reduce 1e-4 s after a 16-row compute and 2e-4 s after a 256-row
     # one, the optimizer inside. A calibration run without prefetch read 1 us
     # per row.
-    bench = dict(BENCH4, ranks_on_node=4, cores_on_node=2, step_optimizer="sgd",
+    bench = dict(BENCH4, **layout, cores_on_node=2, step_optimizer="sgd",
                  step=[dict(shard=16, s_per_sample=4e-5, allreduce_s=1e-4),
                        dict(shard=256, s_per_sample=1e-5, allreduce_s=2e-4)])
     header = dict(type="header", ranks=4, nodes=1, threads_per_rank=1, model="16-32-4", params=676,
@@ -171,8 +175,8 @@ def test_a_bench_with_step_rows(model, work):
     epochs = [dict(type="epoch", epoch=e, step=10 * e, steps_in_epoch=10, global_batch=128, epoch_time_s=0.01,
                    time_data_s=10 * 32 * 1e-6, time_compute_s=10 * 1e-3, time_allreduce_s=1e-3, time_comm_s=1e-3)
               for e in (1, 2)]
-    cal = write_lines(work / "cal4", [header] + epochs)
-    r, data = model("--bench", write_json(work / "bench4s.json", bench), "--global-batch", "64,256,1024", "--ranks",
+    cal = write_lines(work / f"cal4-{len(layout)}", [header] + epochs)
+    r, data = model("--bench", write_json(work / f"bench4s-{len(layout)}.json", bench), "--global-batch", "64,256,1024", "--ranks",
                     "4", "--overlap", "0", "--calibration", cal, "--no-plot")
     assert r.returncode == 0, r.stderr
     # b = 16, 64, 256 rows: compute b t(b) (t log-log: 2e-5 at 64), all-reduce

@@ -1,8 +1,11 @@
 // Where the ranks run and how many BLAS threads each gets. Threads are chosen
 // before the first BLAS call: --threads if given, else SLURM_CPUS_PER_TASK,
 // else the node's cores divided by the ranks on the node (found with an MPI
-// shared-memory split), at least 1. Rank 0 also gathers every rank's host
-// name, and the Slurm allocation (if any) is read from the environment.
+// shared-memory split), at least 1. Nodes that share one kernel (emulated
+// or containerised hosts on one machine: the same boot id) share its cores,
+// so the ranks on the machine divide them then. Rank 0 also gathers every
+// rank's host name, and the Slurm allocation (if any) is read from the
+// environment.
 #pragma once
 #include <string>
 #include <utility>
@@ -17,6 +20,11 @@ struct Placement {
   int ranks_on_node = 1;
   int node_count = 1;
   int cores_on_node = 1;
+  // Ranks on this rank's machine: those whose kernel has the same boot id
+  // (/proc/sys/kernel/random/boot_id), at least ranks_on_node. More than
+  // ranks_on_node when nodes are emulated or containerised on one machine
+  // and share its cores (scripts/netns-cluster.sh).
+  int ranks_on_machine = 1;
   std::string how;  // which rule chose threads_per_rank
   // The kernel set OpenBLAS runs (openblas_get_corename, e.g. "Haswell" for
   // AVX2, "SkylakeX" for AVX-512: their sgemm differs 2x), and the
@@ -28,6 +36,10 @@ struct Placement {
   // Slurm job id, nodes, tasks per node, cpus per task ("" outside Slurm).
   std::string slurm_job_id, slurm_nodes, slurm_tasks_per_node, slurm_cpus_per_task;
 };
+
+// The ranks that share this rank's cores and memory: those on its node, or
+// on its machine when nodes share one.
+inline int ranks_sharing_machine(const Placement& p) { return p.ranks_on_machine > p.ranks_on_node ? p.ranks_on_machine : p.ranks_on_node; }
 
 // Collective over comm. Sets OpenBLAS's thread count.
 Placement configure_threads(const Comm& comm, int requested_threads);

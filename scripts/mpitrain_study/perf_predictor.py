@@ -380,4 +380,4 @@ class PerfModel:
         return dict(P=P, B=B, rows=b_rows, t_sample=t_sample, clamped=clamped, compute_s=compute, data_s=data,
                     allreduce_s=allreduce, overlap=overlap, exposed_s=(1.0 - overlap) * allreduce,
                     optimizer_s=optimizer, optimizer_note=opt_note, step_s=step, samples_per_s=B / step,
-                    bench=benches)
+                    bench=benches, threads=cb["threads"])

@@ -7,15 +7,18 @@ node-hours it costs, and the frontier of wall time against node-hours.
       [--weighting unweighted|relative] [--level 0.95] [--out DIR] [perf_model options]
 
 Steps to the target at B:
-  --sweep: the fit S(B) = S_min + E_min/B (McCandlish et al. 2018) of the
-      best rate's seed means per B (report.py's), its interval from the
-      seed bootstrap (bootstrap.py): each replicate's fit gives S(B);
+  --sweep: at a swept B the best rate's seed mean (report.py's), its
+      interval from the seed bootstrap (bootstrap.py); at other B the fit
+      S(B) = S_min + E_min/B (McCandlish et al. 2018) of those means, each
+      bootstrap replicate's fit giving the interval;
   --noise-run: one run that reached the target at B0 in S0 steps, with the
       online noise scale B_simple there: S(B) = S_min (1 + B_simple/B), S_min
       = S0 / (1 + B_simple/B0) (no interval: one run).
 Step time at (P, B): the performance model (perf_predictor.PerfModel, from
 `mpitrain bench` files; every perf_model.py option is accepted). Time to the
-target = S(B) x step time (evaluation excluded); node-hours = time x
+target = S(B) x step time + the evaluations' aftermath (--eval-runs: the
+training time each evaluation costs besides its own, eval_cost.py; the
+evaluations themselves excluded); node-hours = time x
 ceil(P / ranks-per-node) / 3600. A (P, B) is on the frontier when no other is
 both faster and cheaper. Writes plan.md, plan.json and plan.png to --out.
 """
@@ -43,6 +46,9 @@ def parse_args(argv):
     ap.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     ap.add_argument("--out", default="plan", help="output directory (default plan)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--eval-runs", nargs="+", metavar="RUN_DIR", default=[],
+                    help="short runs with the job's evaluation cadence, each at the P and B of a --calibration run: "
+                         "the training time an evaluation costs besides its own (eval_cost.py)")
     own, rest = ap.parse_known_args(argv)
     if own.ranks_per_node < 1:
         ap.error("--ranks-per-node must be >= 1")
@@ -63,7 +69,14 @@ def powers_of_two(lo, hi):
 
 
 def steps_model_from_sweep(dirs, weighting, level):
-    """(S(B) point function, S(B) replicates function or None, description)."""
+    """(S(B) point function, S(B) replicates function, description, swept span).
+
+    At a swept B, the best rate's seed mean (its interval from the bootstrap
+    of those seeds): the measurement itself, P-invariant like the run it
+    predicts. Between and beyond them, the fit S(B) = S_min + E_min/B (its
+    interval from the fits of the bootstrap replicates). The fit's shape is
+    a model: on the study sweep it misses its own seed means by up to 20 %
+    (S(1024) 267 against 223 measured), more than their bootstrap spread."""
     import numpy as np
     from .bootstrap import bootstrap_fit, fit_many, resample_means
     from .runs import best_per_batch, load_sweeps, seed_steps
@@ -78,18 +91,35 @@ def steps_model_from_sweep(dirs, weighting, level):
         raise SystemExit(f"plan: error: the {weighting} fit has S_min {w['s_min']:.4g}, E_min {w['e_min']:.4g}: "
                          "not the S_min + E_min/B shape; sweep a wider range of B")
     batches, means = resample_means(steps)
+    column = {b: j for j, b in enumerate(batches)}
     s_rep, e_rep = fit_many(batches, means, weighting == "relative")
     keep = (s_rep > 0) & (e_rep > 0)
 
     def point(B):
+        if B in steps:
+            return float(np.mean(steps[B]))
         return w["s_min"] + w["e_min"] / B
 
     def replicates(B):
+        if B in steps:
+            return means[:, column[B]]
         return np.maximum(s_rep[keep] + e_rep[keep] / B, 1.0)
-    how = (f"the {weighting} fit S(B) = {w['s_min']:.4g} + {w['e_min']:.4g}/B of the sweep's best-rate seed means "
-           f"(B_crit {w['b_crit']:.4g}; B = {min(best)} ... {max(best)}, seeds per B "
-           f"{', '.join(str(len(v)) for v in steps.values())}); intervals from {int(keep.sum())} bootstrap fits")
-    return point, replicates, how, (min(best), max(best))
+    how = (f"at each swept B the best rate's seed mean (B = {min(best)} ... {max(best)}, seeds per B "
+           f"{', '.join(str(len(v)) for v in steps.values())}), elsewhere the {weighting} fit S(B) = "
+           f"{w['s_min']:.4g} + {w['e_min']:.4g}/B of those means (B_crit {w['b_crit']:.4g}); intervals from "
+           f"{len(means)} bootstrap resamples of the seeds (of the fit: {int(keep.sum())} replicates)")
+    return point, replicates, how, (min(best), max(best)), cadence_of(best)
+
+
+def cadence_of(runs_at):
+    """(B -> (evaluations every k steps, steps per epoch)) from {B: run}: a
+    B without a run takes the cadence of the nearest B that has one."""
+    def cadence(B):
+        near = min(runs_at, key=lambda b: abs(math.log(b / B)))
+        r = runs_at[near]
+        rows = r.get("train_rows")
+        return r.get("eval_every_steps") or 0, (math.ceil(rows / B) if rows else None)
+    return cadence
 
 
 def steps_model_from_noise(run_dir):
@@ -107,13 +137,16 @@ def steps_model_from_noise(run_dir):
     s_min = s0 / (1 + bn / b0)
     how = (f"one run ({os.path.basename(os.path.normpath(run_dir))}): {s0:.0f} steps at B={b0:.0f}, B_simple {bn:.4g} "
            f"at the target: S(B) = {s_min:.4g} (1 + {bn:.4g}/B); no interval")
-    return (lambda B: s_min * (1 + bn / B)), None, how, (b0, b0)
+    run = load_run(run_dir)
+    return (lambda B: s_min * (1 + bn / B)), None, how, (b0, b0), cadence_of({int(b0): run})
 
 
-def plan_rows(model, point, replicates, ranks, batches, per_node, level):
-    """One row per (P, B) with B >= P: steps, step time, time (interval), node-hours."""
+def plan_rows(model, point, replicates, ranks, batches, per_node, level, eval_cost=None, cadence=None):
+    """One row per (P, B) with B >= P: steps, step time, the evaluations'
+    aftermath, time (interval), node-hours."""
     import numpy as np
     from .bootstrap import percentile_interval
+    from .eval_cost import evaluations_before
     rows = []
     for P in ranks:
         nodes = math.ceil(P / per_node)
@@ -122,12 +155,17 @@ def plan_rows(model, point, replicates, ranks, batches, per_node, level):
                 continue
             r = model.predict(P, B)
             S = point(B)
-            t = S * r["step_s"]
+            per_eval = 0.0
+            if eval_cost:
+                per_eval = eval_cost[min(eval_cost, key=lambda p: abs(math.log(p / P)))][0]
+            evals = lambda steps: evaluations_before(steps, *cadence(B)) if per_eval else 0  # noqa: E731
+            t = S * r["step_s"] + evals(S) * per_eval
             lo = hi = None
             if replicates is not None:
-                lo, hi = percentile_interval(replicates(B) * r["step_s"], level)
-            rows.append(dict(P=P, B=B, nodes=nodes, steps=S, step_s=r["step_s"], time_s=t, time_lo=lo, time_hi=hi,
-                             node_hours=t * nodes / 3600.0))
+                lo, hi = percentile_interval(np.array([s * r["step_s"] + evals(s) * per_eval
+                                                       for s in replicates(B)]), level)
+            rows.append(dict(P=P, B=B, nodes=nodes, steps=S, step_s=r["step_s"], eval_s=evals(S) * per_eval,
+                             time_s=t, time_lo=lo, time_hi=hi, node_hours=t * nodes / 3600.0, threads=r["threads"]))
     return rows
 
 
@@ -160,10 +198,11 @@ def markdown(best, front, how, span, per_node, notes):
          f"Steps to the target: {how}.", "",
          f"Step time: the performance model; node-hours at {per_node} rank(s) per node.", ""]
     w += ["## The best B at each P", "",
-          "| P | nodes | best B | steps | step time | time to target | node-hours |", "|---|---|---|---|---|---|---|"]
+          "| P | nodes | best B | steps | step time | evaluations' aftermath | time to target | node-hours |",
+          "|---|---|---|---|---|---|---|---|"]
     for r in best:
         w.append(f"| {r['P']} | {r['nodes']} | {r['B']} | {r['steps']:.0f} | {seconds_text(r['step_s'])} | "
-                 f"{interval_text(r)} | {r['node_hours']:.3g} |")
+                 f"{seconds_text(r['eval_s'])} | {interval_text(r)} | {r['node_hours']:.3g} |")
     w += ["", "## Frontier: wall time against node-hours (every (P, B), none both faster and cheaper)", "",
           "| P | B | time to target | node-hours |", "|---|---|---|---|"]
     for r in front:
@@ -213,10 +252,20 @@ def main(argv=None):
     model = PerfModel(benches, [], pargs, calibration)
     ranks = parse_int_list(pargs.ranks, "--ranks") if pargs.ranks else [2 ** i for i in range(11)]
     if own.sweep:
-        point, replicates, how, span = steps_model_from_sweep(own.sweep, own.weighting, own.level)
+        point, replicates, how, span, cadence = steps_model_from_sweep(own.sweep, own.weighting, own.level)
     else:
-        point, replicates, how, span = steps_model_from_noise(own.noise_run)
-    rows = plan_rows(model, point, replicates, ranks, batches, own.ranks_per_node, own.level)
+        point, replicates, how, span, cadence = steps_model_from_noise(own.noise_run)
+    costs = None
+    if own.eval_runs:
+        from .eval_cost import eval_costs
+        costs = eval_costs(own.eval_runs, calibration)
+        model.notes.append("Evaluations' aftermath (eval_cost.py), added per evaluation the run does before the "
+                           "target (every --eval-every-steps of the sweep's runs and at each epoch end): "
+                           + "; ".join(n for _, n in costs.values()))
+    else:
+        model.notes.append("Evaluations' aftermath: not counted (no --eval-runs); a run that evaluates often "
+                           "takes longer than predicted.")
+    rows = plan_rows(model, point, replicates, ranks, batches, own.ranks_per_node, own.level, costs, cadence)
     best = best_per_p(rows)
     front = frontier(rows)
     text = markdown(best, front, how, span, own.ranks_per_node, list(model.notes) + list(model.warnings))

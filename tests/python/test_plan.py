@@ -60,6 +60,34 @@ def test_best_batch_frontier_and_node_hours(tmp_path, benches, mpitrain):
     assert "## Frontier" in open(os.path.join(out, "plan.md")).read()
 
 
+def test_swept_batches_take_their_seed_means_others_the_fit(tmp_path, benches, mpitrain):
+    # Seed means 320, 180, 160, 110 at B = 64 ... 512: off the line S_min + E_min/B, so a swept B's
+    # steps (the measurement) and the fit there differ; an unswept B (1024 ...) takes the fit.
+    import json as js
+    import numpy as np
+    from fake_sweep import run as fake_run
+    out = str(tmp_path / "sweep")
+    os.makedirs(out)
+    seeds = {64: [300, 320, 340], 128: [170, 180, 190], 256: [150, 160, 170], 512: [100, 110, 120]}
+    plan = [fake_run(out, b, 0.01 * b / 64, 1, "reached", s, 50, seed=i + 1)
+            for b, v in seeds.items() for i, s in enumerate(v)]
+    with open(os.path.join(out, "sweep.json"), "w") as f:
+        js.dump(dict(name="off-line", target="test_acc>=0.8", runs=plan), f)
+    r, data, _ = run_plan(tmp_path, benches, mpitrain, "--sweep", out)
+    assert r.returncode == 0, r.stderr
+    bs = sorted(seeds)
+    (s_min, e_min), *_ = np.linalg.lstsq(np.column_stack([np.ones(4), 1.0 / np.array(bs, float)]),
+                                         np.array([np.mean(seeds[b]) for b in bs]), rcond=None)
+    for x in data["rows"]:
+        if x["B"] in seeds:
+            assert x["steps"] == pytest.approx(np.mean(seeds[x["B"]]))
+            assert abs(x["steps"] - (s_min + e_min / x["B"])) > 1  # the fit would have given another value
+        else:
+            assert x["steps"] == pytest.approx(s_min + e_min / x["B"])
+        assert x["time_lo"] <= x["time_s"] * (1 + 1e-9) and x["time_hi"] >= x["time_s"] * (1 - 1e-9)
+    assert "seed mean" in r.stdout
+
+
 def test_one_run_with_its_noise_scale(tmp_path, benches, mpitrain):
     # B=128 x1 of the fake sweep: 200 steps to the target, B_simple 80 at its last epoch line (the target).
     sweep = make_fake_sweep(str(tmp_path / "fake"))

@@ -221,7 +221,8 @@ class PerfModel:
                               "counted in full: with the trainer's default threads (cores per node / ranks per "
                               "node) every core runs BLAS, so the prefetch thread's reads take CPU from the "
                               "compute instead of hiding behind it. With more ranks than cores on a node (the "
-                              "bench's ranks_on_node / cores_on_node = r > 1) the reads share the cores as the "
+                              "bench's ranks_on_node, or ranks_on_machine when its nodes share one kernel, over "
+                              "cores_on_node = r > 1) the reads share the cores as the "
                               "compute does: the read time per row is then taken from the calibration runs at "
                               "the nearest P that had a core per rank (an oversubscribed calibration's own short "
                               "reads are partly contended, partly not) and multiplied by r.")

@@ -17,8 +17,8 @@ Steps to the target at B:
 Step time at (P, B): the performance model (perf_predictor.PerfModel, from
 `mpitrain bench` files; every perf_model.py option is accepted). Time to the
 target = S(B) x step time + the evaluations' aftermath (--eval-runs: the
-training time each evaluation costs besides its own, eval_cost.py; the
-evaluations themselves excluded); node-hours = time x
+training time each evaluation before the target costs besides its own,
+eval_cost.py; the evaluations themselves excluded); node-hours = time x
 ceil(P / ranks-per-node) / 3600. A (P, B) is on the frontier when no other is
 both faster and cheaper. Writes plan.md, plan.json and plan.png to --out.
 """
@@ -47,8 +47,8 @@ def parse_args(argv):
     ap.add_argument("--out", default="plan", help="output directory (default plan)")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--eval-runs", nargs="+", metavar="RUN_DIR", default=[],
-                    help="short runs with the job's evaluation cadence, each at the P and B of a --calibration run: "
-                         "the training time an evaluation costs besides its own (eval_cost.py)")
+                    help="pairs of short runs at the same P and B, one with the job's evaluation and one with "
+                         "--eval-split none: the training time an evaluation costs besides its own (eval_cost.py)")
     own, rest = ap.parse_known_args(argv)
     if own.ranks_per_node < 1:
         ap.error("--ranks-per-node must be >= 1")
@@ -71,10 +71,12 @@ def powers_of_two(lo, hi):
 def steps_model_from_sweep(dirs, weighting, level):
     """(S(B) point function, S(B) replicates function, description, swept span).
 
-    At a swept B, the best rate's seed mean (its interval from the bootstrap
-    of those seeds): the measurement itself, P-invariant like the run it
-    predicts. Between and beyond them, the fit S(B) = S_min + E_min/B (its
-    interval from the fits of the bootstrap replicates). The fit's shape is
+    At a swept B with 2 or more seeds, the best rate's seed mean (its
+    interval from the bootstrap of those seeds): the measurement itself,
+    P-invariant like the run it predicts. Between and beyond them, and at a
+    B with one seed, the fit S(B) = S_min + E_min/B (its interval from the
+    fits of the bootstrap replicates). Where the two meet, S(B) can step: the
+    fit does not pass through the means. The fit's shape is
     a model: on the study sweep it misses its own seed means by up to 20 %
     (S(1024) 267 against 223 measured), more than their bootstrap spread."""
     import numpy as np
@@ -95,16 +97,18 @@ def steps_model_from_sweep(dirs, weighting, level):
     s_rep, e_rep = fit_many(batches, means, weighting == "relative")
     keep = (s_rep > 0) & (e_rep > 0)
 
+    measured = {b for b, v in steps.items() if len(v) >= 2}  # one seed is no mean: the fit there
+
     def point(B):
-        if B in steps:
+        if B in measured:
             return float(np.mean(steps[B]))
         return w["s_min"] + w["e_min"] / B
 
     def replicates(B):
-        if B in steps:
+        if B in measured:
             return means[:, column[B]]
         return np.maximum(s_rep[keep] + e_rep[keep] / B, 1.0)
-    how = (f"at each swept B the best rate's seed mean (B = {min(best)} ... {max(best)}, seeds per B "
+    how = (f"at each swept B with 2 or more seeds the best rate's seed mean (B = {min(best)} ... {max(best)}, seeds per B "
            f"{', '.join(str(len(v)) for v in steps.values())}), elsewhere the {weighting} fit S(B) = "
            f"{w['s_min']:.4g} + {w['e_min']:.4g}/B of those means (B_crit {w['b_crit']:.4g}); intervals from "
            f"{len(means)} bootstrap resamples of the seeds (of the fit: {int(keep.sum())} replicates)")
@@ -157,7 +161,7 @@ def plan_rows(model, point, replicates, ranks, batches, per_node, level, eval_co
             S = point(B)
             per_eval = 0.0
             if eval_cost:
-                per_eval = eval_cost[min(eval_cost, key=lambda p: abs(math.log(p / P)))][0]
+                per_eval = eval_cost[min(eval_cost, key=lambda p: (abs(math.log(p / P)), p))][0]
             evals = lambda steps: evaluations_before(steps, *cadence(B)) if per_eval else 0  # noqa: E731
             t = S * r["step_s"] + evals(S) * per_eval
             lo = hi = None
@@ -258,7 +262,7 @@ def main(argv=None):
     costs = None
     if own.eval_runs:
         from .eval_cost import eval_costs
-        costs = eval_costs(own.eval_runs, calibration)
+        costs = eval_costs(own.eval_runs)
         model.notes.append("Evaluations' aftermath (eval_cost.py), added per evaluation the run does before the "
                            "target (every --eval-every-steps of the sweep's runs and at each epoch end): "
                            + "; ".join(n for _, n in costs.values()))

@@ -75,7 +75,9 @@ def sweep_config(sweeps, batch):
 
 
 def run_point(args, point, config, seed):
-    name = f"P{point['P']}-B{point['B']:05d}-s{seed}"
+    # The threads are part of the run: a finished run with others is not skipped into another plan's check.
+    threads = f"-t{point['threads']}" if point.get("threads") else ""
+    name = f"P{point['P']}-B{point['B']:05d}{threads}-s{seed}"
     path = os.path.join(args.out, name)
     cmd = shlex.split(args.launcher.replace("{P}", str(point["P"]))) + [
         args.mpitrain, "train", "--config", config, "--seed", str(seed), "--run-dir", path, "--metrics",

@@ -36,6 +36,12 @@ int count_ranks_on_machine(const Comm& comm) {
 
 }  // namespace
 
+ThreadRule default_threads(int cores, int ranks_on_node, int ranks_on_machine) {
+  if (ranks_on_machine > ranks_on_node)
+    return {std::max(1, cores / ranks_on_machine), "cores / ranks on the machine, whose nodes share one kernel"};
+  return {std::max(1, cores / std::max(ranks_on_node, 1)), "cores per node / ranks per node"};
+}
+
 Placement configure_threads(const Comm& comm, int requested_threads) {
   Placement p;
   MPI_Comm node_comm = MPI_COMM_NULL;
@@ -57,12 +63,10 @@ Placement configure_threads(const Comm& comm, int requested_threads) {
   } else if (const char* s = std::getenv("SLURM_CPUS_PER_TASK"); s && std::atoi(s) > 0) {
     p.threads_per_rank = std::atoi(s);
     p.how = "SLURM_CPUS_PER_TASK";
-  } else if (p.ranks_on_machine > p.ranks_on_node) {
-    p.threads_per_rank = std::max(1, p.cores_on_node / p.ranks_on_machine);
-    p.how = "cores / ranks on the machine, whose nodes share one kernel";
   } else {
-    p.threads_per_rank = std::max(1, p.cores_on_node / p.ranks_on_node);
-    p.how = "cores per node / ranks per node";
+    const ThreadRule rule = default_threads(p.cores_on_node, p.ranks_on_node, p.ranks_on_machine);
+    p.threads_per_rank = rule.threads;
+    p.how = rule.how;
   }
   openblas_set_num_threads(p.threads_per_rank);
 

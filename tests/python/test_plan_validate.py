@@ -50,8 +50,8 @@ def test_validates_frontier_points_with_real_runs(tmp_path, mpitrain, make_test_
     with open(os.path.join(out, "P2-B00256-s1", "metrics.jsonl")) as f:
         header = json.loads(f.readline())
     assert header["ranks"] == 2 and header["config"]["global-batch"] == "256"
-    assert header["config"]["threads"] == "0"  # the trainer's own rule
-    with open(os.path.join(out, "P1-B00128-s1", "metrics.jsonl")) as f:
+    assert header["config"]["threads"] == "0"  # the config's (this one sets none: the trainer's rule)
+    with open(os.path.join(out, "P1-B00128-t3-s1", "metrics.jsonl")) as f:
         header = json.loads(f.readline())
     assert header["threads_per_rank"] == 3 and header["config"]["threads"] == "3"
     assert [(x["threads"], x["measured_se"]) for x in rows] == [(3, None), (None, None)]  # one seed: no se
@@ -79,7 +79,15 @@ def test_validate_plan_script_refuses_bad_input_before_any_cluster(tmp_path, mpi
              (["--sweep", sweep, "--seeds", "0"], "--seeds", "positive integers"),
              (["--sweep", sweep, "--batch-min", "512", "--batch-max", "64"], "--batch-min", "min <= max"),
              (["--sweep", sweep, "--mpitrain", str(tmp_path / "nothing")], "nothing", "not an executable"),
-             (["--sweep", sweep], "config.ini does not exist", "record no config")]  # the fake runs have none
+             (["--sweep", sweep, "--hosts", "0,2"], "--hosts", "1 or more"),
+             (["--sweep", sweep, "--rows", "all"], "--rows", "best or frontier"),
+             (["--sweep", sweep, "--tolerance", "x"], "--tolerance", "a fraction"),
+             (["--sweep", sweep, "--rate", "fast"], "--rate", "a tc rate"),
+             (["--sweep", sweep, "--seeds"], "--seeds needs a value"),
+             (["--sweep", sweep, "--hosts", "1,8", "--batch-min", "2", "--batch-max", "4"], "--batch-max 4",
+              "below 8 hosts"),
+             (["--sweep", sweep], "config.ini does not exist", "record no config"),  # the fake runs have none
+             (["--sweep", "sweep"], str(tmp_path / "sweep"), "record no config")]  # relative to the caller
     for extra, *phrases in cases:
         r = run(base + extra, timeout=60, cwd=str(tmp_path))
         errors = [line for line in r.stderr.splitlines() if line.startswith("validate_plan: error:")]

@@ -41,6 +41,15 @@ struct Placement {
 // on its machine when nodes share one.
 inline int ranks_sharing_machine(const Placement& p) { return p.ranks_on_machine > p.ranks_on_node ? p.ranks_on_machine : p.ranks_on_node; }
 
+// The default BLAS threads per rank (no --threads, no SLURM_CPUS_PER_TASK):
+// the cores divided by the ranks sharing them, at least 1; `how` names the
+// rule.
+struct ThreadRule {
+  int threads;
+  const char* how;
+};
+ThreadRule default_threads(int cores, int ranks_on_node, int ranks_on_machine);
+
 // Collective over comm. Sets OpenBLAS's thread count.
 Placement configure_threads(const Comm& comm, int requested_threads);
 

@@ -118,9 +118,10 @@ def steps_model_from_sweep(dirs, weighting, level):
 def cadence_of(runs_at):
     """(B -> (evaluations every k steps, steps per epoch)) from {B: run}: a
     B without a run takes the cadence of the nearest B that has one."""
+    from .perf_equations import nearest
+
     def cadence(B):
-        near = min(runs_at, key=lambda b: abs(math.log(b / B)))
-        r = runs_at[near]
+        r = runs_at[nearest(runs_at, lambda b: b, B)]
         rows = r.get("train_rows")
         return r.get("eval_every_steps") or 0, (math.ceil(rows / B) if rows else None)
     return cadence
@@ -134,14 +135,14 @@ def steps_model_from_noise(run_dir):
         raise SystemExit(f"plan: error: {run_dir} has no run that reached its target (summary.json)")
     b0, s0 = float(s["global_batch"]), float(s["target_step"])
     # B_simple where the target was reached: the last reading at or before it.
-    at = [v for samples, v in noise_series(load_run(run_dir)) if samples <= s["target_samples"]]
+    run = load_run(run_dir)
+    at = [v for samples, v in noise_series(run) if samples <= s["target_samples"]]
     bn = at[-1] if at else None
     if bn is None or not bn > 0:
         raise SystemExit(f"plan: error: {run_dir} has no positive noise scale at its target")
     s_min = s0 / (1 + bn / b0)
     how = (f"one run ({os.path.basename(os.path.normpath(run_dir))}): {s0:.0f} steps at B={b0:.0f}, B_simple {bn:.4g} "
            f"at the target: S(B) = {s_min:.4g} (1 + {bn:.4g}/B); no interval")
-    run = load_run(run_dir)
     return (lambda B: s_min * (1 + bn / B)), None, how, (b0, b0), cadence_of({int(b0): run})
 
 
@@ -151,17 +152,16 @@ def plan_rows(model, point, replicates, ranks, batches, per_node, level, eval_co
     import numpy as np
     from .bootstrap import percentile_interval
     from .eval_cost import evaluations_before
+    from .perf_equations import nearest
     rows = []
     for P in ranks:
         nodes = math.ceil(P / per_node)
+        per_eval = eval_cost[nearest(eval_cost, lambda p: p, P)][0] if eval_cost else 0.0
         for B in batches:
             if B < P:
                 continue
             r = model.predict(P, B)
             S = point(B)
-            per_eval = 0.0
-            if eval_cost:
-                per_eval = eval_cost[min(eval_cost, key=lambda p: (abs(math.log(p / P)), p))][0]
             evals = lambda steps: evaluations_before(steps, *cadence(B)) if per_eval else 0  # noqa: E731
             t = S * r["step_s"] + evals(S) * per_eval
             lo = hi = None

@@ -264,8 +264,8 @@ void print_placement(const Comm& comm, const Placement& place) {
     for (size_t i = 0; i < ranks.size(); ++i) std::printf("%s%d", i ? "," : " ", ranks[i]);
     std::printf("\n");
   }
-  if (ranks_sharing_machine(place) * place.threads_per_rank > place.cores_on_node)
-    std::printf("warning: %d ranks x %d threads exceed the %d cores of a %s\n", ranks_sharing_machine(place),
+  if (place.ranks_on_machine * place.threads_per_rank > place.cores_on_node)
+    std::printf("warning: %d ranks x %d threads exceed the %d cores of a %s\n", place.ranks_on_machine,
                 place.threads_per_rank, place.cores_on_node,
                 place.ranks_on_machine > place.ranks_on_node ? "machine (its nodes share one kernel)" : "node");
 }

@@ -119,7 +119,7 @@ Placement placed(const Config& c, const Comm& comm, const RunPlan& plan) {
                                              optimizer_state_buffers(c.optim.kind),
                                              plan.data->split("train").y_width, c.step.prefetch,
                                              c.step.deterministic ? unit_count(plan.max_shard, c.step.unit_rows) : 0);
-    check_rank_memory(need, ranks_sharing_machine(place), c.max_memory_mb);
+    check_rank_memory(need, place.ranks_on_machine, c.max_memory_mb);
   });
   return place;
 }

@@ -117,7 +117,6 @@ TEST(Placement, RanksOnOneMachineAreTheNodesRanks) {
   const Placement p = configure_threads(comm, 0);
   EXPECT_EQ(p.ranks_on_node, comm.size());
   EXPECT_EQ(p.ranks_on_machine, comm.size());
-  EXPECT_EQ(ranks_sharing_machine(p), comm.size());
   if (std::getenv("SLURM_CPUS_PER_TASK") == nullptr) {
     EXPECT_EQ(p.how, "cores per node / ranks per node");
     EXPECT_EQ(p.threads_per_rank, std::max(1, p.cores_on_node / comm.size()));

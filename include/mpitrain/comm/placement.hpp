@@ -21,9 +21,9 @@ struct Placement {
   int node_count = 1;
   int cores_on_node = 1;
   // Ranks on this rank's machine: those whose kernel has the same boot id
-  // (/proc/sys/kernel/random/boot_id), at least ranks_on_node. More than
-  // ranks_on_node when nodes are emulated or containerised on one machine
-  // and share its cores (scripts/netns-cluster.sh).
+  // (/proc/sys/kernel/random/boot_id), at least ranks_on_node; the ranks
+  // that share this rank's cores and memory. More than ranks_on_node when
+  // nodes are emulated or containerised on one machine (scripts/netns-cluster.sh).
   int ranks_on_machine = 1;
   std::string how;  // which rule chose threads_per_rank
   // The kernel set OpenBLAS runs (openblas_get_corename, e.g. "Haswell" for
@@ -36,10 +36,6 @@ struct Placement {
   // Slurm job id, nodes, tasks per node, cpus per task ("" outside Slurm).
   std::string slurm_job_id, slurm_nodes, slurm_tasks_per_node, slurm_cpus_per_task;
 };
-
-// The ranks that share this rank's cores and memory: those on its node, or
-// on its machine when nodes share one.
-inline int ranks_sharing_machine(const Placement& p) { return p.ranks_on_machine > p.ranks_on_node ? p.ranks_on_machine : p.ranks_on_node; }
 
 // The default BLAS threads per rank (no --threads, no SLURM_CPUS_PER_TASK):
 // the cores divided by the ranks sharing them, at least 1; `how` names the
